@@ -1,0 +1,426 @@
+//! Exact values of the midpoint divergences between two endpoint laws.
+//!
+//! | function        | quantity                                             | paper  |
+//! |-----------------|------------------------------------------------------|--------|
+//! | [`d_t`]         | `D(t) = E‖E[Δ | X̃_t]‖²`, flipped observation         | Eq. 5, integrand of Eq. 8 |
+//! | [`d_mid`]       | `D_mid = D(½)`                                       | Eq. 2 (σ = 0, linear) |
+//! | [`d_tmid`]      | `D_t-mid^{I,σ} = ∫₀^½ D(t) dt` (not averaged over t) | Eq. 8, Def. 3.2 |
+//! | [`d_t_unflipped`]| `E‖E[Δ | X_t]‖²`, unflipped observation             | integrand of Eq. 3 |
+//! | [`d_naive`]     | `∫₀¹ E‖E[Δ | X_t]‖² dt`                              | Eq. 3 |
+//!
+//! Each result carries the [`Method`] that produced it and an error bound: closed forms are
+//! exact up to rounding; quadrature targets a relative error of [`ExactOptions::rel_tol`]
+//! (1e-10 by default) with the bound described in [`crate::quad`]; where neither applies
+//! (several covariance classes in `d ≥ 3`, or mixtures too large for quadrature) the value is
+//! a Rao–Blackwellized Monte Carlo estimate with the exact field, and the bound is the
+//! half-width of its 95% interval.
+
+use crate::discrete;
+use crate::error::{check_dims, check_time, DivergenceError};
+pub use crate::exact::Method;
+use crate::exact::{d_of_posterior, Exact};
+use crate::grouping::DEFAULT_ATOM_TOL;
+use crate::interpolant::{Observation, StochasticInterpolant};
+use crate::law::Law;
+use crate::montecarlo::{rao_blackwell, Setup, TimeLaw};
+use crate::posterior::Posterior;
+use crate::quad::{integrate, NonFiniteIntegrand};
+use std::cell::Cell;
+
+/// Accuracy and fallback settings of the exact computations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactOptions {
+    /// Target relative error of quadrature (default 1e-10).
+    pub rel_tol: f64,
+    /// Coincidence tolerance for atoms (default [`DEFAULT_ATOM_TOL`]).
+    pub atom_tol: f64,
+    /// Largest quadrature work (integrand evaluations × mixture size) before falling back
+    /// to Monte Carlo (default 2e9).
+    pub max_work: f64,
+    /// Monte Carlo draws when it comes to that (default 2²²).
+    pub mc_samples: usize,
+    /// Seed of the Monte Carlo fallback.
+    pub seed: u64,
+}
+
+impl Default for ExactOptions {
+    fn default() -> Self {
+        ExactOptions {
+            rel_tol: 1e-10,
+            atom_tol: DEFAULT_ATOM_TOL,
+            max_work: 2e9,
+            mc_samples: 1 << 22,
+            seed: 0,
+        }
+    }
+}
+
+impl ExactOptions {
+    fn validate(&self) -> Result<(), DivergenceError> {
+        let bad = |what: &str| Err(DivergenceError::InvalidOption(what.to_string()));
+        if !(self.rel_tol > 0.0 && self.rel_tol < 1.0) {
+            return bad("rel_tol must be in (0, 1)");
+        }
+        if !(self.atom_tol >= 0.0 && self.atom_tol < 1e-3) {
+            return bad("atom_tol must be in [0, 1e-3)");
+        }
+        if self.mc_samples < 2 {
+            return bad("mc_samples must be at least 2");
+        }
+        Ok(())
+    }
+}
+
+/// A computed divergence value.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Evaluation {
+    /// The value.
+    pub value: f64,
+    /// Error bound: rounding for closed forms, quadrature bound, or 95% half-width for Monte
+    /// Carlo.
+    pub error_bound: f64,
+    /// How the value was obtained.
+    pub method: Method,
+    /// Standard error (Monte Carlo only).
+    pub std_error: Option<f64>,
+    /// Monte Carlo draws (Monte Carlo only).
+    pub samples: Option<u64>,
+}
+
+impl Evaluation {
+    fn exact(e: Exact) -> Self {
+        Evaluation {
+            value: e.value,
+            error_bound: e.error,
+            method: e.method,
+            std_error: None,
+            samples: None,
+        }
+    }
+
+    fn monte_carlo(e: crate::montecarlo::McEstimate) -> Self {
+        Evaluation {
+            value: e.estimate,
+            error_bound: 1.959_963_984_540_054 * e.std_error,
+            method: Method::MonteCarlo,
+            std_error: Some(e.std_error),
+            samples: Some(e.samples),
+        }
+    }
+}
+
+/// The divergences the CLI and [`divergence`] know by name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Divergence {
+    /// `D_mid` (Eq. 2; `D(½)` of the given interpolant).
+    Mid,
+    /// `D_t-mid^{I,σ}` (Eq. 8).
+    TMid,
+    /// The naive unflipped integral (Eq. 3).
+    Naive,
+    /// `D(t)` of the flipped observation at one `t`.
+    AtT(f64),
+}
+
+impl Divergence {
+    /// Name used in reports: `mid`, `tmid`, `naive`, `at-t`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Divergence::Mid => "mid",
+            Divergence::TMid => "tmid",
+            Divergence::Naive => "naive",
+            Divergence::AtT(_) => "at-t",
+        }
+    }
+}
+
+/// Computes a named divergence.
+pub fn divergence(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    which: Divergence,
+    opts: &ExactOptions,
+) -> Result<Evaluation, DivergenceError> {
+    match which {
+        Divergence::Mid => d_mid(p0, p1, si, opts),
+        Divergence::TMid => d_tmid(p0, p1, si, opts),
+        Divergence::Naive => d_naive(p0, p1, si, opts),
+        Divergence::AtT(t) => d_t(p0, p1, si, t, opts),
+    }
+}
+
+/// `E‖X1 − X0‖²`, the scale every `D(t)` is bounded by (Jensen).
+fn displacement_scale(p0: &Law, p1: &Law) -> f64 {
+    let (m0, m1) = (p0.mean(), p1.mean());
+    (p0.second_moment() + p1.second_moment() - 2.0 * m0.dot(&m1)).max(0.0)
+}
+
+fn quad_err(_: NonFiniteIntegrand) -> DivergenceError {
+    DivergenceError::InvalidOption(
+        "quadrature met a non-finite integrand (laws too extreme for double precision)".to_string(),
+    )
+}
+
+/// Runs `eval` at a coarse tolerance, then, unless that already meets `rel_tol` relative to
+/// the coarse value (or is a closed form), again at `rel_tol × value` (floored at 1e-16 of
+/// the scale, below which double precision cannot resolve the value anyway).
+fn two_pass(
+    scale: f64,
+    rel_tol: f64,
+    eval: &dyn Fn(f64) -> Result<Option<Exact>, NonFiniteIntegrand>,
+) -> Result<Option<Exact>, DivergenceError> {
+    let floor = 1e-16 * scale.max(f64::MIN_POSITIVE);
+    let coarse = match eval((1e-4 * scale).max(floor)).map_err(quad_err)? {
+        None => return Ok(None),
+        Some(c) => c,
+    };
+    let target = (rel_tol * coarse.value.abs()).max(floor);
+    if coarse.method == Method::ClosedForm || coarse.error <= target {
+        return Ok(Some(coarse));
+    }
+    eval(target).map_err(quad_err)
+}
+
+fn d_at(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    t: f64,
+    obs: Observation,
+    opts: &ExactOptions,
+) -> Result<Evaluation, DivergenceError> {
+    check_dims(p0, p1)?;
+    check_time(t, 0.0, 1.0)?;
+    opts.validate()?;
+    let post = Posterior::new(p0, p1, si, t, obs, opts.atom_tol);
+    let scale = displacement_scale(p0, p1);
+    match two_pass(scale, opts.rel_tol, &|tol| {
+        d_of_posterior(&post, tol, opts.max_work)
+    })? {
+        Some(e) => Ok(Evaluation::exact(e)),
+        None => rao_blackwell(
+            &Setup::new(p0, p1, si).observed(obs).at(TimeLaw::Fixed(t)),
+            opts.mc_samples,
+            opts.seed,
+        )
+        .map(Evaluation::monte_carlo),
+    }
+}
+
+/// `D(t) = E‖E[X1 − X0 | X̃_t]‖²` for the flipped observation of Eq. 7, `t ∈ [0, 1]`
+/// (`D(t) = D(1 − t)` by construction).
+///
+/// ```
+/// use midpoint::divergence::{d_t, ExactOptions, Method};
+/// use midpoint::interpolant::StochasticInterpolant;
+/// use midpoint::law::{Gaussian, Law};
+/// use ndarray::array;
+/// let p0: Law = Gaussian::isotropic(array![0.0], 1.0).unwrap().into();
+/// let p1: Law = Gaussian::isotropic(array![0.0], 4.0).unwrap().into();
+/// let si = StochasticInterpolant::linear(0.0).unwrap();
+/// let e = d_t(&p0, &p1, &si, 0.2, &ExactOptions::default()).unwrap();
+/// assert_eq!(e.method, Method::Quadrature);
+/// assert!(e.value > 0.0 && e.error_bound < 1e-9 * e.value);
+/// ```
+pub fn d_t(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    t: f64,
+    opts: &ExactOptions,
+) -> Result<Evaluation, DivergenceError> {
+    d_at(p0, p1, si, t, Observation::Flipped, opts)
+}
+
+/// The Midpoint Divergence `D_mid = D(½)` (Eq. 2 for the linear interpolant with σ = 0; the
+/// generalized version otherwise). For Gaussians it is closed form:
+/// `‖m1−m0‖² + tr((S1−S0)(S0+S1+σI)⁻¹(S1−S0))` for the paper's interpolant.
+///
+/// ```
+/// use midpoint::divergence::{d_mid, ExactOptions, Method};
+/// use midpoint::interpolant::StochasticInterpolant;
+/// use midpoint::law::{Gaussian, Law};
+/// use ndarray::array;
+/// let p0: Law = Gaussian::isotropic(array![0.0], 1.0).unwrap().into();
+/// let p1: Law = Gaussian::isotropic(array![2.0], 3.0).unwrap().into();
+/// let si = StochasticInterpolant::linear(0.0).unwrap();
+/// let e = d_mid(&p0, &p1, &si, &ExactOptions::default()).unwrap();
+/// assert_eq!(e.method, Method::ClosedForm);
+/// assert!((e.value - (4.0 + 4.0 / 4.0)).abs() < 1e-14);
+/// ```
+pub fn d_mid(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    opts: &ExactOptions,
+) -> Result<Evaluation, DivergenceError> {
+    d_t(p0, p1, si, 0.5, opts)
+}
+
+/// `E‖E[X1 − X0 | X_t]‖²` for the unflipped observation (the integrand of Eq. 3).
+///
+/// ```
+/// use midpoint::divergence::{d_t_unflipped, ExactOptions};
+/// use midpoint::interpolant::StochasticInterpolant;
+/// use midpoint::law::{Gaussian, Law};
+/// let p: Law = Gaussian::isotropic(ndarray::array![0.0], 1.0).unwrap().into();
+/// let si = StochasticInterpolant::linear(0.0).unwrap();
+/// let t = 0.2;
+/// let e = d_t_unflipped(&p, &p, &si, t, &ExactOptions::default()).unwrap();
+/// // (2t−1)²/((1−t)²+t²): nonzero although p0 = p1 — the failure of Eq. 3.
+/// let want = (2.0 * t - 1.0f64).powi(2) / ((1.0 - t) * (1.0 - t) + t * t);
+/// assert!((e.value - want).abs() < 1e-14);
+/// ```
+pub fn d_t_unflipped(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    t: f64,
+    opts: &ExactOptions,
+) -> Result<Evaluation, DivergenceError> {
+    d_at(p0, p1, si, t, Observation::Unflipped, opts)
+}
+
+/// `∫_lo^hi D(t) dt` by quadrature over `t` of exact `D(t)`, or `None` if `D(t)` has no exact
+/// route (judged at the generic time `probe`).
+fn integrate_over_t(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    obs: Observation,
+    (lo, hi): (f64, f64),
+    probe: f64,
+    opts: &ExactOptions,
+) -> Result<Option<Exact>, DivergenceError> {
+    let probe_post = Posterior::new(p0, p1, si, probe, obs, opts.atom_tol);
+    if crate::exact::quadrature_work(&probe_post) > opts.max_work
+        || d_of_posterior(&probe_post, f64::MAX, opts.max_work)
+            .map_err(quad_err)?
+            .is_none()
+    {
+        return Ok(None);
+    }
+    let scale = displacement_scale(p0, p1) * (hi - lo);
+    let eval = |tol: f64| -> Result<Option<Exact>, NonFiniteIntegrand> {
+        let inner_err = Cell::new(0.0f64);
+        let inner_evals = Cell::new(0u64);
+        let missing = Cell::new(false);
+        // Inner errors integrate to at most (hi − lo)·max error: give each D(t) tol/(2(hi−lo)).
+        let inner_tol = 0.5 * tol / (hi - lo);
+        let f = |t: f64| -> f64 {
+            let post = Posterior::new(p0, p1, si, t, obs, opts.atom_tol);
+            match d_of_posterior(&post, inner_tol, opts.max_work) {
+                Ok(Some(e)) => {
+                    inner_err.set(inner_err.get().max(e.error));
+                    inner_evals.set(inner_evals.get() + e.evals);
+                    e.value
+                }
+                Ok(None) => {
+                    missing.set(true);
+                    0.0
+                }
+                Err(_) => f64::NAN,
+            }
+        };
+        let q = integrate(&f, lo, hi, 0.5 * tol)?;
+        if missing.get() {
+            return Ok(None);
+        }
+        Ok(Some(Exact {
+            value: q.value,
+            error: q.error + (hi - lo) * inner_err.get(),
+            method: Method::Quadrature,
+            evals: q.evals + inner_evals.get(),
+        }))
+    };
+    two_pass(scale, opts.rel_tol, &eval)
+}
+
+/// The generalized time-integrated Midpoint Divergence `D_t-mid^{I,σ} = ∫₀^½ D(t) dt`
+/// (Eq. 8; Def. 3.2 for the linear interpolant with σ = 0). Not averaged over `t`.
+///
+/// Two discrete laws with `σ = 0` and a built-in interpolant have the closed form
+/// `½ · D(t)` at generic `t` ([`crate::discrete::generic_flipped`]).
+///
+/// ```
+/// use midpoint::divergence::{d_tmid, ExactOptions, Method};
+/// use midpoint::interpolant::StochasticInterpolant;
+/// use midpoint::law::{Discrete, Law};
+/// use ndarray::array;
+/// let p0: Law = Discrete::new(array![[0.0]], array![1.0]).unwrap().into();
+/// let p1: Law = Discrete::new(array![[1.0]], array![1.0]).unwrap().into();
+/// let si = StochasticInterpolant::linear(0.0).unwrap();
+/// let e = d_tmid(&p0, &p1, &si, &ExactOptions::default()).unwrap();
+/// assert_eq!((e.value, e.method), (0.5, Method::ClosedForm)); // ∫₀^½ 1 dt
+/// ```
+pub fn d_tmid(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    opts: &ExactOptions,
+) -> Result<Evaluation, DivergenceError> {
+    check_dims(p0, p1)?;
+    opts.validate()?;
+    if let (Law::Discrete(a), Law::Discrete(b)) = (p0, p1) {
+        if si.noise().is_zero() && si.interpolant().is_builtin() {
+            let v = 0.5 * discrete::generic_flipped(a, b, opts.atom_tol);
+            return Ok(closed_form(v, (a.len() + b.len()).pow(2)));
+        }
+    }
+    match integrate_over_t(p0, p1, si, Observation::Flipped, (0.0, 0.5), 0.2113, opts)? {
+        Some(e) => Ok(Evaluation::exact(e)),
+        None => rao_blackwell(&Setup::new(p0, p1, si), opts.mc_samples, opts.seed)
+            .map(Evaluation::monte_carlo),
+    }
+}
+
+/// The naive unflipped time integral `∫₀¹ E‖E[X1 − X0 | X_t]‖² dt` (Eq. 3), which is not a
+/// divergence: it is positive for `p0 = p1`.
+///
+/// ```
+/// use midpoint::divergence::{d_naive, ExactOptions};
+/// use midpoint::interpolant::StochasticInterpolant;
+/// use midpoint::law::{Gaussian, Law};
+/// let p: Law = Gaussian::isotropic(ndarray::array![0.0], 1.0).unwrap().into();
+/// let si = StochasticInterpolant::linear(0.0).unwrap();
+/// let e = d_naive(&p, &p, &si, &ExactOptions::default()).unwrap();
+/// // ∫₀¹ (2t−1)²/((1−t)²+t²) dt = 2 − π/2.
+/// assert!((e.value - (2.0 - std::f64::consts::FRAC_PI_2)).abs() < 1e-9);
+/// ```
+pub fn d_naive(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    opts: &ExactOptions,
+) -> Result<Evaluation, DivergenceError> {
+    check_dims(p0, p1)?;
+    opts.validate()?;
+    if let (Law::Discrete(a), Law::Discrete(b)) = (p0, p1) {
+        if si.noise().is_zero() && si.interpolant().is_builtin() {
+            let v = discrete::mean_sq_displacement(a, b);
+            return Ok(closed_form(v, a.len() * b.len()));
+        }
+    }
+    match integrate_over_t(p0, p1, si, Observation::Unflipped, (0.0, 1.0), 0.2113, opts)? {
+        Some(e) => Ok(Evaluation::exact(e)),
+        None => rao_blackwell(
+            &Setup::new(p0, p1, si)
+                .observed(Observation::Unflipped)
+                .at(TimeLaw::NAIVE),
+            opts.mc_samples,
+            opts.seed,
+        )
+        .map(Evaluation::monte_carlo),
+    }
+}
+
+fn closed_form(value: f64, terms: usize) -> Evaluation {
+    Evaluation {
+        value,
+        error_bound: 8.0 * f64::EPSILON * terms as f64 * value.abs(),
+        method: Method::ClosedForm,
+        std_error: None,
+        samples: None,
+    }
+}

@@ -1,0 +1,344 @@
+//! `D(t) = E‖m_t(X̃_t)‖²` from the mixture representation of [`crate::posterior`], by the
+//! cheapest exact route that applies:
+//!
+//! 1. **Atoms** contribute `Σ_a P(a)‖m_t(a)‖²` exactly.
+//! 2. **One continuous component** (e.g. Gaussian endpoints at `t = ½`, or the unflipped
+//!    observation): `m_t` is affine and `E‖m_t‖² = π(‖c‖² + tr(A C Aᵀ))` — closed form.
+//! 3. **One covariance class** (equal covariances, e.g. Gaussians with `S0 = S1`, or discrete
+//!    laws with noise): in whitened coordinates the posterior weights depend on `x` only
+//!    through its projection `u` on the span of the whitened mean differences, of dimension
+//!    `r ≤ K − 1`. With `Q` an orthonormal basis of that span, `G = A L`, `δ_k = Qᵀ(ν_k − ν_0)`,
+//!    ```text
+//!    E[‖m_t‖² | u] = ‖Σ_k w_k(u) c_k + G Q (u − Σ_k w_k(u) δ_k)‖² + ‖G‖²_F − ‖G Q‖²_F,
+//!    ```
+//!    so `D(t)` is an `r`-dimensional Gaussian integral whatever `d` is. Used when `r ≤ 2`.
+//! 4. **General** mixtures in `d ≤ 2`: each component's expectation by quadrature in its own
+//!    standardized coordinates `x = μ_j + L_j s`.
+//!
+//! Anything else (several covariance classes in `d ≥ 3`, or a mixture too large for the work
+//! budget) is reported as needing Monte Carlo.
+
+use crate::linalg;
+use crate::posterior::{Class, Posterior};
+use crate::quad::{gaussian_expectation, NonFiniteIntegrand};
+use std::cell::RefCell;
+
+/// How a value was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// A closed-form expression (exact up to floating-point rounding).
+    ClosedForm,
+    /// Deterministic quadrature with an error bound.
+    Quadrature,
+    /// Monte Carlo with the exact field; the bound is a 95% interval half-width.
+    MonteCarlo,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::ClosedForm => "closed-form",
+            Method::Quadrature => "quadrature",
+            Method::MonteCarlo => "monte-carlo",
+        })
+    }
+}
+
+/// An exact (non-random) value with its error bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Exact {
+    pub value: f64,
+    pub error: f64,
+    pub method: Method,
+    pub evals: u64,
+}
+
+/// Nodes per dimension assumed by the work estimate.
+const NODES_PER_DIM: f64 = 300.0;
+
+fn norm2(x: &[f64]) -> f64 {
+    x.iter().map(|v| v * v).sum()
+}
+
+/// Rounding-level bound for a closed form: a few ulps per term of the sums involved.
+fn rounding_bound(terms: f64, magnitude: f64) -> f64 {
+    8.0 * f64::EPSILON * terms * magnitude.abs()
+}
+
+/// `tr(A C Aᵀ)`.
+fn trace_acat(a: &[f64], c: &[f64], d: usize) -> f64 {
+    let ac = linalg::matmul(a, c, d, d, d);
+    (0..d)
+        .map(|i| (0..d).map(|j| ac[i * d + j] * a[i * d + j]).sum::<f64>())
+        .sum()
+}
+
+/// Estimated integrand evaluations × cost per evaluation, to decide against quadrature.
+pub(crate) fn quadrature_work(post: &Posterior) -> f64 {
+    let k = post.comps.len() as f64;
+    let d = post.dim() as f64;
+    let r = if nonempty(post).count() == 1 {
+        (k - 1.0).min(d)
+    } else {
+        d
+    };
+    k * k * d * NODES_PER_DIM.powf(r)
+}
+
+fn nonempty(post: &Posterior) -> impl Iterator<Item = &Class> {
+    post.classes.iter().filter(|c| c.end > c.start)
+}
+
+/// `D(t)` for this posterior to absolute tolerance `tol`, or `None` when no exact route
+/// applies within `max_work`.
+pub(crate) fn d_of_posterior(
+    post: &Posterior,
+    tol: f64,
+    max_work: f64,
+) -> Result<Option<Exact>, NonFiniteIntegrand> {
+    let d = post.dim();
+    let atom_part: f64 = post.atoms.iter().map(|a| a.mass * norm2(&a.field)).sum();
+    let atom_round = rounding_bound((post.atoms.len() * d) as f64, atom_part);
+    let closed = |v: f64, round: f64| Exact {
+        value: atom_part + v,
+        error: atom_round + round,
+        method: Method::ClosedForm,
+        evals: 0,
+    };
+    if post.comps.is_empty() {
+        return Ok(Some(closed(0.0, 0.0)));
+    }
+    let classes: Vec<&Class> = nonempty(post).collect();
+    if post.comps.len() == 1 {
+        let (class, c) = (classes[0], &post.comps[0]);
+        let mut v = norm2(&c.offset);
+        if let Some(a) = &class.gain {
+            v += trace_acat(a, &class.cov, d);
+        }
+        let v = c.log_weight.exp() * v;
+        return Ok(Some(closed(v, rounding_bound((d * d * d) as f64, v))));
+    }
+    if quadrature_work(post) > max_work {
+        return Ok(None);
+    }
+    let q = if classes.len() == 1 {
+        match reduced(post, classes[0], tol)? {
+            Some(q) => q,
+            None => return Ok(None),
+        }
+    } else if d <= 2 {
+        general(post, tol)?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Exact {
+        value: atom_part + q.value,
+        error: atom_round + q.error,
+        method: q.method,
+        evals: q.evals,
+    }))
+}
+
+/// Route 3: one covariance class, weights depend on an `r ≤ 2` dimensional projection.
+fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, NonFiniteIntegrand> {
+    let d = post.dim();
+    let comps = &post.comps[class.start..class.end];
+    let k = comps.len();
+    let nu0 = &comps[0].white;
+    let e: Vec<Vec<f64>> = comps
+        .iter()
+        .map(|c| c.white.iter().zip(nu0).map(|(a, b)| a - b).collect())
+        .collect();
+    // Span of the whitened mean differences.
+    let mut scatter = vec![0.0; d * d];
+    for ek in &e {
+        for i in 0..d {
+            for j in 0..d {
+                scatter[i * d + j] += ek[i] * ek[j];
+            }
+        }
+    }
+    let (vals, vecs) = linalg::sym_eigen(&scatter, d).expect("symmetric eigendecomposition");
+    let lmax = vals.iter().fold(0.0f64, |m, v| m.max(*v));
+    let basis: Vec<usize> = (0..d)
+        .filter(|&i| vals[i] > 1e-24 * lmax && lmax > 0.0)
+        .collect();
+    let r = basis.len();
+    let weights: Vec<f64> = comps.iter().map(|c| c.log_weight.exp()).collect();
+    let g: Option<Vec<f64>> = class
+        .gain
+        .as_ref()
+        .map(|a| linalg::matmul(a, &class.chol, d, d, d));
+    let g_fro2 = g.as_ref().map_or(0.0, |g| norm2(g));
+    if r == 0 {
+        // All components at one location: affine field, closed form.
+        let total: f64 = weights.iter().sum();
+        let mut c = vec![0.0; d];
+        for (comp, w) in comps.iter().zip(&weights) {
+            c.iter_mut()
+                .zip(&comp.offset)
+                .for_each(|(ci, o)| *ci += w / total * o);
+        }
+        let v = total * (norm2(&c) + g_fro2);
+        return Ok(Some(Exact {
+            value: v,
+            error: rounding_bound((k * d * d) as f64, v),
+            method: Method::ClosedForm,
+            evals: 0,
+        }));
+    }
+    if r > 2 {
+        return Ok(None);
+    }
+    // Q: d × r, columns = basis eigenvectors.
+    let q: Vec<f64> = (0..d)
+        .flat_map(|i| basis.iter().map(move |&j| (i, j)))
+        .map(|(i, j)| vecs[i * d + j])
+        .collect();
+    let delta: Vec<Vec<f64>> = e
+        .iter()
+        .map(|ek| {
+            (0..r)
+                .map(|a| (0..d).map(|i| q[i * r + a] * ek[i]).sum())
+                .collect()
+        })
+        .collect();
+    let s0: Vec<f64> = comps
+        .iter()
+        .zip(&e)
+        .map(|(c, ek)| c.log_weight - 0.5 * norm2(ek))
+        .collect();
+    let gq: Option<Vec<f64>> = g.as_ref().map(|g| linalg::matmul(g, &q, d, d, r));
+    let gq_fro2 = gq.as_ref().map_or(0.0, |m| norm2(m));
+    let trace_rest = (g_fro2 - gq_fro2).max(0.0);
+
+    let cmax = comps
+        .iter()
+        .map(|c| norm2(&c.offset).sqrt())
+        .fold(0.0, f64::max);
+    let dmax = delta.iter().map(|v| norm2(v).sqrt()).fold(0.0, f64::max);
+    let gqn = gq_fro2.sqrt();
+    let bound_a = 2.0 * (cmax + 2.0 * gqn * dmax).powi(2) + trace_rest;
+    let bound_b = 2.0 * gqn * gqn;
+
+    let buf = RefCell::new((vec![0.0; k], vec![0.0; d], vec![0.0; r]));
+    let h = |u: &[f64]| -> f64 {
+        let mut guard = buf.borrow_mut();
+        let (s, m, wd) = &mut *guard;
+        let mut max = f64::NEG_INFINITY;
+        for i in 0..k {
+            let dot: f64 = u.iter().zip(&delta[i]).map(|(a, b)| a * b).sum();
+            s[i] = s0[i] + dot;
+            max = max.max(s[i]);
+        }
+        let mut total = 0.0;
+        for si in s.iter_mut() {
+            *si = (*si - max).exp();
+            total += *si;
+        }
+        m.iter_mut().for_each(|v| *v = 0.0);
+        wd.iter_mut().for_each(|v| *v = 0.0);
+        for i in 0..k {
+            let w = s[i] / total;
+            m.iter_mut()
+                .zip(&comps[i].offset)
+                .for_each(|(mi, o)| *mi += w * o);
+            wd.iter_mut().zip(&delta[i]).for_each(|(a, b)| *a += w * b);
+        }
+        if let Some(gq) = &gq {
+            for i in 0..d {
+                for a in 0..r {
+                    m[i] += gq[i * r + a] * (u[a] - wd[a]);
+                }
+            }
+        }
+        norm2(m) + trace_rest
+    };
+    let mut value = 0.0;
+    let mut error = 0.0;
+    let mut evals = 0;
+    for j in 0..k {
+        let shift = &delta[j];
+        let f = |sv: &[f64]| {
+            let mut u = [0.0; 2];
+            for a in 0..r {
+                u[a] = shift[a] + sv[a];
+            }
+            h(&u[..r])
+        };
+        let qr = gaussian_expectation(r, &f, bound_a, bound_b, tol)?;
+        value += weights[j] * qr.value;
+        error += weights[j] * qr.error;
+        evals += qr.evals;
+    }
+    Ok(Some(Exact {
+        value,
+        error,
+        method: Method::Quadrature,
+        evals,
+    }))
+}
+
+/// Route 4: several covariance classes, `d ≤ 2`.
+fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
+    let d = post.dim();
+    let cmax = post
+        .comps
+        .iter()
+        .map(|c| norm2(&c.offset).sqrt())
+        .fold(0.0, f64::max);
+    let amax = post
+        .classes
+        .iter()
+        .filter_map(|c| c.gain.as_ref().map(|a| norm2(a).sqrt()))
+        .fold(0.0, f64::max);
+    let scratch = RefCell::new((post.scratch(), vec![0.0; d], vec![0.0; d]));
+    let mut value = 0.0;
+    let mut error = 0.0;
+    let mut evals = 0;
+    for class in nonempty(post) {
+        let lnorm = norm2(&class.chol).sqrt();
+        for j in class.start..class.end {
+            let comp = &post.comps[j];
+            let spread = post
+                .comps
+                .iter()
+                .map(|c| {
+                    c.mean
+                        .iter()
+                        .zip(&comp.mean)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .fold(0.0, f64::max);
+            let a = cmax + amax * spread;
+            let b = amax * lnorm;
+            let f = |s: &[f64]| -> f64 {
+                let mut guard = scratch.borrow_mut();
+                let (fs, x, m) = &mut *guard;
+                for i in 0..d {
+                    let ls: f64 = (0..=i).map(|k| class.chol[i * d + k] * s[k]).sum();
+                    x[i] = comp.mean[i] + ls;
+                }
+                if post.continuous_field_into(x, m, fs) {
+                    norm2(m)
+                } else {
+                    f64::NAN
+                }
+            };
+            let qr = gaussian_expectation(d, &f, 2.0 * a * a, 2.0 * b * b, tol)?;
+            let w = comp.log_weight.exp();
+            value += w * qr.value;
+            error += w * qr.error;
+            evals += qr.evals;
+        }
+    }
+    Ok(Exact {
+        value,
+        error,
+        method: Method::Quadrature,
+        evals,
+    })
+}

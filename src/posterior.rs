@@ -1,0 +1,483 @@
+//! The joint law of `(X̃_t, Δ)`, `Δ = X1 − X0`, as a finite mixture with affine conditional
+//! means — the representation every exact computation in this crate rests on.
+//!
+//! Condition on the flip `B` and on the atom of each discrete endpoint. What remains is
+//! Gaussian: `X̃_t = α·X0 + β·X1 + γ·ε` with `(α, β) = (α(t), β(t))` for `B = 0` and
+//! `(β(t), α(t))` for `B = 1` (Eq. 7), `γ = σ_t`. So `X̃_t` is a mixture of components
+//! `N(μ_k, C_k)` (or atoms, where `C_k = 0`), and inside component `k`
+//!
+//! ```text
+//! E[Δ | X̃_t = x, k] = c_k + A_k (x − μ_k),   A_k = Cov(Δ, X̃ | k) · C_k⁻¹.
+//! ```
+//!
+//! | p0, p1       | C_k                  | Cov(Δ, X̃ | k) | c_k        |
+//! |--------------|----------------------|---------------|------------|
+//! | N, N         | α²S0 + β²S1 + γ²I    | βS1 − αS0     | m1 − m0    |
+//! | N, discrete  | α²S0 + γ²I           | −αS0          | y_j − m0   |
+//! | discrete, N  | β²S1 + γ²I           | βS1           | m1 − x_i   |
+//! | discrete ×2  | γ²I                  | 0             | y_j − x_i  |
+//!
+//! The displacement field is then `m_t(x) = Σ_k w_k(x) (c_k + A_k (x − μ_k))` with posterior
+//! weights `w_k ∝ π_k N(x; μ_k, C_k)`, computed in log space. Atoms carry positive mass and
+//! take precedence over continuous components at their location.
+//!
+//! Components that share `(C_k, A_k)` form a *class* (all pairs of a discrete law in one
+//! branch do), so the whitening solve is done once per class and each component costs O(d).
+//! Classes and components that coincide under [`crate::grouping`]'s rule are merged: merged
+//! components are identical Gaussians, so pooling them (weights added, offsets averaged with
+//! those weights) is exact.
+
+use crate::grouping::{coincide, group_rows};
+use crate::interpolant::{Observation, StochasticInterpolant};
+use crate::law::Law;
+use crate::linalg;
+
+/// Covariance below this (largest diagonal entry) is treated as an atom: it is under the
+/// resolution of the coincidence rule for any location of magnitude above 1e-134.
+const ATOMIC_VARIANCE: f64 = 1e-280;
+
+/// Components sharing one covariance and one gain.
+#[derive(Debug, Clone)]
+pub(crate) struct Class {
+    pub cov: Vec<f64>,
+    pub chol: Vec<f64>,
+    /// `−½ log det(2π C)`.
+    pub log_norm: f64,
+    /// `A = Cov(Δ, X̃) C⁻¹`, row-major; `None` when it is zero.
+    pub gain: Option<Vec<f64>>,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One Gaussian component.
+#[derive(Debug, Clone)]
+pub(crate) struct Component {
+    pub log_weight: f64,
+    pub mean: Vec<f64>,
+    /// `L⁻¹ μ` with `L` the class's Cholesky factor.
+    pub white: Vec<f64>,
+    pub offset: Vec<f64>,
+}
+
+/// One atom of `X̃_t` (all coinciding triples pooled).
+#[derive(Debug, Clone)]
+pub(crate) struct Atom {
+    pub location: Vec<f64>,
+    pub mass: f64,
+    /// `m_t` at the atom: `E[Δ | X̃_t = location]`.
+    pub field: Vec<f64>,
+}
+
+/// Reusable buffers for [`Posterior::field_into`]; one per thread.
+#[derive(Debug, Clone)]
+pub struct FieldScratch {
+    lr: Vec<f64>,
+    y: Vec<f64>,
+    v: Vec<f64>,
+    av: Vec<f64>,
+}
+
+/// `(X̃_t, Δ)` at one time `t` for one pair of laws and one observation model.
+#[derive(Debug, Clone)]
+pub struct Posterior {
+    dim: usize,
+    pub(crate) classes: Vec<Class>,
+    pub(crate) comps: Vec<Component>,
+    /// Sorted by first coordinate.
+    pub(crate) atoms: Vec<Atom>,
+    atom_scale: f64,
+    atom_tol: f64,
+}
+
+struct RawComp {
+    weight: f64,
+    mean: Vec<f64>,
+    offset: Vec<f64>,
+}
+
+/// A class before component merging: covariance, its Cholesky factor, `−½ log det(2πC)`,
+/// gain and components.
+struct BuiltClass {
+    cov: Vec<f64>,
+    chol: Vec<f64>,
+    log_norm: f64,
+    gain: Option<Vec<f64>>,
+    comps: Vec<RawComp>,
+}
+
+struct RawClass {
+    /// `None`: atomic.
+    cov: Option<Vec<f64>>,
+    /// `Cov(Δ, X̃)`; `None` when zero.
+    cross: Option<Vec<f64>>,
+    comps: Vec<RawComp>,
+}
+
+fn add_scaled(out: &mut [f64], a: f64, x: &[f64]) {
+    out.iter_mut().zip(x).for_each(|(o, xi)| *o += a * xi);
+}
+
+fn combo(a: f64, x: &[f64], b: f64, y: &[f64]) -> Vec<f64> {
+    x.iter().zip(y).map(|(xi, yi)| a * xi + b * yi).collect()
+}
+
+fn diff(x: &[f64], y: &[f64]) -> Vec<f64> {
+    x.iter().zip(y).map(|(xi, yi)| xi - yi).collect()
+}
+
+fn flat(a: ndarray::ArrayView2<'_, f64>) -> Vec<f64> {
+    a.iter().copied().collect()
+}
+
+impl Posterior {
+    /// Builds the mixture at time `t` (not validated here: callers check `t` and dimensions).
+    pub(crate) fn new(
+        p0: &Law,
+        p1: &Law,
+        si: &StochasticInterpolant,
+        t: f64,
+        obs: Observation,
+        atom_tol: f64,
+    ) -> Posterior {
+        let d = p0.dim();
+        let eye = |s: f64| -> Vec<f64> {
+            let mut m = vec![0.0; d * d];
+            (0..d).for_each(|i| m[i * d + i] = s);
+            m
+        };
+        let mut raw: Vec<RawClass> = Vec::new();
+        for &(branch, pb) in obs.branches() {
+            let c = si.branch(t, branch);
+            let (a, b, g2) = (c.alpha, c.beta, c.gamma * c.gamma);
+            let class = match (p0, p1) {
+                (Law::Gaussian(n0), Law::Gaussian(n1)) => {
+                    let (s0, s1) = (flat(n0.cov()), flat(n1.cov()));
+                    let m0 = n0.mean().to_vec();
+                    let m1 = n1.mean().to_vec();
+                    let mut cov = combo(a * a, &s0, b * b, &s1);
+                    add_scaled(&mut cov, 1.0, &eye(g2));
+                    RawClass {
+                        cov: (a != 0.0 || b != 0.0 || g2 != 0.0).then_some(cov),
+                        cross: Some(combo(-a, &s0, b, &s1)),
+                        comps: vec![RawComp {
+                            weight: pb,
+                            mean: combo(a, &m0, b, &m1),
+                            offset: diff(&m1, &m0),
+                        }],
+                    }
+                }
+                (Law::Gaussian(n0), Law::Discrete(q1)) => {
+                    let s0 = flat(n0.cov());
+                    let m0 = n0.mean().to_vec();
+                    let mut cov: Vec<f64> = s0.iter().map(|s| a * a * s).collect();
+                    add_scaled(&mut cov, 1.0, &eye(g2));
+                    let comps = q1
+                        .points()
+                        .rows()
+                        .into_iter()
+                        .zip(q1.weights())
+                        .map(|(y, &w)| {
+                            let y = y.to_vec();
+                            RawComp {
+                                weight: pb * w,
+                                mean: combo(a, &m0, b, &y),
+                                offset: diff(&y, &m0),
+                            }
+                        })
+                        .collect();
+                    RawClass {
+                        cov: (a != 0.0 || g2 != 0.0).then_some(cov),
+                        cross: Some(s0.iter().map(|s| -a * s).collect()),
+                        comps,
+                    }
+                }
+                (Law::Discrete(q0), Law::Gaussian(n1)) => {
+                    let s1 = flat(n1.cov());
+                    let m1 = n1.mean().to_vec();
+                    let mut cov: Vec<f64> = s1.iter().map(|s| b * b * s).collect();
+                    add_scaled(&mut cov, 1.0, &eye(g2));
+                    let comps = q0
+                        .points()
+                        .rows()
+                        .into_iter()
+                        .zip(q0.weights())
+                        .map(|(x, &w)| {
+                            let x = x.to_vec();
+                            RawComp {
+                                weight: pb * w,
+                                mean: combo(a, &x, b, &m1),
+                                offset: diff(&m1, &x),
+                            }
+                        })
+                        .collect();
+                    RawClass {
+                        cov: (b != 0.0 || g2 != 0.0).then_some(cov),
+                        cross: Some(s1.iter().map(|s| b * s).collect()),
+                        comps,
+                    }
+                }
+                (Law::Discrete(q0), Law::Discrete(q1)) => {
+                    let mut comps = Vec::with_capacity(q0.len() * q1.len());
+                    for (x, &wx) in q0.points().rows().into_iter().zip(q0.weights()) {
+                        let x = x.to_vec();
+                        for (y, &wy) in q1.points().rows().into_iter().zip(q1.weights()) {
+                            let y = y.to_vec();
+                            comps.push(RawComp {
+                                weight: pb * wx * wy,
+                                mean: combo(a, &x, b, &y),
+                                offset: diff(&y, &x),
+                            });
+                        }
+                    }
+                    RawClass {
+                        cov: (g2 != 0.0).then_some(eye(g2)),
+                        cross: None,
+                        comps,
+                    }
+                }
+            };
+            raw.push(class);
+        }
+        Self::assemble(d, raw, atom_tol)
+    }
+
+    fn assemble(d: usize, raw: Vec<RawClass>, atom_tol: f64) -> Posterior {
+        let mut atoms_raw: Vec<RawComp> = Vec::new();
+        let mut classes: Vec<BuiltClass> = Vec::new();
+        for rc in raw {
+            let chol = rc.cov.as_ref().and_then(|cov| {
+                let max_diag = (0..d).map(|i| cov[i * d + i]).fold(0.0, f64::max);
+                if max_diag <= ATOMIC_VARIANCE {
+                    None
+                } else {
+                    linalg::cholesky(cov, d)
+                }
+            });
+            let (cov, chol) = match (rc.cov, chol) {
+                (Some(cov), Some(chol)) => (cov, chol),
+                _ => {
+                    atoms_raw.extend(rc.comps);
+                    continue;
+                }
+            };
+            let log_norm = -0.5
+                * (linalg::log_det_from_chol(&chol, d)
+                    + d as f64 * (2.0 * std::f64::consts::PI).ln());
+            let gain = rc.cross.filter(|k| k.iter().any(|&v| v != 0.0)).map(|k| {
+                let inv = linalg::inverse_from_chol(&chol, d);
+                linalg::matmul(&k, &inv, d, d, d)
+            });
+            // Merge into an existing class with the same covariance and gain.
+            let same = classes.iter().position(|c2| {
+                coincide(&c2.cov, &cov, atom_tol)
+                    && match (&c2.gain, &gain) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => coincide(a, b, atom_tol),
+                        _ => false,
+                    }
+            });
+            match same {
+                Some(i) => classes[i].comps.extend(rc.comps),
+                None => classes.push(BuiltClass {
+                    cov,
+                    chol,
+                    log_norm,
+                    gain,
+                    comps: rc.comps,
+                }),
+            }
+        }
+
+        let mut out_classes = Vec::new();
+        let mut comps = Vec::new();
+        for BuiltClass {
+            cov,
+            chol,
+            log_norm,
+            gain,
+            comps: raw_comps,
+        } in classes
+        {
+            let start = comps.len();
+            for merged in merge_by_location(d, raw_comps, atom_tol) {
+                if merged.weight <= 0.0 {
+                    continue;
+                }
+                let mut white = merged.mean.clone();
+                linalg::solve_lower_in_place(&chol, d, &mut white);
+                comps.push(Component {
+                    log_weight: merged.weight.ln(),
+                    mean: merged.mean,
+                    white,
+                    offset: merged.offset,
+                });
+            }
+            out_classes.push(Class {
+                cov,
+                chol,
+                log_norm,
+                gain,
+                start,
+                end: comps.len(),
+            });
+        }
+
+        let mut atoms: Vec<Atom> = merge_by_location(d, atoms_raw, atom_tol)
+            .into_iter()
+            .filter(|a| a.weight > 0.0)
+            .map(|a| Atom {
+                location: a.mean,
+                mass: a.weight,
+                field: a.offset,
+            })
+            .collect();
+        atoms.sort_by(|a, b| a.location[0].total_cmp(&b.location[0]));
+        let atom_scale = atoms
+            .iter()
+            .flat_map(|a| a.location.iter())
+            .fold(0.0f64, |m, x| m.max(x.abs()));
+        Posterior {
+            dim: d,
+            classes: out_classes,
+            comps,
+            atoms,
+            atom_scale,
+            atom_tol,
+        }
+    }
+
+    /// Dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Scratch buffers sized for this posterior.
+    pub fn scratch(&self) -> FieldScratch {
+        FieldScratch {
+            lr: vec![0.0; self.comps.len()],
+            y: vec![0.0; self.dim],
+            v: vec![0.0; self.dim],
+            av: vec![0.0; self.dim],
+        }
+    }
+
+    pub(crate) fn find_atom(&self, x: &[f64]) -> Option<&Atom> {
+        if self.atoms.is_empty() {
+            return None;
+        }
+        let xs = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let window = self.atom_tol * (1.0 + xs.max(self.atom_scale));
+        let lo = self
+            .atoms
+            .partition_point(|a| a.location[0] < x[0] - window);
+        self.atoms[lo..]
+            .iter()
+            .take_while(|a| a.location[0] <= x[0] + window)
+            .find(|a| coincide(&a.location, x, self.atom_tol))
+    }
+
+    /// `m_t(x) = E[Δ | X̃_t = x]` into `out`. Returns `false` where `X̃_t` has no mass near `x`
+    /// (off the atoms of a purely atomic law, or so far out that every density underflows).
+    pub fn field_into(&self, x: &[f64], out: &mut [f64], s: &mut FieldScratch) -> bool {
+        if let Some(atom) = self.find_atom(x) {
+            out.copy_from_slice(&atom.field);
+            return true;
+        }
+        self.continuous_field_into(x, out, s)
+    }
+
+    /// The field of the continuous part alone (atoms ignored): what the density part of
+    /// `X̃_t` sees almost everywhere.
+    pub(crate) fn continuous_field_into(
+        &self,
+        x: &[f64],
+        out: &mut [f64],
+        s: &mut FieldScratch,
+    ) -> bool {
+        let d = self.dim;
+        if self.comps.is_empty() {
+            return false;
+        }
+        let mut max = f64::NEG_INFINITY;
+        for class in &self.classes {
+            s.y.copy_from_slice(x);
+            linalg::solve_lower_in_place(&class.chol, d, &mut s.y);
+            for k in class.start..class.end {
+                let c = &self.comps[k];
+                let q: f64 =
+                    s.y.iter()
+                        .zip(&c.white)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum();
+                let lr = c.log_weight + class.log_norm - 0.5 * q;
+                s.lr[k] = lr;
+                max = max.max(lr);
+            }
+        }
+        if !max.is_finite() {
+            return false;
+        }
+        let mut total = 0.0;
+        for lr in s.lr.iter_mut() {
+            *lr = (*lr - max).exp();
+            total += *lr;
+        }
+        out.iter_mut().for_each(|o| *o = 0.0);
+        for class in &self.classes {
+            if class.gain.is_some() {
+                s.v.iter_mut().for_each(|v| *v = 0.0);
+            }
+            for k in class.start..class.end {
+                let c = &self.comps[k];
+                let w = s.lr[k] / total;
+                add_scaled(out, w, &c.offset);
+                if class.gain.is_some() {
+                    for i in 0..d {
+                        s.v[i] += w * (x[i] - c.mean[i]);
+                    }
+                }
+            }
+            if let Some(a) = &class.gain {
+                linalg::matvec(a, d, d, &s.v, &mut s.av);
+                add_scaled(out, 1.0, &s.av);
+            }
+        }
+        true
+    }
+}
+
+/// Pools components whose means coincide: weights add, offsets average with the weights.
+fn merge_by_location(d: usize, comps: Vec<RawComp>, tol: f64) -> Vec<RawComp> {
+    if comps.len() <= 1 {
+        return comps;
+    }
+    let means: Vec<f64> = comps.iter().flat_map(|c| c.mean.iter().copied()).collect();
+    let (ids, n) = group_rows(&means, d, tol);
+    let mut out: Vec<Option<RawComp>> = (0..n).map(|_| None).collect();
+    for (c, &g) in comps.into_iter().zip(&ids) {
+        match &mut out[g] {
+            None => {
+                let offset = c.offset.iter().map(|o| o * c.weight).collect();
+                out[g] = Some(RawComp {
+                    weight: c.weight,
+                    mean: c.mean,
+                    offset,
+                });
+            }
+            Some(acc) => {
+                acc.weight += c.weight;
+                add_scaled(&mut acc.offset, c.weight, &c.offset);
+            }
+        }
+    }
+    out.into_iter()
+        .flatten()
+        .map(|mut c| {
+            if c.weight > 0.0 {
+                let w = c.weight;
+                c.offset.iter_mut().for_each(|o| *o /= w);
+            }
+            c
+        })
+        .collect()
+}
