@@ -145,10 +145,19 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
     let d = post.dim();
     let comps = &post.comps[class.start..class.end];
     let k = comps.len();
-    let nu0 = &comps[0].white;
+    // Whitened differences L⁻¹(μ_k − μ_0), differences first for precision.
     let e: Vec<Vec<f64>> = comps
         .iter()
-        .map(|c| c.white.iter().zip(nu0).map(|(a, b)| a - b).collect())
+        .map(|c| {
+            let mut diff: Vec<f64> = c
+                .mean
+                .iter()
+                .zip(&comps[0].mean)
+                .map(|(a, b)| a - b)
+                .collect();
+            linalg::solve_lower_in_place(&class.chol, d, &mut diff);
+            diff
+        })
         .collect();
     // Span of the whitened mean differences.
     let mut scatter = vec![0.0; d * d];
@@ -280,7 +289,146 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
     }))
 }
 
-/// Route 4: several covariance classes, `d ≤ 2`.
+/// The continuous field seen from component `j`: evaluates `‖m_t(μ_j + L_j s)‖²` from the
+/// differences `μ_j − μ_k` and `L_c⁻¹ L_j`, never forming `x`, so that a component much
+/// narrower than its distance to the origin keeps full relative precision.
+struct Anchored<'a> {
+    post: &'a Posterior,
+    d: usize,
+    /// `L_j`.
+    lj: &'a [f64],
+    /// Per class: `L_c⁻¹ L_j`.
+    w: Vec<Vec<f64>>,
+    /// Per component: `μ_j − μ_k`.
+    dmu: Vec<Vec<f64>>,
+    /// Per component: `L_c⁻¹ (μ_j − μ_k)`.
+    v: Vec<Vec<f64>>,
+}
+
+impl<'a> Anchored<'a> {
+    fn new(post: &'a Posterior, anchor: &'a Class, j: usize) -> Self {
+        let d = post.dim();
+        let lj = &anchor.chol[..];
+        let mut w = Vec::with_capacity(post.classes.len());
+        let mut dmu = vec![Vec::new(); post.comps.len()];
+        let mut v = vec![Vec::new(); post.comps.len()];
+        for class in &post.classes {
+            // L_c⁻¹ L_j, column by column.
+            let mut m = vec![0.0; d * d];
+            let mut col = vec![0.0; d];
+            for c in 0..d {
+                (0..d).for_each(|i| col[i] = lj[i * d + c]);
+                linalg::solve_lower_in_place(&class.chol, d, &mut col);
+                (0..d).for_each(|i| m[i * d + c] = col[i]);
+            }
+            w.push(m);
+            for k in class.start..class.end {
+                let diff: Vec<f64> = post.comps[j]
+                    .mean
+                    .iter()
+                    .zip(&post.comps[k].mean)
+                    .map(|(a, b)| a - b)
+                    .collect();
+                let mut white = diff.clone();
+                linalg::solve_lower_in_place(&class.chol, d, &mut white);
+                dmu[k] = diff;
+                v[k] = white;
+            }
+        }
+        Anchored {
+            post,
+            d,
+            lj,
+            w,
+            dmu,
+            v,
+        }
+    }
+
+    /// `‖m_t(μ_j + L_j s)‖²`; buffers: log-weights (K) and three of length d.
+    fn value(
+        &self,
+        s: &[f64],
+        lr: &mut [f64],
+        ws: &mut [f64],
+        ls: &mut [f64],
+        m: &mut [f64],
+    ) -> f64 {
+        let d = self.d;
+        let post = self.post;
+        for i in 0..d {
+            ls[i] = (0..=i).map(|k| self.lj[i * d + k] * s[k]).sum();
+        }
+        let mut max = f64::NEG_INFINITY;
+        for (ci, class) in post.classes.iter().enumerate() {
+            linalg::matvec(&self.w[ci], d, d, s, ws);
+            for k in class.start..class.end {
+                let q: f64 = self.v[k]
+                    .iter()
+                    .zip(ws.iter())
+                    .map(|(a, b)| (a + b) * (a + b))
+                    .sum();
+                lr[k] = post.comps[k].log_weight + class.log_norm - 0.5 * q;
+                max = max.max(lr[k]);
+            }
+        }
+        if !max.is_finite() {
+            return 0.0; // every density underflows here
+        }
+        let total: f64 = lr
+            .iter_mut()
+            .map(|l| {
+                *l = (*l - max).exp();
+                *l
+            })
+            .sum();
+        m.iter_mut().for_each(|x| *x = 0.0);
+        for class in &post.classes {
+            ws.iter_mut().for_each(|x| *x = 0.0);
+            for k in class.start..class.end {
+                let wk = lr[k] / total;
+                let c = &post.comps[k];
+                for i in 0..d {
+                    m[i] += wk * c.offset[i];
+                    ws[i] += wk * (self.dmu[k][i] + ls[i]);
+                }
+            }
+            if let Some(a) = &class.gain {
+                for i in 0..d {
+                    m[i] += (0..d).map(|k| a[i * d + k] * ws[k]).sum::<f64>();
+                }
+            }
+        }
+        norm2(m)
+    }
+}
+
+/// Break points around component `k` seen from anchor `j` in the anchor's Cholesky
+/// coordinates, for components narrower than the anchor: `{−R, −2, 0, 2, R}` standard
+/// deviations about its centre (1-D, or the first coordinate in 2-D), or about its
+/// conditional centre given `s1` (second coordinate in 2-D).
+fn narrow_breaks(centres: &[(Vec<f64>, Vec<f64>)], big_r: f64, s1: Option<f64>) -> Vec<f64> {
+    let mut out = Vec::new();
+    for (mean, m) in centres {
+        // m: lower-triangular L_j⁻¹ L_k (row-major, d ≤ 2); mean: L_j⁻¹(μ_k − μ_j).
+        let (centre, sd) = match (s1, mean.len()) {
+            (None, _) => (mean[0], m[0]),
+            (Some(x1), 2) => (mean[1] + m[2] / m[0] * (x1 - mean[0]), m[3]),
+            _ => continue,
+        };
+        if sd >= 1.0 || (centre.abs() - big_r * sd) > big_r {
+            continue;
+        }
+        for c in [-big_r, -2.0, 0.0, 2.0, big_r] {
+            out.push(centre + c * sd);
+        }
+    }
+    out
+}
+
+/// Route 4: several covariance classes, `d ≤ 2`: each component's expectation in its own
+/// Cholesky coordinates (field evaluated relative to it, see [`Anchored`]), with break
+/// points wherever a narrower component sits.
 fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
     let d = post.dim();
     let cmax = post
@@ -293,43 +441,46 @@ fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
         .iter()
         .filter_map(|c| c.gain.as_ref().map(|a| norm2(a).sqrt()))
         .fold(0.0, f64::max);
-    let scratch = RefCell::new((post.scratch(), vec![0.0; d], vec![0.0; d]));
+    let k_total = post.comps.len();
+    let bufs = RefCell::new((vec![0.0; k_total], vec![0.0; d], vec![0.0; d], vec![0.0; d]));
     let mut value = 0.0;
     let mut error = 0.0;
     let mut evals = 0;
-    for class in nonempty(post) {
-        let lnorm = norm2(&class.chol).sqrt();
-        for j in class.start..class.end {
-            let comp = &post.comps[j];
-            let spread = post
-                .comps
+    for anchor in nonempty(post) {
+        let lnorm = norm2(&anchor.chol).sqrt();
+        for j in anchor.start..anchor.end {
+            let an = Anchored::new(post, anchor, j);
+            let spread = an.dmu.iter().map(|v| norm2(v).sqrt()).fold(0.0, f64::max);
+            // ‖m‖ ≤ cmax + amax(‖L_j s‖ + spread): f ≤ 2(cmax + amax·spread)² + 2(amax‖L_j‖)²‖s‖².
+            let (a, b) = (cmax + amax * spread, amax * lnorm);
+            // Other components in the anchor's coordinates: mean L_j⁻¹(μ_k − μ_j) and
+            // covariance factor L_j⁻¹ L_k = (L_c⁻¹ L_j)⁻¹.
+            let centres: Vec<(Vec<f64>, Vec<f64>)> = post
+                .classes
                 .iter()
-                .map(|c| {
-                    c.mean
-                        .iter()
-                        .zip(&comp.mean)
-                        .map(|(a, b)| (a - b) * (a - b))
-                        .sum::<f64>()
-                        .sqrt()
+                .enumerate()
+                .flat_map(|(ci, class)| {
+                    let inv = lower_inverse(&an.w[ci], d);
+                    let an = &an;
+                    (class.start..class.end)
+                        .filter(move |&k| k != j)
+                        .map(move |k| {
+                            let mut mean: Vec<f64> = an.dmu[k].iter().map(|x| -x).collect();
+                            linalg::solve_lower_in_place(an.lj, d, &mut mean);
+                            (mean, inv.clone())
+                        })
                 })
-                .fold(0.0, f64::max);
-            let a = cmax + amax * spread;
-            let b = amax * lnorm;
+                .collect();
             let f = |s: &[f64]| -> f64 {
-                let mut guard = scratch.borrow_mut();
-                let (fs, x, m) = &mut *guard;
-                for i in 0..d {
-                    let ls: f64 = (0..=i).map(|k| class.chol[i * d + k] * s[k]).sum();
-                    x[i] = comp.mean[i] + ls;
-                }
-                if post.continuous_field_into(x, m, fs) {
-                    norm2(m)
-                } else {
-                    f64::NAN
-                }
+                let mut guard = bufs.borrow_mut();
+                let (lr, ws, ls, m) = &mut *guard;
+                an.value(s, lr, ws, ls, m)
             };
-            let qr = gaussian_expectation(d, &f, 2.0 * a * a, 2.0 * b * b, tol)?;
-            let w = comp.log_weight.exp();
+            let (big_r, _) = crate::quad::truncation_radius(d, 2.0 * a * a, 2.0 * b * b, 0.1 * tol);
+            let br = |s1: Option<f64>| narrow_breaks(&centres, big_r, s1);
+            let qr =
+                crate::quad::gaussian_expectation_split(d, &f, 2.0 * a * a, 2.0 * b * b, tol, &br)?;
+            let w = post.comps[j].log_weight.exp();
             value += w * qr.value;
             error += w * qr.error;
             evals += qr.evals;
@@ -341,4 +492,17 @@ fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
         method: Method::Quadrature,
         evals,
     })
+}
+
+/// Inverse of a lower-triangular row-major matrix.
+fn lower_inverse(l: &[f64], d: usize) -> Vec<f64> {
+    let mut inv = vec![0.0; d * d];
+    let mut col = vec![0.0; d];
+    for c in 0..d {
+        col.iter_mut().for_each(|x| *x = 0.0);
+        col[c] = 1.0;
+        linalg::solve_lower_in_place(l, d, &mut col);
+        (0..d).for_each(|i| inv[i * d + c] = col[i]);
+    }
+    inv
 }

@@ -31,6 +31,7 @@ mod exact;
 pub mod field;
 pub mod grouping;
 pub mod interpolant;
+pub mod io;
 pub mod law;
 mod linalg;
 pub mod montecarlo;

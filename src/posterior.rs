@@ -394,9 +394,20 @@ impl Posterior {
         out: &mut [f64],
         s: &mut FieldScratch,
     ) -> bool {
+        self.continuous_field_logp(x, out, s).is_some()
+    }
+
+    /// [`Posterior::continuous_field_into`], also returning `log p_c(x)` with
+    /// `p_c = Σ_k π_k N(x; μ_k, C_k)` the (sub-probability) density of the continuous part.
+    pub(crate) fn continuous_field_logp(
+        &self,
+        x: &[f64],
+        out: &mut [f64],
+        s: &mut FieldScratch,
+    ) -> Option<f64> {
         let d = self.dim;
         if self.comps.is_empty() {
-            return false;
+            return None;
         }
         let mut max = f64::NEG_INFINITY;
         for class in &self.classes {
@@ -415,7 +426,7 @@ impl Posterior {
             }
         }
         if !max.is_finite() {
-            return false;
+            return None;
         }
         let mut total = 0.0;
         for lr in s.lr.iter_mut() {
@@ -442,7 +453,7 @@ impl Posterior {
                 add_scaled(out, 1.0, &s.av);
             }
         }
-        true
+        Some(max + total.ln())
     }
 }
 

@@ -1,8 +1,8 @@
 //! Deterministic quadrature with error bounds.
 //!
 //! One-dimensional integrals use the nested Clenshaw–Curtis rule of the `quadrature` crate
-//! (5 → 257 points, doubling), made adaptive by bisection: an interval whose error estimate
-//! exceeds its share of the tolerance is split in two. Integrals against the standard normal over `ℝ^r` (`r ≤ 2`)
+//! (5 → 257 points, doubling), made globally adaptive: the piece with the largest error
+//! estimate is bisected until the total meets the tolerance (or an evaluation budget runs out). Integrals against the standard normal over `ℝ^r` (`r ≤ 2`)
 //! are truncated to `[−R, R]^r`, with `R` chosen so that a *proven* bound on the neglected
 //! tails (from a bound `f(s) ≤ A + B‖s‖²` on the integrand) is below a tenth of the tolerance.
 //!
@@ -32,9 +32,11 @@ pub struct QuadResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonFiniteIntegrand;
 
-const MAX_DEPTH: u32 = 24;
+/// Integrand evaluations after which adaptive refinement stops (the error then reported is
+/// what was reached, and may exceed the tolerance asked for).
+pub const MAX_EVALS: u64 = 4_000_000;
 
-/// `∫_a^b f` to absolute tolerance `tol` (adaptive Clenshaw–Curtis).
+/// `∫_a^b f` to absolute tolerance `tol` (globally adaptive Clenshaw–Curtis).
 ///
 /// ```
 /// use midpoint::quad::integrate;
@@ -48,6 +50,44 @@ pub fn integrate(
     b: f64,
     tol: f64,
 ) -> Result<QuadResult, NonFiniteIntegrand> {
+    integrate_pieces(f, &[a, b], tol)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    a: f64,
+    b: f64,
+    value: f64,
+    error: f64,
+}
+
+impl PartialEq for Piece {
+    fn eq(&self, o: &Self) -> bool {
+        self.error.total_cmp(&o.error).is_eq()
+    }
+}
+impl Eq for Piece {}
+impl PartialOrd for Piece {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Piece {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.error.total_cmp(&o.error)
+    }
+}
+
+/// `∫ f` over `[breaks[0], breaks[last]]`, starting from the pieces between consecutive
+/// (sorted) break points: put a break wherever the integrand has a feature narrower than its
+/// piece (a narrow mixture component, say), so that no rule can step over it unseen. The
+/// piece with the largest error estimate is bisected until the total meets `tol` or
+/// [`MAX_EVALS`] is reached.
+pub fn integrate_pieces(
+    f: &dyn Fn(f64) -> f64,
+    breaks: &[f64],
+    tol: f64,
+) -> Result<QuadResult, NonFiniteIntegrand> {
     let bad = Cell::new(false);
     let guarded = |x: f64| {
         let y = f(x);
@@ -56,41 +96,51 @@ pub fn integrate(
         }
         y
     };
-    let r = integrate_rec(&guarded, a, b, tol.max(f64::MIN_POSITIVE), 0);
-    if bad.get() {
-        Err(NonFiniteIntegrand)
-    } else {
-        Ok(r)
-    }
-}
-
-fn integrate_rec(f: &dyn Fn(f64) -> f64, a: f64, b: f64, tol: f64, depth: u32) -> QuadResult {
-    let o = quadrature::clenshaw_curtis::integrate(f, a, b, tol);
-    let here = QuadResult {
-        value: o.integral,
-        error: o.error_estimate,
-        evals: o.num_function_evaluations as u64,
+    let tol = tol.max(f64::MIN_POSITIVE);
+    let (lo, hi) = (breaks[0], breaks[breaks.len() - 1]);
+    let width = (hi - lo).max(f64::MIN_POSITIVE);
+    let evals = Cell::new(0u64);
+    let rule = |a: f64, b: f64| {
+        let o = quadrature::clenshaw_curtis::integrate(guarded, a, b, tol * (b - a) / width);
+        evals.set(evals.get() + o.num_function_evaluations as u64);
+        Piece {
+            a,
+            b,
+            value: o.integral,
+            error: o.error_estimate,
+        }
     };
-    if o.error_estimate <= tol || depth >= MAX_DEPTH {
-        return here;
-    }
-    let m = 0.5 * (a + b);
-    let l = integrate_rec(f, a, m, 0.5 * tol, depth + 1);
-    let r = integrate_rec(f, m, b, 0.5 * tol, depth + 1);
-    let split = QuadResult {
-        value: l.value + r.value,
-        error: l.error + r.error,
-        evals: here.evals + l.evals + r.evals,
-    };
-    // Keep whichever answer claims less error (bisection can only help, but be safe).
-    if split.error <= here.error {
-        split
-    } else {
-        QuadResult {
-            evals: split.evals,
-            ..here
+    let mut heap = std::collections::BinaryHeap::new();
+    for w in breaks.windows(2) {
+        if w[1] > w[0] {
+            heap.push(rule(w[0], w[1]));
         }
     }
+    loop {
+        let total: f64 = heap.iter().map(|p| p.error).sum();
+        if total <= tol || evals.get() >= MAX_EVALS || bad.get() {
+            break;
+        }
+        let worst = heap.pop().expect("at least one piece");
+        let m = 0.5 * (worst.a + worst.b);
+        if !(m > worst.a && m < worst.b) {
+            heap.push(worst); // cannot split further in floating point
+            break;
+        }
+        heap.push(rule(worst.a, m));
+        heap.push(rule(m, worst.b));
+    }
+    if bad.get() {
+        return Err(NonFiniteIntegrand);
+    }
+    // Sum small to large for a little less rounding.
+    let mut pieces = heap.into_vec();
+    pieces.sort_by(|p, q| p.value.abs().total_cmp(&q.value.abs()));
+    Ok(QuadResult {
+        value: pieces.iter().map(|p| p.value).sum(),
+        error: pieces.iter().map(|p| p.error).sum(),
+        evals: evals.get(),
+    })
 }
 
 /// Standard normal density.
@@ -121,8 +171,33 @@ pub fn truncation_radius(r: usize, a: f64, b: f64, target: f64) -> (f64, f64) {
     }
 }
 
+/// Break points of the standard normal weight itself on `[−R, R]`.
+fn base_breaks(big_r: f64) -> Vec<f64> {
+    vec![-big_r, -2.0, 0.0, 2.0, big_r]
+}
+
+/// Merges extra break points into the base ones, keeping those inside `[−R, R]`.
+fn with_breaks(big_r: f64, extra: Vec<f64>) -> Vec<f64> {
+    let mut b = base_breaks(big_r);
+    b.extend(extra.into_iter().filter(|x| x.abs() < big_r));
+    b.sort_by(f64::total_cmp);
+    b.dedup();
+    b
+}
+
+/// Where the integrand of [`gaussian_expectation_split`] has narrow features: called with
+/// `None` for the (outer) first coordinate and with `Some(s1)` for the second coordinate at
+/// a given `s1`.
+pub type BreakFn<'a> = &'a dyn Fn(Option<f64>) -> Vec<f64>;
+
 /// `E f(Z)` for `Z ~ N(0, I_r)`, `r ∈ {1, 2}`, to absolute tolerance `tol`, given a bound
 /// `f(s) ≤ a + b‖s‖²` used for the truncation. `f` receives a slice of length `r`.
+///
+/// ```
+/// use midpoint::quad::gaussian_expectation;
+/// let r = gaussian_expectation(1, &|s| s[0] * s[0], 0.0, 1.0, 1e-12).unwrap();
+/// assert!((r.value - 1.0).abs() < 1e-12);
+/// ```
 pub fn gaussian_expectation(
     r: usize,
     f: &dyn Fn(&[f64]) -> f64,
@@ -130,11 +205,25 @@ pub fn gaussian_expectation(
     b: f64,
     tol: f64,
 ) -> Result<QuadResult, NonFiniteIntegrand> {
+    gaussian_expectation_split(r, f, a, b, tol, &|_| Vec::new())
+}
+
+/// [`gaussian_expectation`] with extra break points where `f` has narrow features (see
+/// [`integrate_pieces`]).
+pub fn gaussian_expectation_split(
+    r: usize,
+    f: &dyn Fn(&[f64]) -> f64,
+    a: f64,
+    b: f64,
+    tol: f64,
+    breaks: BreakFn<'_>,
+) -> Result<QuadResult, NonFiniteIntegrand> {
     let (big_r, tail) = truncation_radius(r, a.abs(), b.abs(), 0.1 * tol);
+    let outer_breaks = with_breaks(big_r, breaks(None));
     match r {
         1 => {
             let g = |z: f64| phi(z) * f(&[z]);
-            let q = integrate(&g, -big_r, big_r, 0.9 * tol)?;
+            let q = integrate_pieces(&g, &outer_breaks, 0.9 * tol)?;
             Ok(QuadResult {
                 error: q.error + tail,
                 ..q
@@ -148,7 +237,8 @@ pub fn gaussian_expectation(
             let g = |z1: f64| {
                 let w = phi(z1);
                 let h = |z2: f64| phi(z2) * f(&[z1, z2]);
-                match integrate(&h, -big_r, big_r, inner_tol) {
+                let inner_breaks = with_breaks(big_r, breaks(Some(z1)));
+                match integrate_pieces(&h, &inner_breaks, inner_tol) {
                     Ok(q) => {
                         inner_err.set(inner_err.get().max(q.error));
                         inner_evals.set(inner_evals.get() + q.evals);
@@ -160,7 +250,7 @@ pub fn gaussian_expectation(
                     }
                 }
             };
-            let q = integrate(&g, -big_r, big_r, 0.45 * tol)?;
+            let q = integrate_pieces(&g, &outer_breaks, 0.45 * tol)?;
             if inner_bad.get() {
                 return Err(NonFiniteIntegrand);
             }
