@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, the core crate's proof checks and, once
+# the reference trainer exists, the libtorch-backed trainer tests (installing libtorch first
+# when it is missing). This is the README's test command and the only thing CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -f ref-impl/Cargo.toml ]; then
+  # Sets LIBTORCH_USE_PYTORCH, VIRTUAL_ENV, PATH and LD_LIBRARY_PATH for torch 2.11.0.
+  # shellcheck source=scripts/ensure-libtorch.sh
+  source scripts/ensure-libtorch.sh
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --release --all-targets -- -D warnings
+echo "== cargo test (release: the proof checks are numerics-heavy)"
+cargo test --workspace --release
