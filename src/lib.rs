@@ -35,6 +35,7 @@ pub mod io;
 pub mod law;
 mod linalg;
 pub mod montecarlo;
+pub mod plot;
 mod posterior;
 pub mod quad;
 
