@@ -82,10 +82,10 @@ pub fn line_plot(
             y1 = y1.max(y);
         }
     }
-    if !(x0 < x1) {
+    if x0 >= x1 {
         (x0, x1) = (x0 - 0.5, x0 + 0.5);
     }
-    if !(y0 < y1) {
+    if y0 >= y1 {
         (y0, y1) = (y0 - 0.5, y0 + 0.5);
     }
     let pad = 0.05 * (y1 - y0);
