@@ -20,7 +20,7 @@
 
 use crate::linalg;
 use crate::posterior::{Class, Posterior};
-use crate::quad::{gaussian_expectation, NonFiniteIntegrand};
+use crate::quad::NonFiniteIntegrand;
 use std::cell::RefCell;
 
 /// How a value was obtained.
@@ -113,8 +113,8 @@ pub(crate) fn d_of_posterior(
     if post.comps.len() == 1 {
         let (class, c) = (classes[0], &post.comps[0]);
         let mut v = norm2(&c.offset);
-        if let Some(a) = &class.gain {
-            v += trace_acat(a, &class.cov, d);
+        if let Some(g) = c.gain {
+            v += trace_acat(&post.gains[g], &class.cov, d);
         }
         let v = c.log_weight.exp() * v;
         return Ok(Some(closed(v, rounding_bound((d * d * d) as f64, v))));
@@ -141,10 +141,15 @@ pub(crate) fn d_of_posterior(
 }
 
 /// Route 3: one covariance class, weights depend on an `r ≤ 2` dimensional projection.
+///
+/// With per-component gains `G_k = A_k L`, `P = I − QQᵀ` and `δ_k = Qᵀ L⁻¹(μ_k − μ_0)`:
+/// `E[‖m‖² | u] = ‖Σ_k w_k (c_k + G_k Q (u − δ_k))‖² + Σ_{g,h} W_g W_h tr(G_g P G_hᵀ)`,
+/// `W_g` the total weight of the components with gain `g`.
 fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, NonFiniteIntegrand> {
     let d = post.dim();
     let comps = &post.comps[class.start..class.end];
     let k = comps.len();
+    let ng = post.gains.len();
     // Whitened differences L⁻¹(μ_k − μ_0), differences first for precision.
     let e: Vec<Vec<f64>> = comps
         .iter()
@@ -171,39 +176,31 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
     let (vals, vecs) = linalg::sym_eigen(&scatter, d).expect("symmetric eigendecomposition");
     let lmax = vals.iter().fold(0.0f64, |m, v| m.max(*v));
     let basis: Vec<usize> = (0..d)
-        .filter(|&i| vals[i] > 1e-24 * lmax && lmax > 0.0)
+        .filter(|&i| lmax > 0.0 && vals[i] > 1e-24 * lmax)
         .collect();
     let r = basis.len();
-    let weights: Vec<f64> = comps.iter().map(|c| c.log_weight.exp()).collect();
-    let g: Option<Vec<f64>> = class
-        .gain
-        .as_ref()
-        .map(|a| linalg::matmul(a, &class.chol, d, d, d));
-    let g_fro2 = g.as_ref().map_or(0.0, |g| norm2(g));
-    if r == 0 {
-        // All components at one location: affine field, closed form.
-        let total: f64 = weights.iter().sum();
-        let mut c = vec![0.0; d];
-        for (comp, w) in comps.iter().zip(&weights) {
-            c.iter_mut()
-                .zip(&comp.offset)
-                .for_each(|(ci, o)| *ci += w / total * o);
-        }
-        let v = total * (norm2(&c) + g_fro2);
-        return Ok(Some(Exact {
-            value: v,
-            error: rounding_bound((k * d * d) as f64, v),
-            method: Method::ClosedForm,
-            evals: 0,
-        }));
-    }
     if r > 2 {
         return Ok(None);
     }
+    let weights: Vec<f64> = comps.iter().map(|c| c.log_weight.exp()).collect();
     // Q: d × r, columns = basis eigenvectors.
     let q: Vec<f64> = (0..d)
         .flat_map(|i| basis.iter().map(move |&j| (i, j)))
         .map(|(i, j)| vecs[i * d + j])
+        .collect();
+    let g: Vec<Vec<f64>> = post
+        .gains
+        .iter()
+        .map(|a| linalg::matmul(a, &class.chol, d, d, d))
+        .collect();
+    let gq: Vec<Vec<f64>> = g.iter().map(|gi| linalg::matmul(gi, &q, d, d, r)).collect();
+    // T_gh = tr(G_g G_hᵀ) − tr(G_g Q (G_h Q)ᵀ).
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let tmat: Vec<f64> = (0..ng * ng)
+        .map(|i| {
+            let (a, b) = (i / ng, i % ng);
+            dot(&g[a], &g[b]) - dot(&gq[a], &gq[b])
+        })
         .collect();
     let delta: Vec<Vec<f64>> = e
         .iter()
@@ -213,28 +210,49 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
                 .collect()
         })
         .collect();
+    if r == 0 {
+        // All components at one location: constant weights, affine field, closed form.
+        let total: f64 = weights.iter().sum();
+        let mut c = vec![0.0; d];
+        let mut wg = vec![0.0; ng];
+        for (comp, w) in comps.iter().zip(&weights) {
+            c.iter_mut()
+                .zip(&comp.offset)
+                .for_each(|(ci, o)| *ci += w / total * o);
+            if let Some(gi) = comp.gain {
+                wg[gi] += w / total;
+            }
+        }
+        let tr: f64 = (0..ng * ng)
+            .map(|i| wg[i / ng] * wg[i % ng] * tmat[i])
+            .sum();
+        let v = total * (norm2(&c) + tr);
+        return Ok(Some(Exact {
+            value: v,
+            error: rounding_bound((k * d * d) as f64, v),
+            method: Method::ClosedForm,
+            evals: 0,
+        }));
+    }
     let s0: Vec<f64> = comps
         .iter()
         .zip(&e)
         .map(|(c, ek)| c.log_weight - 0.5 * norm2(ek))
         .collect();
-    let gq: Option<Vec<f64>> = g.as_ref().map(|g| linalg::matmul(g, &q, d, d, r));
-    let gq_fro2 = gq.as_ref().map_or(0.0, |m| norm2(m));
-    let trace_rest = (g_fro2 - gq_fro2).max(0.0);
-
     let cmax = comps
         .iter()
         .map(|c| norm2(&c.offset).sqrt())
         .fold(0.0, f64::max);
     let dmax = delta.iter().map(|v| norm2(v).sqrt()).fold(0.0, f64::max);
-    let gqn = gq_fro2.sqrt();
-    let bound_a = 2.0 * (cmax + 2.0 * gqn * dmax).powi(2) + trace_rest;
+    let gqn = gq.iter().map(|m| norm2(m).sqrt()).fold(0.0, f64::max);
+    let tmax = tmat.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let bound_a = 2.0 * (cmax + 2.0 * gqn * dmax).powi(2) + tmax;
     let bound_b = 2.0 * gqn * gqn;
 
-    let buf = RefCell::new((vec![0.0; k], vec![0.0; d], vec![0.0; r]));
+    let buf = RefCell::new((vec![0.0; k], vec![0.0; d], vec![0.0; ng * r], vec![0.0; ng]));
     let h = |u: &[f64]| -> f64 {
         let mut guard = buf.borrow_mut();
-        let (s, m, wd) = &mut *guard;
+        let (s, m, ug, wg) = &mut *guard;
         let mut max = f64::NEG_INFINITY;
         for i in 0..k {
             let dot: f64 = u.iter().zip(&delta[i]).map(|(a, b)| a * b).sum();
@@ -247,45 +265,88 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
             total += *si;
         }
         m.iter_mut().for_each(|v| *v = 0.0);
-        wd.iter_mut().for_each(|v| *v = 0.0);
+        ug.iter_mut().for_each(|v| *v = 0.0);
+        wg.iter_mut().for_each(|v| *v = 0.0);
         for i in 0..k {
             let w = s[i] / total;
             m.iter_mut()
                 .zip(&comps[i].offset)
                 .for_each(|(mi, o)| *mi += w * o);
-            wd.iter_mut().zip(&delta[i]).for_each(|(a, b)| *a += w * b);
-        }
-        if let Some(gq) = &gq {
-            for i in 0..d {
+            if let Some(gi) = comps[i].gain {
+                wg[gi] += w;
                 for a in 0..r {
-                    m[i] += gq[i * r + a] * (u[a] - wd[a]);
+                    ug[gi * r + a] += w * (u[a] - delta[i][a]);
                 }
             }
         }
-        norm2(m) + trace_rest
-    };
-    let mut value = 0.0;
-    let mut error = 0.0;
-    let mut evals = 0;
-    for j in 0..k {
-        let shift = &delta[j];
-        let f = |sv: &[f64]| {
-            let mut u = [0.0; 2];
-            for a in 0..r {
-                u[a] = shift[a] + sv[a];
+        for gi in 0..ng {
+            for i in 0..d {
+                for a in 0..r {
+                    m[i] += gq[gi][i * r + a] * ug[gi * r + a];
+                }
             }
-            h(&u[..r])
-        };
-        let qr = gaussian_expectation(r, &f, bound_a, bound_b, tol)?;
-        value += weights[j] * qr.value;
-        error += weights[j] * qr.error;
-        evals += qr.evals;
-    }
+        }
+        let tr: f64 = (0..ng * ng)
+            .map(|i| wg[i / ng] * wg[i % ng] * tmat[i])
+            .sum();
+        norm2(m) + tr.max(0.0)
+    };
+    // One integral of p(u)·h(u) over u, p(u) = Σ_j π_j φ_r(u − δ_j): all components have unit
+    // width here, so a single pass with a break at every centre resolves them all.
+    // log(π_k φ_r(u − δ_k)) = s_k(u) − ½‖u‖² − (r/2) log 2π because ‖δ_k‖ = ‖e_k‖.
+    let log_norm = -0.5 * r as f64 * (2.0 * std::f64::consts::PI).ln();
+    let g = |u: &[f64]| -> f64 {
+        let hv = h(u);
+        let guard = buf.borrow();
+        let s = &guard.0;
+        let mut max = f64::NEG_INFINITY;
+        let mut lse = 0.0;
+        for i in 0..k {
+            let dot: f64 = u.iter().zip(&delta[i]).map(|(a, b)| a * b).sum();
+            let si = s0[i] + dot;
+            if si > max {
+                lse = lse * (max - si).exp() + 1.0;
+                max = si;
+            } else {
+                lse += (si - max).exp();
+            }
+        }
+        let _ = s;
+        let logp = max + lse.ln() - 0.5 * norm2(u) + log_norm;
+        if logp == f64::NEG_INFINITY {
+            0.0
+        } else {
+            logp.exp() * hv
+        }
+    };
+    let (big_r, tail) = crate::quad::truncation_radius(r, bound_a, bound_b, 0.1 * tol);
+    let tail: f64 = tail * weights.iter().sum::<f64>();
+    let axis_breaks = |axis: usize| -> Vec<f64> {
+        let mut b: Vec<f64> = delta.iter().map(|v| v[axis]).collect();
+        let lo = b.iter().fold(f64::MAX, |m, v| m.min(*v)) - big_r;
+        let hi = b.iter().fold(f64::MIN, |m, v| m.max(*v)) + big_r;
+        b.push(lo);
+        b.push(hi);
+        b.sort_by(f64::total_cmp);
+        b.dedup();
+        b
+    };
+    let q = if r == 1 {
+        crate::quad::integrate_pieces(&|u| g(&[u]), &axis_breaks(0), 0.9 * tol)?
+    } else {
+        let inner = axis_breaks(1);
+        crate::quad::integrate_2d(
+            &|u1, u2| g(&[u1, u2]),
+            &axis_breaks(0),
+            &|_| inner.clone(),
+            0.9 * tol,
+        )?
+    };
     Ok(Some(Exact {
-        value,
-        error,
+        value: q.value,
+        error: q.error + tail,
         method: Method::Quadrature,
-        evals,
+        evals: q.evals,
     }))
 }
 
@@ -345,14 +406,14 @@ impl<'a> Anchored<'a> {
         }
     }
 
-    /// `‖m_t(μ_j + L_j s)‖²`; buffers: log-weights (K) and three of length d.
+    /// `‖m_t(μ_j + L_j s)‖²`; buffers: log-weights (K), three of length d, and one of
+    /// length d per gain.
     fn value(
         &self,
         s: &[f64],
         lr: &mut [f64],
-        ws: &mut [f64],
-        ls: &mut [f64],
-        m: &mut [f64],
+        (ws, ls, m): (&mut [f64], &mut [f64], &mut [f64]),
+        vg: &mut [f64],
     ) -> f64 {
         let d = self.d;
         let post = self.post;
@@ -383,20 +444,24 @@ impl<'a> Anchored<'a> {
             })
             .sum();
         m.iter_mut().for_each(|x| *x = 0.0);
-        for class in &post.classes {
-            ws.iter_mut().for_each(|x| *x = 0.0);
-            for k in class.start..class.end {
-                let wk = lr[k] / total;
-                let c = &post.comps[k];
+        let d_ = d;
+        vg.iter_mut().for_each(|x| *x = 0.0);
+        for (k, c) in post.comps.iter().enumerate() {
+            let wk = lr[k] / total;
+            for i in 0..d {
+                m[i] += wk * c.offset[i];
+            }
+            if let Some(g) = c.gain {
+                let v = &mut vg[g * d_..(g + 1) * d_];
                 for i in 0..d {
-                    m[i] += wk * c.offset[i];
-                    ws[i] += wk * (self.dmu[k][i] + ls[i]);
+                    v[i] += wk * (self.dmu[k][i] + ls[i]);
                 }
             }
-            if let Some(a) = &class.gain {
-                for i in 0..d {
-                    m[i] += (0..d).map(|k| a[i * d + k] * ws[k]).sum::<f64>();
-                }
+        }
+        for (g, a) in post.gains.iter().enumerate() {
+            let v = &vg[g * d..(g + 1) * d];
+            for i in 0..d {
+                m[i] += (0..d).map(|k| a[i * d + k] * v[k]).sum::<f64>();
             }
         }
         norm2(m)
@@ -437,12 +502,18 @@ fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
         .map(|c| norm2(&c.offset).sqrt())
         .fold(0.0, f64::max);
     let amax = post
-        .classes
+        .gains
         .iter()
-        .filter_map(|c| c.gain.as_ref().map(|a| norm2(a).sqrt()))
+        .map(|a| norm2(a).sqrt())
         .fold(0.0, f64::max);
     let k_total = post.comps.len();
-    let bufs = RefCell::new((vec![0.0; k_total], vec![0.0; d], vec![0.0; d], vec![0.0; d]));
+    let bufs = RefCell::new((
+        vec![0.0; k_total],
+        vec![0.0; d],
+        vec![0.0; d],
+        vec![0.0; d],
+        vec![0.0; d * post.gains.len()],
+    ));
     let mut value = 0.0;
     let mut error = 0.0;
     let mut evals = 0;
@@ -473,8 +544,8 @@ fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
                 .collect();
             let f = |s: &[f64]| -> f64 {
                 let mut guard = bufs.borrow_mut();
-                let (lr, ws, ls, m) = &mut *guard;
-                an.value(s, lr, ws, ls, m)
+                let (lr, ws, ls, m, vg) = &mut *guard;
+                an.value(s, lr, (ws, ls, m), vg)
             };
             let (big_r, _) = crate::quad::truncation_radius(d, 2.0 * a * a, 2.0 * b * b, 0.1 * tol);
             let br = |s1: Option<f64>| narrow_breaks(&centres, big_r, s1);

@@ -21,11 +21,13 @@
 //! weights `w_k ∝ π_k N(x; μ_k, C_k)`, computed in log space. Atoms carry positive mass and
 //! take precedence over continuous components at their location.
 //!
-//! Components that share `(C_k, A_k)` form a *class* (all pairs of a discrete law in one
-//! branch do), so the whitening solve is done once per class and each component costs O(d).
-//! Classes and components that coincide under [`crate::grouping`]'s rule are merged: merged
-//! components are identical Gaussians, so pooling them (weights added, offsets averaged with
-//! those weights) is exact.
+//! Components that share a covariance `C_k` form a *class* (all atoms of a discrete law in one
+//! branch do, and for `S0 = S1` or `t = ½` both branches do), so the whitening solve is done
+//! once per class and each component costs O(d). Gains are stored once per distinct matrix.
+//! Components of a class whose means coincide under [`crate::grouping`]'s rule are identical
+//! Gaussians whose posterior weights stay in the ratio of their priors, so pooling them
+//! (weights added, offsets *and gains* averaged with those weights) is exact. This is what
+//! makes `p0 = p1` collapse to a zero field, and the equal-covariance case a single class.
 
 use crate::grouping::{coincide, group_rows};
 use crate::interpolant::{Observation, StochasticInterpolant};
@@ -36,15 +38,13 @@ use crate::linalg;
 /// resolution of the coincidence rule for any location of magnitude above 1e-134.
 const ATOMIC_VARIANCE: f64 = 1e-280;
 
-/// Components sharing one covariance and one gain.
+/// Components sharing one covariance.
 #[derive(Debug, Clone)]
 pub(crate) struct Class {
     pub cov: Vec<f64>,
     pub chol: Vec<f64>,
     /// `−½ log det(2π C)`.
     pub log_norm: f64,
-    /// `A = Cov(Δ, X̃) C⁻¹`, row-major; `None` when it is zero.
-    pub gain: Option<Vec<f64>>,
     pub start: usize,
     pub end: usize,
 }
@@ -57,6 +57,8 @@ pub(crate) struct Component {
     /// `L⁻¹ μ` with `L` the class's Cholesky factor.
     pub white: Vec<f64>,
     pub offset: Vec<f64>,
+    /// Index into [`Posterior::gains`] of `A_k = Cov(Δ, X̃ | k) C_k⁻¹`; `None` when zero.
+    pub gain: Option<usize>,
 }
 
 /// One atom of `X̃_t` (all coinciding triples pooled).
@@ -83,6 +85,8 @@ pub struct Posterior {
     dim: usize,
     pub(crate) classes: Vec<Class>,
     pub(crate) comps: Vec<Component>,
+    /// Distinct gain matrices `A` (row-major `d × d`).
+    pub(crate) gains: Vec<Vec<f64>>,
     /// Sorted by first coordinate.
     pub(crate) atoms: Vec<Atom>,
     atom_scale: f64,
@@ -93,15 +97,15 @@ struct RawComp {
     weight: f64,
     mean: Vec<f64>,
     offset: Vec<f64>,
+    gain: Option<Vec<f64>>,
 }
 
-/// A class before component merging: covariance, its Cholesky factor, `−½ log det(2πC)`,
-/// gain and components.
+/// A class before component merging: covariance, its Cholesky factor, `−½ log det(2πC)`
+/// and components.
 struct BuiltClass {
     cov: Vec<f64>,
     chol: Vec<f64>,
     log_norm: f64,
-    gain: Option<Vec<f64>>,
     comps: Vec<RawComp>,
 }
 
@@ -163,6 +167,7 @@ impl Posterior {
                             weight: pb,
                             mean: combo(a, &m0, b, &m1),
                             offset: diff(&m1, &m0),
+                            gain: None,
                         }],
                     }
                 }
@@ -182,6 +187,7 @@ impl Posterior {
                                 weight: pb * w,
                                 mean: combo(a, &m0, b, &y),
                                 offset: diff(&y, &m0),
+                                gain: None,
                             }
                         })
                         .collect();
@@ -207,6 +213,7 @@ impl Posterior {
                                 weight: pb * w,
                                 mean: combo(a, &x, b, &m1),
                                 offset: diff(&m1, &x),
+                                gain: None,
                             }
                         })
                         .collect();
@@ -226,6 +233,7 @@ impl Posterior {
                                 weight: pb * wx * wy,
                                 mean: combo(a, &x, b, &y),
                                 offset: diff(&y, &x),
+                                gain: None,
                             });
                         }
                     }
@@ -267,34 +275,29 @@ impl Posterior {
                 let inv = linalg::inverse_from_chol(&chol, d);
                 linalg::matmul(&k, &inv, d, d, d)
             });
-            // Merge into an existing class with the same covariance and gain.
-            let same = classes.iter().position(|c2| {
-                coincide(&c2.cov, &cov, atom_tol)
-                    && match (&c2.gain, &gain) {
-                        (None, None) => true,
-                        (Some(a), Some(b)) => coincide(a, b, atom_tol),
-                        _ => false,
-                    }
-            });
-            match same {
-                Some(i) => classes[i].comps.extend(rc.comps),
+            let mut comps = rc.comps;
+            comps.iter_mut().for_each(|c| c.gain = gain.clone());
+            match classes
+                .iter()
+                .position(|c2| coincide(&c2.cov, &cov, atom_tol))
+            {
+                Some(i) => classes[i].comps.extend(comps),
                 None => classes.push(BuiltClass {
                     cov,
                     chol,
                     log_norm,
-                    gain,
-                    comps: rc.comps,
+                    comps,
                 }),
             }
         }
 
         let mut out_classes = Vec::new();
         let mut comps = Vec::new();
+        let mut gains: Vec<Vec<f64>> = Vec::new();
         for BuiltClass {
             cov,
             chol,
             log_norm,
-            gain,
             comps: raw_comps,
         } in classes
         {
@@ -305,18 +308,27 @@ impl Posterior {
                 }
                 let mut white = merged.mean.clone();
                 linalg::solve_lower_in_place(&chol, d, &mut white);
+                let gain = merged.gain.map(|a| {
+                    gains
+                        .iter()
+                        .position(|g| coincide(g, &a, atom_tol))
+                        .unwrap_or_else(|| {
+                            gains.push(a);
+                            gains.len() - 1
+                        })
+                });
                 comps.push(Component {
                     log_weight: merged.weight.ln(),
                     mean: merged.mean,
                     white,
                     offset: merged.offset,
+                    gain,
                 });
             }
             out_classes.push(Class {
                 cov,
                 chol,
                 log_norm,
-                gain,
                 start,
                 end: comps.len(),
             });
@@ -340,6 +352,7 @@ impl Posterior {
             dim: d,
             classes: out_classes,
             comps,
+            gains,
             atoms,
             atom_scale,
             atom_tol,
@@ -356,7 +369,7 @@ impl Posterior {
         FieldScratch {
             lr: vec![0.0; self.comps.len()],
             y: vec![0.0; self.dim],
-            v: vec![0.0; self.dim],
+            v: vec![0.0; self.dim * self.gains.len()],
             av: vec![0.0; self.dim],
         }
     }
@@ -434,59 +447,76 @@ impl Posterior {
             total += *lr;
         }
         out.iter_mut().for_each(|o| *o = 0.0);
-        for class in &self.classes {
-            if class.gain.is_some() {
-                s.v.iter_mut().for_each(|v| *v = 0.0);
-            }
-            for k in class.start..class.end {
-                let c = &self.comps[k];
-                let w = s.lr[k] / total;
-                add_scaled(out, w, &c.offset);
-                if class.gain.is_some() {
-                    for i in 0..d {
-                        s.v[i] += w * (x[i] - c.mean[i]);
-                    }
+        s.v.iter_mut().for_each(|v| *v = 0.0);
+        for (k, c) in self.comps.iter().enumerate() {
+            let w = s.lr[k] / total;
+            add_scaled(out, w, &c.offset);
+            if let Some(g) = c.gain {
+                let v = &mut s.v[g * d..(g + 1) * d];
+                for i in 0..d {
+                    v[i] += w * (x[i] - c.mean[i]);
                 }
             }
-            if let Some(a) = &class.gain {
-                linalg::matvec(a, d, d, &s.v, &mut s.av);
-                add_scaled(out, 1.0, &s.av);
-            }
+        }
+        for (g, a) in self.gains.iter().enumerate() {
+            linalg::matvec(a, d, d, &s.v[g * d..(g + 1) * d], &mut s.av);
+            add_scaled(out, 1.0, &s.av);
         }
         Some(max + total.ln())
     }
 }
 
-/// Pools components whose means coincide: weights add, offsets average with the weights.
+/// Pools components whose means coincide: weights add, offsets and gains average with the
+/// weights (a missing gain counts as zero; a pooled gain that cancels to rounding level is
+/// dropped).
 fn merge_by_location(d: usize, comps: Vec<RawComp>, tol: f64) -> Vec<RawComp> {
     if comps.len() <= 1 {
         return comps;
     }
     let means: Vec<f64> = comps.iter().flat_map(|c| c.mean.iter().copied()).collect();
     let (ids, n) = group_rows(&means, d, tol);
-    let mut out: Vec<Option<RawComp>> = (0..n).map(|_| None).collect();
+    // (pooled component with weighted sums, largest |gain entry| seen)
+    let mut out: Vec<Option<(RawComp, f64)>> = (0..n).map(|_| None).collect();
     for (c, &g) in comps.into_iter().zip(&ids) {
-        match &mut out[g] {
-            None => {
-                let offset = c.offset.iter().map(|o| o * c.weight).collect();
-                out[g] = Some(RawComp {
-                    weight: c.weight,
-                    mean: c.mean,
-                    offset,
-                });
-            }
-            Some(acc) => {
-                acc.weight += c.weight;
-                add_scaled(&mut acc.offset, c.weight, &c.offset);
-            }
+        let gmax = c
+            .gain
+            .as_ref()
+            .map_or(0.0, |a| a.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+        let entry = out[g].get_or_insert_with(|| {
+            (
+                RawComp {
+                    weight: 0.0,
+                    mean: c.mean.clone(),
+                    offset: vec![0.0; d],
+                    gain: None,
+                },
+                0.0,
+            )
+        });
+        entry.0.weight += c.weight;
+        add_scaled(&mut entry.0.offset, c.weight, &c.offset);
+        if let Some(a) = &c.gain {
+            let acc = entry.0.gain.get_or_insert_with(|| vec![0.0; d * d]);
+            add_scaled(acc, c.weight, a);
         }
+        entry.1 = entry.1.max(gmax);
     }
     out.into_iter()
         .flatten()
-        .map(|mut c| {
+        .map(|(mut c, gmax)| {
             if c.weight > 0.0 {
                 let w = c.weight;
                 c.offset.iter_mut().for_each(|o| *o /= w);
+                if let Some(a) = c.gain.as_mut() {
+                    a.iter_mut().for_each(|v| *v /= w);
+                }
+                let pooled = c
+                    .gain
+                    .as_ref()
+                    .map_or(0.0, |a| a.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+                if pooled <= tol * gmax {
+                    c.gain = None;
+                }
             }
             c
         })

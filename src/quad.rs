@@ -143,6 +143,43 @@ pub fn integrate_pieces(
     })
 }
 
+/// `∫∫ f(x1, x2) dx2 dx1` over `[outer[0], outer[last]] × [inner(x1)[0], inner(x1)[last]]`,
+/// iterated, with break points for each axis (the inner ones may depend on `x1`). The inner
+/// integrals get 45% of the tolerance per unit of outer length, the outer integral 45%; the
+/// bound is `outer error + (outer length) · max inner error`.
+pub fn integrate_2d(
+    f: &dyn Fn(f64, f64) -> f64,
+    outer: &[f64],
+    inner: &dyn Fn(f64) -> Vec<f64>,
+    tol: f64,
+) -> Result<QuadResult, NonFiniteIntegrand> {
+    let width = (outer[outer.len() - 1] - outer[0]).max(f64::MIN_POSITIVE);
+    let inner_err = Cell::new(0.0f64);
+    let inner_evals = Cell::new(0u64);
+    let inner_bad = Cell::new(false);
+    let inner_tol = 0.45 * tol / width;
+    let g = |x1: f64| match integrate_pieces(&|x2| f(x1, x2), &inner(x1), inner_tol) {
+        Ok(q) => {
+            inner_err.set(inner_err.get().max(q.error));
+            inner_evals.set(inner_evals.get() + q.evals);
+            q.value
+        }
+        Err(_) => {
+            inner_bad.set(true);
+            f64::NAN
+        }
+    };
+    let q = integrate_pieces(&g, outer, 0.45 * tol)?;
+    if inner_bad.get() {
+        return Err(NonFiniteIntegrand);
+    }
+    Ok(QuadResult {
+        value: q.value,
+        error: q.error + width * inner_err.get(),
+        evals: q.evals + inner_evals.get(),
+    })
+}
+
 /// Standard normal density.
 #[inline]
 pub fn phi(z: f64) -> f64 {
@@ -230,35 +267,16 @@ pub fn gaussian_expectation_split(
             })
         }
         2 => {
-            let inner_err = Cell::new(0.0f64);
-            let inner_evals = Cell::new(0u64);
-            let inner_bad = Cell::new(false);
-            let inner_tol = 0.45 * tol;
-            let g = |z1: f64| {
-                let w = phi(z1);
-                let h = |z2: f64| phi(z2) * f(&[z1, z2]);
-                let inner_breaks = with_breaks(big_r, breaks(Some(z1)));
-                match integrate_pieces(&h, &inner_breaks, inner_tol) {
-                    Ok(q) => {
-                        inner_err.set(inner_err.get().max(q.error));
-                        inner_evals.set(inner_evals.get() + q.evals);
-                        w * q.value
-                    }
-                    Err(_) => {
-                        inner_bad.set(true);
-                        f64::NAN
-                    }
-                }
-            };
-            let q = integrate_pieces(&g, &outer_breaks, 0.45 * tol)?;
-            if inner_bad.get() {
-                return Err(NonFiniteIntegrand);
-            }
-            // ∫ φ(z1) e(z1) dz1 ≤ max e.
+            let inner = |z1: f64| with_breaks(big_r, breaks(Some(z1)));
+            let q = integrate_2d(
+                &|z1, z2| phi(z1) * phi(z2) * f(&[z1, z2]),
+                &outer_breaks,
+                &inner,
+                tol,
+            )?;
             Ok(QuadResult {
-                value: q.value,
-                error: q.error + inner_err.get() + tail,
-                evals: q.evals + inner_evals.get(),
+                error: q.error + tail,
+                ..q
             })
         }
         _ => panic!("gaussian_expectation supports r = 1 or 2, got {r}"),
