@@ -203,7 +203,7 @@ fn counterexample_d_mid_vanishes() {
     // rounding of the integrand (~1e-30); the claimed bound must be below it too.
     const THRESHOLD: f64 = 1e-12;
     let e = d_mid(GAP_SPACING, 1e-14).unwrap();
-    println!("D_mid(π/2) = {} ± {}", e.value, e.error_bound);
+    println!("D_mid(π/2) = {:.1e} ± {:.1e}", e.value, e.error_bound);
     assert_eq!(e.method, Method::Quadrature);
     assert!(e.error_bound < THRESHOLD, "{e:?}");
     assert!(e.value.abs() + e.error_bound < THRESHOLD, "{e:?}");
@@ -235,7 +235,7 @@ fn counterexample_d_t_positive_below_half() {
         let b = d_t_breakdown(GAP_SPACING, t, 1e-7).unwrap();
         let bound = b.tail_error + b.propagated_error;
         println!(
-            "D({t}) = {} ± {bound} (tail {}, propagated {}), proven lower bound {} = Q({})",
+            "D({t}) = {:.10} ± {bound:.1e} (tail {:.1e}, propagated {:.1e}), lower bound {:.8} = Q({:.1})",
             b.value, b.tail_error, b.propagated_error, b.lower_bound, b.cutoffs[4]
         );
         // Positive without any extrapolation: D(t) ≥ Q(X) and Q(X) − its errors > 0.
@@ -269,7 +269,7 @@ fn counterexample_overlapping_lattice_has_positive_d_mid() {
     let b = d_t_breakdown(OVERLAP_SPACING, 0.5, 1e-8).unwrap();
     let bound = b.tail_error + b.propagated_error;
     println!(
-        "D_mid(2π/3) = {} ± {bound}, proven lower bound {}",
+        "D_mid(2π/3) = {:.10} ± {bound:.1e}, lower bound {:.8}",
         b.value, b.lower_bound
     );
     assert!(b.lower_bound > 0.0, "{b:?}");
@@ -313,7 +313,7 @@ fn d_t_matches_stratified_monte_carlo_over_the_whole_line() {
     }
     let se = variance.sqrt();
     println!(
-        "stratified MC {estimate} ± {se} (SE); d_t {} ± {}",
+        "stratified MC {estimate:.7} ± {se:.1e} (SE); d_t {:.10} ± {:.1e}",
         exact.value, exact.error_bound
     );
     assert!(
@@ -385,7 +385,7 @@ fn restricted_d_t_matches_sampling_the_interpolant() {
     let se = ((sum_sq / n as f64 - mean * mean) / (n as f64 - 1.0)).sqrt();
     let exact = d_t_restricted(GAP_SPACING, t, big_l, 1e-8).unwrap();
     println!(
-        "sampled {mean} ± {se} (SE); restricted {} ± {}",
+        "sampled {mean:.5} ± {se:.1e} (SE); restricted to |x| ≤ {big_l}: {:.10} ± {:.1e}",
         exact.value, exact.error_bound
     );
     assert!(
