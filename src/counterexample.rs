@@ -35,8 +35,9 @@
 //!    aligned with the oscillation of `f0` (its a-posteriori estimate, as everywhere in
 //!    [`crate::quad`]).
 //! 3. **The `|x| > X` tail (extrapolated, an estimate).** The integrand decays only like
-//!    `1/x²` (`X̃_t` has `x⁻⁴` tails and `m_t(x)` grows like `x`), so a proven tail bound is
-//!    `O(1/X)` and useless. Instead: `S` and `N` are Fourier transforms of compactly supported
+//!    `1/x²` (`X̃_t` has `x⁻⁴` tails and `m_t(x)` grows like `x`), so a proven tail bound
+//!    (Cauchy–Schwarz: `E[Δ²; |X̃_t| > X]`) is `O(1/X)`, impractical for any useful accuracy.
+//!    Instead: `S` and `N` are Fourier transforms of compactly supported
 //!    piecewise polynomials whose break points are multiples of `ω₀ = 1/(q·t(1−t))` for
 //!    `t = p/q`, so for `x > 0` they are finite sums `Σ_n c_n(x)/xⁿ` with `c_n` periodic of
 //!    period `P = 2π/ω₀`. On the ladder `X_i = M·2^i·P` the truncated integral
@@ -46,7 +47,8 @@
 //!    it is an a-posteriori estimate under that expansion, not a proof. The errors of items
 //!    1–2 are propagated through the extrapolation weights.
 //!
-//! A proven one-sided statement comes for free: `N²/S ≥ 0`, so `D(t) ≥ Q(X)` for every `X`
+//! A one-sided statement needs no extrapolation: `N²/S ≥ 0`, so `D(t) ≥ Q(X)` for every `X`,
+//! and `Q(X)` minus its quadrature estimate and proven lattice bound is a lower bound on `D(t)`
 //! ([`Breakdown::lower_bound`], [`d_t_restricted`]).
 //!
 //! See `theory/counterexample.md` for the derivations and `tests/counterexample.rs` for the
