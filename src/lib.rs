@@ -6,7 +6,8 @@
 //! laws, the exact displacement field (Eq. 5), and the variational objective of Prop. 3.3.
 //!
 //! Layout mirrors the math: [`interpolant`] (Eq. 6–7), [`law`] (endpoint laws), [`field`]
-//! (Eq. 1, 5), [`divergence`] (Eq. 2, 3, 8), [`montecarlo`] (estimators, Prop. 3.3).
+//! (Eq. 1, 5), [`divergence`] (Eq. 2, 3, 8), [`montecarlo`] (estimators, Prop. 3.3);
+//! [`counterexample`] shows that Theorem 3.1 needs bounded endpoints.
 //!
 //! ```
 //! use midpoint::divergence::{d_tmid, ExactOptions};
@@ -24,6 +25,7 @@
 // Numerical kernels index several arrays in lockstep; iterator chains would obscure the math.
 #![allow(clippy::needless_range_loop)]
 
+pub mod counterexample;
 pub mod discrete;
 pub mod divergence;
 pub mod error;
