@@ -306,12 +306,16 @@ fn integrate_over_t(
     }
     let scale = displacement_scale(p0, p1) * (hi - lo);
     // D(t) may be non-smooth where components shrink to atoms (t → 0, and t → 1 without the
-    // flip; e.g. ~ t·sqrt(log 1/t), or a jump exactly at t = 0). Each end half is therefore
-    // integrated in u with t = end ± ½(hi − lo)·u⁴, which makes the integrand smooth enough for
-    // Clenshaw–Curtis and never evaluates D at the end itself (the weight 2u³ vanishes there).
-    let ends: Vec<(f64, f64)> = match obs {
-        Observation::Flipped => vec![(lo, hi - lo)],
-        Observation::Unflipped => vec![(lo, 0.5 * (hi - lo)), (hi, -0.5 * (hi - lo))],
+    // flip; e.g. ~ t·sqrt(log 1/t), or a jump exactly at t = 0). Each segment is therefore
+    // integrated in u ∈ [0, 1] with t = lo + len·u⁴, which makes the integrand smooth enough
+    // for Clenshaw–Curtis and never evaluates D at the end itself (the weight 4u³ vanishes
+    // there).
+    // Without the flip the far end is mapped back to the near one by swapping the laws:
+    // D_unflipped(p0, p1; t) = D_unflipped(p1, p0; 1 − t) for a symmetric interpolant, and a
+    // small 1 − t is then represented with full relative precision.
+    let segments: Vec<(&Law, &Law, f64)> = match obs {
+        Observation::Flipped => vec![(p0, p1, hi - lo)],
+        Observation::Unflipped => vec![(p0, p1, 0.5 * (hi - lo)), (p1, p0, 0.5 * (hi - lo))],
     };
     let eval = |tol: f64| -> Result<Option<Exact>, NonFiniteIntegrand> {
         let inner_err = Cell::new(0.0f64);
@@ -319,8 +323,8 @@ fn integrate_over_t(
         let missing = Cell::new(false);
         // Inner errors integrate to at most (hi − lo)·max error: give each D(t) tol/(2(hi−lo)).
         let inner_tol = 0.5 * tol / (hi - lo);
-        let d_of_t = |t: f64| -> f64 {
-            let post = Posterior::new(p0, p1, si, t, obs, opts.atom_tol);
+        let d_of_t = |a: &Law, b: &Law, t: f64| -> f64 {
+            let post = Posterior::new(a, b, si, t, obs, opts.atom_tol);
             match d_of_posterior(&post, inner_tol, opts.max_work) {
                 Ok(Some(e)) => {
                     inner_err.set(inner_err.get().max(e.error));
@@ -335,15 +339,15 @@ fn integrate_over_t(
             }
         };
         let (mut value, mut error, mut evals) = (0.0, 0.0, 0);
-        for &(end, len) in &ends {
+        for &(a, b, len) in &segments {
             let f = |u: f64| {
                 let u3 = u * u * u;
                 if u3 == 0.0 {
                     return 0.0;
                 }
-                d_of_t(end + len * u3 * u) * 4.0 * len.abs() * u3
+                d_of_t(a, b, lo + len * u3 * u) * 4.0 * len * u3
             };
-            let q = integrate(&f, 0.0, 1.0, 0.5 * tol / ends.len() as f64)?;
+            let q = integrate(&f, 0.0, 1.0, 0.5 * tol / segments.len() as f64)?;
             value += q.value;
             error += q.error;
             evals += q.evals;

@@ -164,30 +164,12 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
             diff
         })
         .collect();
-    // Span of the whitened mean differences.
-    let mut scatter = vec![0.0; d * d];
-    for ek in &e {
-        for i in 0..d {
-            for j in 0..d {
-                scatter[i * d + j] += ek[i] * ek[j];
-            }
-        }
-    }
-    let (vals, vecs) = linalg::sym_eigen(&scatter, d).expect("symmetric eigendecomposition");
-    let lmax = vals.iter().fold(0.0f64, |m, v| m.max(*v));
-    let basis: Vec<usize> = (0..d)
-        .filter(|&i| lmax > 0.0 && vals[i] > 1e-24 * lmax)
-        .collect();
-    let r = basis.len();
+    // Span of the whitened mean differences (rank to 1e-12 of the largest singular value).
+    let (q, r) = linalg::span_basis(&e[1..], d, 1e-12);
     if r > 2 {
         return Ok(None);
     }
     let weights: Vec<f64> = comps.iter().map(|c| c.log_weight.exp()).collect();
-    // Q: d × r, columns = basis eigenvectors.
-    let q: Vec<f64> = (0..d)
-        .flat_map(|i| basis.iter().map(move |&j| (i, j)))
-        .map(|(i, j)| vecs[i * d + j])
-        .collect();
     let g: Vec<Vec<f64>> = post
         .gains
         .iter()
@@ -234,11 +216,6 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
             evals: 0,
         }));
     }
-    let s0: Vec<f64> = comps
-        .iter()
-        .zip(&e)
-        .map(|(c, ek)| c.log_weight - 0.5 * norm2(ek))
-        .collect();
     let cmax = comps
         .iter()
         .map(|c| norm2(&c.offset).sqrt())
@@ -249,15 +226,27 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
     let bound_a = 2.0 * (cmax + 2.0 * gqn * dmax).powi(2) + tmax;
     let bound_b = 2.0 * gqn * gqn;
 
+    // One integral of p(u)·E[‖m‖² | u] over u, p(u) = Σ_k π_k φ_r(u − δ_k): all components
+    // have unit width here, so a single pass with a break at every centre resolves them all.
+    // Posterior weights ∝ π_k φ_r(u − δ_k) (the orthogonal part of z is common to all k), taken
+    // from the differences u − δ_k directly: no cancellation however far the centres lie.
+    let log_norm = -0.5 * r as f64 * (2.0 * std::f64::consts::PI).ln();
     let buf = RefCell::new((vec![0.0; k], vec![0.0; d], vec![0.0; ng * r], vec![0.0; ng]));
-    let h = |u: &[f64]| -> f64 {
+    let g = |u: &[f64]| -> f64 {
         let mut guard = buf.borrow_mut();
         let (s, m, ug, wg) = &mut *guard;
         let mut max = f64::NEG_INFINITY;
         for i in 0..k {
-            let dot: f64 = u.iter().zip(&delta[i]).map(|(a, b)| a * b).sum();
-            s[i] = s0[i] + dot;
+            let q: f64 = u
+                .iter()
+                .zip(&delta[i])
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            s[i] = comps[i].log_weight - 0.5 * q;
             max = max.max(s[i]);
+        }
+        if max == f64::NEG_INFINITY {
+            return 0.0;
         }
         let mut total = 0.0;
         for si in s.iter_mut() {
@@ -289,35 +278,8 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
         let tr: f64 = (0..ng * ng)
             .map(|i| wg[i / ng] * wg[i % ng] * tmat[i])
             .sum();
-        norm2(m) + tr.max(0.0)
-    };
-    // One integral of p(u)·h(u) over u, p(u) = Σ_j π_j φ_r(u − δ_j): all components have unit
-    // width here, so a single pass with a break at every centre resolves them all.
-    // log(π_k φ_r(u − δ_k)) = s_k(u) − ½‖u‖² − (r/2) log 2π because ‖δ_k‖ = ‖e_k‖.
-    let log_norm = -0.5 * r as f64 * (2.0 * std::f64::consts::PI).ln();
-    let g = |u: &[f64]| -> f64 {
-        let hv = h(u);
-        let guard = buf.borrow();
-        let s = &guard.0;
-        let mut max = f64::NEG_INFINITY;
-        let mut lse = 0.0;
-        for i in 0..k {
-            let dot: f64 = u.iter().zip(&delta[i]).map(|(a, b)| a * b).sum();
-            let si = s0[i] + dot;
-            if si > max {
-                lse = lse * (max - si).exp() + 1.0;
-                max = si;
-            } else {
-                lse += (si - max).exp();
-            }
-        }
-        let _ = s;
-        let logp = max + lse.ln() - 0.5 * norm2(u) + log_norm;
-        if logp == f64::NEG_INFINITY {
-            0.0
-        } else {
-            logp.exp() * hv
-        }
+        let logp = max + total.ln() + log_norm;
+        logp.exp() * (norm2(m) + tr.max(0.0))
     };
     let (big_r, tail) = crate::quad::truncation_radius(r, bound_a, bound_b, 0.1 * tol);
     let tail: f64 = tail * weights.iter().sum::<f64>();

@@ -112,12 +112,32 @@ pub fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
     c
 }
 
-/// Eigen-decomposition of a symmetric matrix: eigenvalues ascending and eigenvectors as the
-/// columns of a row-major matrix.
-pub fn sym_eigen(a: &[f64], d: usize) -> Option<(Vec<f64>, Vec<f64>)> {
-    let evd = to_mat(a, d).self_adjoint_eigen(Side::Lower).ok()?;
-    let vals: Vec<f64> = (0..d).map(|i| evd.S()[i]).collect();
-    Some((vals, from_mat(evd.U())))
+/// Orthonormal basis (row-major `d × r`) of the span of `vectors` (each of length `d`): the
+/// left singular vectors whose singular values exceed `rel_tol` times the largest. An SVD of
+/// the vectors themselves (not an eigen-decomposition of their scatter matrix, which squares
+/// the condition number) so that an exactly rank-r set comes out with rank r.
+pub fn span_basis(vectors: &[Vec<f64>], d: usize, rel_tol: f64) -> (Vec<f64>, usize) {
+    let m = vectors.len();
+    if m == 0 {
+        return (Vec::new(), 0);
+    }
+    let a = Mat::from_fn(d, m, |i, j| vectors[j][i]);
+    let svd = a.thin_svd().expect("SVD of a small finite matrix");
+    let k = d.min(m);
+    let sv: Vec<f64> = (0..k).map(|i| svd.S()[i]).collect();
+    let smax = sv.iter().fold(0.0f64, |acc, v| acc.max(*v));
+    let keep: Vec<usize> = (0..k)
+        .filter(|&i| smax > 0.0 && sv[i] > rel_tol * smax)
+        .collect();
+    let r = keep.len();
+    let u = svd.U();
+    let mut q = vec![0.0; d * r];
+    for i in 0..d {
+        for (c, &j) in keep.iter().enumerate() {
+            q[i * r + c] = u[(i, j)];
+        }
+    }
+    (q, r)
 }
 
 #[cfg(test)]
@@ -138,5 +158,21 @@ mod tests {
         }
         // det = 4(6−0.04) − 1(2−0.1) + 0.5(0.2−1.5) = 23.84 − 1.9 − 0.65 = 21.29
         assert!((log_det_from_chol(&l, 3) - 21.29f64.ln()).abs() < 1e-13);
+    }
+
+    #[test]
+    fn span_of_parallel_vectors_has_rank_one() {
+        // Would catch a rank test that counts rounding-level directions.
+        let v = vec![
+            vec![0.3, -0.1, 0.7],
+            vec![0.6, -0.2, 1.4],
+            vec![-0.3, 0.1, -0.7],
+        ];
+        let (q, r) = span_basis(&v, 3, 1e-12);
+        assert_eq!(r, 1);
+        let n = (0.09f64 + 0.01 + 0.49).sqrt();
+        assert!((q[0].abs() - 0.3 / n).abs() < 1e-14 && (q[2].abs() - 0.7 / n).abs() < 1e-14);
+        let (_, r) = span_basis(&[vec![1.0, 0.0, 0.0], vec![0.0, 1e-6, 0.0]], 3, 1e-12);
+        assert_eq!(r, 2);
     }
 }

@@ -20,6 +20,12 @@ fn main() {
         }
     };
     if let Err(e) = cli::run(parsed) {
+        let closed_pipe = e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+        if closed_pipe {
+            return;
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

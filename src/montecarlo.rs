@@ -26,7 +26,7 @@ use rayon::prelude::*;
 pub const CHUNK: usize = 8192;
 
 /// A critic `f(t, x̃, out)`: writes its value at `(t, x̃)` into `out`.
-pub type Critic = dyn Fn(f64, &[f64], &mut [f64]) + Sync;
+pub type Critic<'a> = dyn Fn(f64, &[f64], &mut [f64]) + Sync + 'a;
 
 /// How `t` is chosen for each draw.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -360,7 +360,7 @@ pub fn rao_blackwell(
 /// ```
 pub fn variational(
     setup: &Setup<'_>,
-    f: &Critic,
+    f: &Critic<'_>,
     n: usize,
     seed: u64,
 ) -> Result<McEstimate, DivergenceError> {

@@ -42,6 +42,7 @@ proptest! {
     /// Thm. 3.2: D_t-mid > 0 for distinct laws with finite second moments (σ = 0).
     #[test]
     fn thm32_d_tmid_positive_for_distinct_laws_sigma_zero((p0, p1) in exact_pair()) {
+        // σ = 0: 2-D discrete pairs have a closed form, so every case here is exact.
         prop_assume!(!same_law(&p0, &p1));
         let si = StochasticInterpolant::linear(0.0).unwrap();
         let e = d_tmid(&p0, &p1, &si, &ExactOptions::default()).unwrap();
@@ -68,7 +69,7 @@ proptest! {
     /// Eq. 3 is not a divergence: for p0 = p1 with more than one support point (or any
     /// Gaussian) the unflipped velocity is nonzero away from t = ½, so the integral is > 0.
     #[test]
-    fn naive_integral_positive_for_equal_laws(p in prop_oneof![gaussian_any_dim(4), discrete(2)], si in interpolant()) {
+    fn naive_integral_positive_for_equal_laws(p in prop_oneof![gaussian_any_dim(4), discrete(1)], si in interpolant()) {
         if let Law::Discrete(q) = &p {
             prop_assume!(q.len() > 1);
         }

@@ -24,8 +24,7 @@ proptest! {
     /// builds X̃_t differently from the exact model (wrong branch coefficients, missing ε).
     #[test]
     fn rao_blackwell_agrees_with_exact_within_6_se(
-        (p0, p1) in exact_pair(),
-        si in interpolant(),
+        (p0, p1, si) in exact_case(),
         t in 0.0f64..=1.0,
         seed in 0u64..1000,
     ) {

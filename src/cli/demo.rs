@@ -8,7 +8,7 @@ use ndarray::array;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// σ of σ_t = sqrt(σ·t(1−t)).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     sigma: f64,
     /// Monte Carlo draws per estimate.
     #[arg(long, default_value_t = 1 << 18)]
@@ -46,14 +46,19 @@ fn laws() -> anyhow::Result<Vec<(&'static str, Law, Law)>> {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let si = StochasticInterpolant::linear(a.sigma)?;
     let opts = ExactOptions::default();
-    println!(
+    outln!(
         "Midpoint divergences, linear interpolant, σ_t = sqrt({}·t(1−t)); Monte Carlo: Rao–Blackwellized, {} draws, ±1.96 SE",
         a.sigma, a.samples
-    );
-    println!(
+    )?;
+    outln!(
         "{:<20} {:<9} {:>22} {:>11}   {:>22}  {:>6}",
-        "laws", "quantity", "exact", "method", "Monte Carlo", "z"
-    );
+        "laws",
+        "quantity",
+        "exact",
+        "method",
+        "Monte Carlo",
+        "z"
+    )?;
     for (name, p0, p1) in laws()? {
         let base = Setup::new(&p0, &p1, &si);
         let rows = [
@@ -76,7 +81,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             } else {
                 "—".to_string()
             };
-            println!(
+            outln!(
                 "{:<20} {:<9} {:>12.9} ±{:<8.1e} {:>11}   {:>12.6} ±{:<8.1e}  {:>6}",
                 name,
                 q,
@@ -86,9 +91,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 mc.estimate,
                 1.96 * mc.std_error,
                 z
-            );
+            )?;
         }
     }
-    println!("D_mid and D_t-mid vanish only for equal laws; the naive integral (Eq. 3) does not.");
+    outln!("D_mid and D_t-mid vanish only for equal laws; the naive integral (Eq. 3) does not.")?;
     Ok(())
 }

@@ -29,10 +29,10 @@ pub struct Args {
     #[arg(long, value_enum)]
     divergence: Which,
     /// Time for --divergence at-t, in [0, 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     t: Option<f64>,
     /// σ of the noise schedule σ_t = sqrt(σ·t(1−t)); 0 is the deterministic interpolant.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     sigma: f64,
     /// Interpolant: linear or trig.
     #[arg(long, default_value = "linear")]
@@ -87,7 +87,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "interpolant": si.interpolant().name(),
             "dim": p0.dim(),
         });
-        println!("{obj}");
+        outln!("{obj}")?;
     } else {
         let name = match which {
             Divergence::Mid => "D_mid".to_string(),
@@ -95,10 +95,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Divergence::Naive => "D_naive (Eq. 3)".to_string(),
             Divergence::AtT(t) => format!("D({t})"),
         };
-        println!(
+        outln!(
             "{name} = {:.15e} ± {:.2e} ({})",
-            e.value, e.error_bound, e.method
-        );
+            e.value,
+            e.error_bound,
+            e.method
+        )?;
     }
     Ok(())
 }

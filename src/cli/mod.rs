@@ -1,5 +1,10 @@
 //! Subcommands; one file each.
 
+/// `println!` that reports a closed stdout as an error instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::emit(format_args!($($arg)*)) };
+}
+
 mod demo;
 mod exact;
 mod sample;
@@ -31,6 +36,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(a) => sample::run(a),
         Command::Demo(a) => demo::run(a),
     }
+}
+
+/// Writes one line to stdout; a closed pipe (`midpoint demo | head`) surfaces as an error
+/// that `main` treats as a normal end rather than a panic.
+pub(crate) fn emit(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(line)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }
 
 /// `linear` or `trig` plus `σ` → the stochastic interpolant.

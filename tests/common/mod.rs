@@ -64,6 +64,33 @@ pub fn exact_pair() -> impl Strategy<Value = (Law, Law)> {
     prop_oneof![gaussian_pair(2), discrete_pair(2), mixed_pair()]
 }
 
+/// A pair and an interpolant whose divergences all have exact routes within the default work
+/// budget: 2-D discrete pairs only with σ = 0 (with noise their time integrals fall back to
+/// Monte Carlo — that route is tested in monte_carlo.rs).
+pub fn exact_case() -> impl Strategy<Value = (Law, Law, StochasticInterpolant)> {
+    prop_oneof![
+        (gaussian_pair(2), interpolant()).prop_map(|((a, b), s)| (a, b, s)),
+        (discrete_pair(1), interpolant()).prop_map(|((a, b), s)| (a, b, s)),
+        (mixed_pair(), interpolant()).prop_map(|((a, b), s)| (a, b, s)),
+        (discrete_pair(2), deterministic()).prop_map(|((a, b), s)| (a, b, s)),
+    ]
+}
+
+/// Linear or trigonometric interpolant with σ = 0.
+pub fn deterministic() -> impl Strategy<Value = StochasticInterpolant> {
+    prop_oneof![Just("linear"), Just("trig")].prop_map(|name| {
+        StochasticInterpolant::new(
+            midpoint::Interpolant::from_name(name).unwrap(),
+            midpoint::NoiseSchedule::sqrt_bridge(0.0).unwrap(),
+        )
+    })
+}
+
+/// Asserts a value came from an exact route.
+pub fn is_exact(e: &midpoint::Evaluation) -> bool {
+    e.method != midpoint::Method::MonteCarlo
+}
+
 pub fn interpolant() -> impl Strategy<Value = StochasticInterpolant> {
     (
         prop_oneof![Just("linear"), Just("trig")],
