@@ -4,16 +4,20 @@
 //! 1. **Atoms** contribute `Σ_a P(a)‖m_t(a)‖²` exactly.
 //! 2. **One continuous component** (e.g. Gaussian endpoints at `t = ½`, or the unflipped
 //!    observation): `m_t` is affine and `E‖m_t‖² = π(‖c‖² + tr(A C Aᵀ))` — closed form.
-//! 3. **One covariance class** (equal covariances, e.g. Gaussians with `S0 = S1`, or discrete
-//!    laws with noise): in whitened coordinates the posterior weights depend on `x` only
-//!    through its projection `u` on the span of the whitened mean differences, of dimension
-//!    `r ≤ K − 1`. With `Q` an orthonormal basis of that span, `G = A L`, `δ_k = Qᵀ(ν_k − ν_0)`,
+//! 3. **One covariance class** (equal covariances: Gaussians with `S0 = S1` in any `d`, or
+//!    discrete laws with noise): in whitened coordinates the posterior weights depend on `x`
+//!    only through its projection `u` on the span of the whitened mean differences, of
+//!    dimension `r ≤ K − 1`. With `Q` an orthonormal basis of that span, `G_k = A_k L`,
+//!    `δ_k = Qᵀ L⁻¹(μ_k − μ_0)` and `W_g` the weight of the components with gain `g`,
 //!    ```text
-//!    E[‖m_t‖² | u] = ‖Σ_k w_k(u) c_k + G Q (u − Σ_k w_k(u) δ_k)‖² + ‖G‖²_F − ‖G Q‖²_F,
+//!    E[‖m_t‖² | u] = ‖Σ_k w_k(u) (c_k + G_k Q (u − δ_k))‖² + Σ_{g,h} W_g W_h T_gh,
+//!    T_gh = tr(G_g G_hᵀ) − tr(G_g Q (G_h Q)ᵀ),
 //!    ```
-//!    so `D(t)` is an `r`-dimensional Gaussian integral whatever `d` is. Used when `r ≤ 2`.
+//!    so `D(t)` is an `r`-dimensional integral whatever `d` is (theory/gaussian-closed-form.md).
+//!    Used when `r ≤ 2`.
 //! 4. **General** mixtures in `d ≤ 2`: each component's expectation by quadrature in its own
-//!    standardized coordinates `x = μ_j + L_j s`.
+//!    Cholesky coordinates `x = μ_j + L_j s`, the field evaluated relative to `μ_j`, with break
+//!    points at every narrower component.
 //!
 //! Anything else (several covariance classes in `d ≥ 3`, or a mixture too large for the work
 //! budget) is reported as needing Monte Carlo.
