@@ -171,8 +171,19 @@ fn two_pass(
     rel_tol: f64,
     eval: &dyn Fn(f64) -> Result<Option<Exact>, NonFiniteIntegrand>,
 ) -> Result<Option<Exact>, DivergenceError> {
+    two_pass_from(scale, rel_tol, 1e-4 * scale, eval)
+}
+
+/// [`two_pass`] whose first pass targets `first_tol` — `rel_tol` times a guess of the value
+/// when there is one, which usually makes the first pass the last.
+fn two_pass_from(
+    scale: f64,
+    rel_tol: f64,
+    first_tol: f64,
+    eval: &dyn Fn(f64) -> Result<Option<Exact>, NonFiniteIntegrand>,
+) -> Result<Option<Exact>, DivergenceError> {
     let floor = 1e-16 * scale.max(f64::MIN_POSITIVE);
-    let coarse = match eval((1e-4 * scale).max(floor)).map_err(quad_err)? {
+    let coarse = match eval(first_tol.max(floor)).map_err(quad_err)? {
         None => return Ok(None),
         Some(c) => c,
     };
@@ -297,14 +308,15 @@ fn integrate_over_t(
     let probe_post = Posterior::new(p0, p1, si, probe, obs, opts.atom_tol);
     // The time integral costs about T_NODES evaluations of D(t).
     const T_NODES: f64 = 100.0;
-    if T_NODES * crate::exact::quadrature_work(&probe_post) > opts.max_work
-        || d_of_posterior(&probe_post, f64::MAX, opts.max_work)
-            .map_err(quad_err)?
-            .is_none()
-    {
+    if T_NODES * crate::exact::quadrature_work(&probe_post) > opts.max_work {
         return Ok(None);
     }
     let scale = displacement_scale(p0, p1) * (hi - lo);
+    // A rough D(probe)·(hi − lo) sets the first pass's tolerance (see `two_pass_from`).
+    let guess = match d_of_posterior(&probe_post, 1e-3 * scale, opts.max_work).map_err(quad_err)? {
+        None => return Ok(None),
+        Some(e) => e.value.abs() * (hi - lo),
+    };
     // D(t) may be non-smooth where components shrink to atoms (t → 0, and t → 1 without the
     // flip; e.g. ~ t·sqrt(log 1/t), or a jump exactly at t = 0). Each segment is therefore
     // integrated in u ∈ [0, 1] with t = lo + len·u⁴, which makes the integrand smooth enough
@@ -362,7 +374,7 @@ fn integrate_over_t(
             evals: evals + inner_evals.get(),
         }))
     };
-    two_pass(scale, opts.rel_tol, &eval)
+    two_pass_from(scale, opts.rel_tol, opts.rel_tol * guess, &eval)
 }
 
 /// The generalized time-integrated Midpoint Divergence `D_t-mid^{I,σ} = ∫₀^½ D(t) dt`

@@ -23,7 +23,7 @@
 //! budget) is reported as needing Monte Carlo.
 
 use crate::linalg;
-use crate::posterior::{Class, Posterior};
+use crate::posterior::{lower_inverse, Class, Posterior};
 use crate::quad::NonFiniteIntegrand;
 use std::cell::RefCell;
 
@@ -318,124 +318,183 @@ fn reduced(post: &Posterior, class: &Class, tol: f64) -> Result<Option<Exact>, N
 
 /// The continuous field seen from component `j`: evaluates `‖m_t(μ_j + L_j s)‖²` from the
 /// differences `μ_j − μ_k` and `L_c⁻¹ L_j`, never forming `x`, so that a component much
-/// narrower than its distance to the origin keeps full relative precision.
-struct Anchored<'a> {
-    post: &'a Posterior,
-    d: usize,
+/// narrower than its distance to the origin keeps full relative precision. Fixed dimension
+/// `D ≤ 2` (the only dimensions route 4 serves), so every loop unrolls.
+struct Anchored<const D: usize> {
     /// `L_j`.
-    lj: &'a [f64],
-    /// Per class: `L_c⁻¹ L_j`.
-    w: Vec<Vec<f64>>,
+    lj: [[f64; D]; D],
+    /// Per class: `L_c⁻¹ L_j` (lower triangular).
+    w: Vec<[[f64; D]; D]>,
+    /// Per component: `log π_k − ½ log det(2πC_k)`, class, gain.
+    meta: Vec<(f64, usize, Option<usize>)>,
     /// Per component: `μ_j − μ_k`.
-    dmu: Vec<Vec<f64>>,
+    dmu: Vec<[f64; D]>,
     /// Per component: `L_c⁻¹ (μ_j − μ_k)`.
-    v: Vec<Vec<f64>>,
+    v: Vec<[f64; D]>,
+    offsets: Vec<[f64; D]>,
+    gains: Vec<[[f64; D]; D]>,
 }
 
-impl<'a> Anchored<'a> {
-    fn new(post: &'a Posterior, anchor: &'a Class, j: usize) -> Self {
-        let d = post.dim();
+fn arr<const D: usize>(v: &[f64]) -> [f64; D] {
+    let mut a = [0.0; D];
+    a.copy_from_slice(&v[..D]);
+    a
+}
+
+fn mat<const D: usize>(v: &[f64]) -> [[f64; D]; D] {
+    let mut a = [[0.0; D]; D];
+    for i in 0..D {
+        a[i].copy_from_slice(&v[i * D..(i + 1) * D]);
+    }
+    a
+}
+
+impl<const D: usize> Anchored<D> {
+    fn new(post: &Posterior, anchor: &Class, j: usize) -> Self {
         let lj = &anchor.chol[..];
+        let k = post.comps.len();
         let mut w = Vec::with_capacity(post.classes.len());
-        let mut dmu = vec![Vec::new(); post.comps.len()];
-        let mut v = vec![Vec::new(); post.comps.len()];
-        for class in &post.classes {
-            // L_c⁻¹ L_j, column by column.
-            let mut m = vec![0.0; d * d];
-            let mut col = vec![0.0; d];
-            for c in 0..d {
-                (0..d).for_each(|i| col[i] = lj[i * d + c]);
-                linalg::solve_lower_in_place(&class.chol, d, &mut col);
-                (0..d).for_each(|i| m[i * d + c] = col[i]);
-            }
-            w.push(m);
-            for k in class.start..class.end {
+        let mut meta = vec![(0.0, 0, None); k];
+        let mut dmu = vec![[0.0; D]; k];
+        let mut v = vec![[0.0; D]; k];
+        for (ci, class) in post.classes.iter().enumerate() {
+            w.push(mat::<D>(&linalg::matmul(&class.chol_inv, lj, D, D, D)));
+            for kk in class.start..class.end {
+                let c = &post.comps[kk];
                 let diff: Vec<f64> = post.comps[j]
                     .mean
                     .iter()
-                    .zip(&post.comps[k].mean)
+                    .zip(&c.mean)
                     .map(|(a, b)| a - b)
                     .collect();
                 let mut white = diff.clone();
-                linalg::solve_lower_in_place(&class.chol, d, &mut white);
-                dmu[k] = diff;
-                v[k] = white;
+                linalg::solve_lower_in_place(&class.chol, D, &mut white);
+                meta[kk] = (c.log_weight + class.log_norm, ci, c.gain);
+                dmu[kk] = arr::<D>(&diff);
+                v[kk] = arr::<D>(&white);
             }
         }
         Anchored {
-            post,
-            d,
-            lj,
+            lj: mat::<D>(lj),
             w,
+            meta,
             dmu,
             v,
+            offsets: post.comps.iter().map(|c| arr::<D>(&c.offset)).collect(),
+            gains: post.gains.iter().map(|g| mat::<D>(g)).collect(),
         }
     }
 
-    /// `‖m_t(μ_j + L_j s)‖²`; buffers: log-weights (K), three of length d, and one of
-    /// length d per gain.
-    fn value(
-        &self,
-        s: &[f64],
-        lr: &mut [f64],
-        (ws, ls, m): (&mut [f64], &mut [f64], &mut [f64]),
-        vg: &mut [f64],
-    ) -> f64 {
-        let d = self.d;
-        let post = self.post;
-        for i in 0..d {
-            ls[i] = (0..=i).map(|k| self.lj[i * d + k] * s[k]).sum();
+    /// `‖m_t(μ_j + L_j s)‖²`; `lr` has one entry per component, `vg` one per gain.
+    #[inline]
+    fn value(&self, s: &[f64], lr: &mut [f64], vg: &mut [[f64; D]]) -> f64 {
+        let mut ls = [0.0; D];
+        for i in 0..D {
+            for k in 0..=i {
+                ls[i] += self.lj[i][k] * s[k];
+            }
+        }
+        let mut ws = vec_small::<D>(self.w.len());
+        for (wc, wm) in ws.iter_mut().zip(&self.w) {
+            for i in 0..D {
+                for k in 0..=i {
+                    wc[i] += wm[i][k] * s[k];
+                }
+            }
         }
         let mut max = f64::NEG_INFINITY;
-        for (ci, class) in post.classes.iter().enumerate() {
-            linalg::matvec(&self.w[ci], d, d, s, ws);
-            for k in class.start..class.end {
-                let q: f64 = self.v[k]
-                    .iter()
-                    .zip(ws.iter())
-                    .map(|(a, b)| (a + b) * (a + b))
-                    .sum();
-                lr[k] = post.comps[k].log_weight + class.log_norm - 0.5 * q;
-                max = max.max(lr[k]);
+        for (kk, &(c0, ci, _)) in self.meta.iter().enumerate() {
+            let mut q = 0.0;
+            for i in 0..D {
+                let e = self.v[kk][i] + ws[ci][i];
+                q += e * e;
             }
+            lr[kk] = c0 - 0.5 * q;
+            max = max.max(lr[kk]);
         }
         if !max.is_finite() {
             return 0.0; // every density underflows here
         }
-        let total: f64 = lr
-            .iter_mut()
-            .map(|l| {
-                *l = (*l - max).exp();
-                *l
-            })
-            .sum();
-        m.iter_mut().for_each(|x| *x = 0.0);
-        let d_ = d;
-        vg.iter_mut().for_each(|x| *x = 0.0);
-        for (k, c) in post.comps.iter().enumerate() {
-            let wk = lr[k] / total;
-            for i in 0..d {
-                m[i] += wk * c.offset[i];
+        let mut total = 0.0;
+        for l in lr.iter_mut() {
+            *l = if *l == max { 1.0 } else { (*l - max).exp() };
+            total += *l;
+        }
+        let inv = 1.0 / total;
+        let mut m = [0.0; D];
+        for g in vg.iter_mut() {
+            *g = [0.0; D];
+        }
+        for (kk, &(_, _, gain)) in self.meta.iter().enumerate() {
+            let wk = lr[kk] * inv;
+            for i in 0..D {
+                m[i] += wk * self.offsets[kk][i];
             }
-            if let Some(g) = c.gain {
-                let v = &mut vg[g * d_..(g + 1) * d_];
-                for i in 0..d {
-                    v[i] += wk * (self.dmu[k][i] + ls[i]);
+            if let Some(g) = gain {
+                for i in 0..D {
+                    vg[g][i] += wk * (self.dmu[kk][i] + ls[i]);
                 }
             }
         }
-        for (g, a) in post.gains.iter().enumerate() {
-            let v = &vg[g * d..(g + 1) * d];
-            for i in 0..d {
-                m[i] += (0..d).map(|k| a[i * d + k] * v[k]).sum::<f64>();
+        for (a, v) in self.gains.iter().zip(vg.iter()) {
+            for i in 0..D {
+                for k in 0..D {
+                    m[i] += a[i][k] * v[k];
+                }
             }
         }
-        norm2(m)
+        m.iter().map(|x| x * x).sum()
+    }
+}
+
+/// Per-class whitened offsets on the stack for the usual one or two classes.
+fn vec_small<const D: usize>(n: usize) -> smallvec_like::Small<D> {
+    smallvec_like::Small::new(n)
+}
+
+mod smallvec_like {
+    /// Up to four `[f64; D]` on the stack, more on the heap.
+    pub(super) enum Small<const D: usize> {
+        Stack([[f64; D]; 4], usize),
+        Heap(Vec<[f64; D]>),
+    }
+
+    impl<const D: usize> Small<D> {
+        #[inline]
+        pub(super) fn new(n: usize) -> Self {
+            if n <= 4 {
+                Small::Stack([[0.0; D]; 4], n)
+            } else {
+                Small::Heap(vec![[0.0; D]; n])
+            }
+        }
+    }
+
+    impl<const D: usize> std::ops::Deref for Small<D> {
+        type Target = [[f64; D]];
+        #[inline]
+        fn deref(&self) -> &Self::Target {
+            match self {
+                Small::Stack(a, n) => &a[..*n],
+                Small::Heap(v) => v,
+            }
+        }
+    }
+
+    impl<const D: usize> std::ops::DerefMut for Small<D> {
+        #[inline]
+        fn deref_mut(&mut self) -> &mut Self::Target {
+            match self {
+                Small::Stack(a, n) => &mut a[..*n],
+                Small::Heap(v) => v,
+            }
+        }
     }
 }
 
 /// Break points around component `k` seen from anchor `j` in the anchor's Cholesky
-/// coordinates, for components narrower than the anchor: `{−R, −2, 0, 2, R}` standard
+/// coordinates, for components under half the anchor's width (wider ones are smooth on its
+/// scale): `{−R, −2, 0, 2, R}` standard
 /// deviations about its centre (1-D, or the first coordinate in 2-D), or about its
 /// conditional centre given `s1` (second coordinate in 2-D).
 fn narrow_breaks(centres: &[(Vec<f64>, Vec<f64>)], big_r: f64, s1: Option<f64>) -> Vec<f64> {
@@ -447,7 +506,7 @@ fn narrow_breaks(centres: &[(Vec<f64>, Vec<f64>)], big_r: f64, s1: Option<f64>) 
             (Some(x1), 2) => (mean[1] + m[2] / m[0] * (x1 - mean[0]), m[3]),
             _ => continue,
         };
-        if sd >= 1.0 || (centre.abs() - big_r * sd) > big_r {
+        if sd >= 0.5 || (centre.abs() - big_r * sd) > big_r {
             continue;
         }
         for c in [-big_r, -2.0, 0.0, 2.0, big_r] {
@@ -461,7 +520,14 @@ fn narrow_breaks(centres: &[(Vec<f64>, Vec<f64>)], big_r: f64, s1: Option<f64>) 
 /// Cholesky coordinates (field evaluated relative to it, see [`Anchored`]), with break
 /// points wherever a narrower component sits.
 fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
-    let d = post.dim();
+    match post.dim() {
+        1 => general_d::<1>(post, tol),
+        2 => general_d::<2>(post, tol),
+        d => unreachable!("route 4 serves d ≤ 2, got {d}"),
+    }
+}
+
+fn general_d<const D: usize>(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
     let cmax = post
         .comps
         .iter()
@@ -472,13 +538,9 @@ fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
         .iter()
         .map(|a| norm2(a).sqrt())
         .fold(0.0, f64::max);
-    let k_total = post.comps.len();
     let bufs = RefCell::new((
-        vec![0.0; k_total],
-        vec![0.0; d],
-        vec![0.0; d],
-        vec![0.0; d],
-        vec![0.0; d * post.gains.len()],
+        vec![0.0; post.comps.len()],
+        vec![[0.0; D]; post.gains.len()],
     ));
     let mut value = 0.0;
     let mut error = 0.0;
@@ -486,37 +548,39 @@ fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
     for anchor in nonempty(post) {
         let lnorm = norm2(&anchor.chol).sqrt();
         for j in anchor.start..anchor.end {
-            let an = Anchored::new(post, anchor, j);
+            let an = Anchored::<D>::new(post, anchor, j);
             let spread = an.dmu.iter().map(|v| norm2(v).sqrt()).fold(0.0, f64::max);
             // ‖m‖ ≤ cmax + amax(‖L_j s‖ + spread): f ≤ 2(cmax + amax·spread)² + 2(amax‖L_j‖)²‖s‖².
             let (a, b) = (cmax + amax * spread, amax * lnorm);
             // Other components in the anchor's coordinates: mean L_j⁻¹(μ_k − μ_j) and
             // covariance factor L_j⁻¹ L_k = (L_c⁻¹ L_j)⁻¹.
+            let lj_flat: Vec<f64> = an.lj.iter().flatten().copied().collect();
             let centres: Vec<(Vec<f64>, Vec<f64>)> = post
                 .classes
                 .iter()
                 .enumerate()
                 .flat_map(|(ci, class)| {
-                    let inv = lower_inverse(&an.w[ci], d);
-                    let an = &an;
+                    let wflat: Vec<f64> = an.w[ci].iter().flatten().copied().collect();
+                    let inv = lower_inverse(&wflat, D);
+                    let (an, lj_flat) = (&an, &lj_flat);
                     (class.start..class.end)
                         .filter(move |&k| k != j)
                         .map(move |k| {
                             let mut mean: Vec<f64> = an.dmu[k].iter().map(|x| -x).collect();
-                            linalg::solve_lower_in_place(an.lj, d, &mut mean);
+                            linalg::solve_lower_in_place(lj_flat, D, &mut mean);
                             (mean, inv.clone())
                         })
                 })
                 .collect();
             let f = |s: &[f64]| -> f64 {
                 let mut guard = bufs.borrow_mut();
-                let (lr, ws, ls, m, vg) = &mut *guard;
-                an.value(s, lr, (ws, ls, m), vg)
+                let (lr, vg) = &mut *guard;
+                an.value(s, lr, vg)
             };
-            let (big_r, _) = crate::quad::truncation_radius(d, 2.0 * a * a, 2.0 * b * b, 0.1 * tol);
+            let (big_r, _) = crate::quad::truncation_radius(D, 2.0 * a * a, 2.0 * b * b, 0.1 * tol);
             let br = |s1: Option<f64>| narrow_breaks(&centres, big_r, s1);
             let qr =
-                crate::quad::gaussian_expectation_split(d, &f, 2.0 * a * a, 2.0 * b * b, tol, &br)?;
+                crate::quad::gaussian_expectation_split(D, &f, 2.0 * a * a, 2.0 * b * b, tol, &br)?;
             let w = post.comps[j].log_weight.exp();
             value += w * qr.value;
             error += w * qr.error;
@@ -529,17 +593,4 @@ fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
         method: Method::Quadrature,
         evals,
     })
-}
-
-/// Inverse of a lower-triangular row-major matrix.
-fn lower_inverse(l: &[f64], d: usize) -> Vec<f64> {
-    let mut inv = vec![0.0; d * d];
-    let mut col = vec![0.0; d];
-    for c in 0..d {
-        col.iter_mut().for_each(|x| *x = 0.0);
-        col[c] = 1.0;
-        linalg::solve_lower_in_place(l, d, &mut col);
-        (0..d).for_each(|i| inv[i * d + c] = col[i]);
-    }
-    inv
 }

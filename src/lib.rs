@@ -34,6 +34,7 @@ pub mod field;
 pub mod grouping;
 pub mod interpolant;
 pub mod io;
+mod kernel;
 pub mod law;
 mod linalg;
 pub mod montecarlo;

@@ -43,6 +43,8 @@ const ATOMIC_VARIANCE: f64 = 1e-280;
 pub(crate) struct Class {
     pub cov: Vec<f64>,
     pub chol: Vec<f64>,
+    /// `L⁻¹` (lower triangular): whitening by a multiply, no divisions in the hot loop.
+    pub chol_inv: Vec<f64>,
     /// `−½ log det(2π C)`.
     pub log_norm: f64,
     pub start: usize,
@@ -325,9 +327,11 @@ impl Posterior {
                     gain,
                 });
             }
+            let chol_inv = lower_inverse(&chol, d);
             out_classes.push(Class {
                 cov,
                 chol,
+                chol_inv,
                 log_norm,
                 start,
                 end: comps.len(),
@@ -407,25 +411,28 @@ impl Posterior {
         out: &mut [f64],
         s: &mut FieldScratch,
     ) -> bool {
-        self.continuous_field_logp(x, out, s).is_some()
+        self.continuous_core(x, out, s).is_some()
     }
 
-    /// [`Posterior::continuous_field_into`], also returning `log p_c(x)` with
-    /// `p_c = Σ_k π_k N(x; μ_k, C_k)` the (sub-probability) density of the continuous part.
-    pub(crate) fn continuous_field_logp(
+    /// The hot loop of field evaluation; returns `(max log-responsibility, Σ exp(lr − max))`.
+    #[inline]
+    fn continuous_core(
         &self,
         x: &[f64],
         out: &mut [f64],
         s: &mut FieldScratch,
-    ) -> Option<f64> {
+    ) -> Option<(f64, f64)> {
         let d = self.dim;
         if self.comps.is_empty() {
             return None;
         }
         let mut max = f64::NEG_INFINITY;
         for class in &self.classes {
-            s.y.copy_from_slice(x);
-            linalg::solve_lower_in_place(&class.chol, d, &mut s.y);
+            for i in 0..d {
+                let row = &class.chol_inv[i * d..i * d + i + 1];
+                s.y[i] = row.iter().zip(x).map(|(l, v)| l * v).sum();
+            }
+            let base = class.log_norm;
             for k in class.start..class.end {
                 let c = &self.comps[k];
                 let q: f64 =
@@ -433,7 +440,7 @@ impl Posterior {
                         .zip(&c.white)
                         .map(|(a, b)| (a - b) * (a - b))
                         .sum();
-                let lr = c.log_weight + class.log_norm - 0.5 * q;
+                let lr = c.log_weight + base - 0.5 * q;
                 s.lr[k] = lr;
                 max = max.max(lr);
             }
@@ -443,13 +450,17 @@ impl Posterior {
         }
         let mut total = 0.0;
         for lr in s.lr.iter_mut() {
-            *lr = (*lr - max).exp();
+            // The leading component needs no exp (one fewer per point for two components).
+            *lr = if *lr == max { 1.0 } else { (*lr - max).exp() };
             total += *lr;
         }
+        let inv_total = 1.0 / total;
         out.iter_mut().for_each(|o| *o = 0.0);
-        s.v.iter_mut().for_each(|v| *v = 0.0);
+        if !self.gains.is_empty() {
+            s.v.iter_mut().for_each(|v| *v = 0.0);
+        }
         for (k, c) in self.comps.iter().enumerate() {
-            let w = s.lr[k] / total;
+            let w = s.lr[k] * inv_total;
             add_scaled(out, w, &c.offset);
             if let Some(g) = c.gain {
                 let v = &mut s.v[g * d..(g + 1) * d];
@@ -462,8 +473,21 @@ impl Posterior {
             linalg::matvec(a, d, d, &s.v[g * d..(g + 1) * d], &mut s.av);
             add_scaled(out, 1.0, &s.av);
         }
-        Some(max + total.ln())
+        Some((max, total))
     }
+}
+
+/// Inverse of a lower-triangular row-major matrix (lower triangular again).
+pub(crate) fn lower_inverse(l: &[f64], d: usize) -> Vec<f64> {
+    let mut inv = vec![0.0; d * d];
+    let mut col = vec![0.0; d];
+    for c in 0..d {
+        col.iter_mut().for_each(|x| *x = 0.0);
+        col[c] = 1.0;
+        linalg::solve_lower_in_place(l, d, &mut col);
+        (0..d).for_each(|i| inv[i * d + c] = col[i]);
+    }
+    inv
 }
 
 /// Pools components whose means coincide: weights add, offsets and gains average with the

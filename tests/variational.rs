@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use midpoint::divergence::{d_t, ExactOptions};
 use midpoint::field::displacement_field;
-use midpoint::montecarlo::{rao_blackwell, variational, Setup, TimeLaw};
+use midpoint::montecarlo::{rao_blackwell, variational, Critic, Setup, TimeLaw};
 use midpoint::{Law, Observation, StochasticInterpolant};
 use proptest::prelude::*;
 
@@ -20,7 +20,7 @@ const N: usize = 1 << 17;
 fn mean_sq_gap(
     setup: &Setup<'_>,
     t: f64,
-    f: &(dyn Fn(f64, &[f64], &mut [f64]) + Sync),
+    f: &Critic<'_>,
     seed: u64,
 ) -> (f64, f64) {
     let field = displacement_field(setup.p0, setup.p1, setup.si, t, setup.observation).unwrap();
@@ -67,7 +67,7 @@ fn check_identity(
     p1: &Law,
     si: &StochasticInterpolant,
     t: f64,
-    f: &(dyn Fn(f64, &[f64], &mut [f64]) + Sync),
+    f: &Critic<'_>,
     seed: u64,
 ) -> Result<(), TestCaseError> {
     let setup = Setup::new(p0, p1, si).at(TimeLaw::Fixed(t));
