@@ -17,12 +17,7 @@ use proptest::prelude::*;
 const N: usize = 1 << 17;
 
 /// E‖f − m_t‖² by Monte Carlo over X̃_t (independent seed), with its SE.
-fn mean_sq_gap(
-    setup: &Setup<'_>,
-    t: f64,
-    f: &Critic<'_>,
-    seed: u64,
-) -> (f64, f64) {
+fn mean_sq_gap(setup: &Setup<'_>, t: f64, f: &Critic<'_>, seed: u64) -> (f64, f64) {
     let field = displacement_field(setup.p0, setup.p1, setup.si, t, setup.observation).unwrap();
     let d = setup.p0.dim();
     // Draw X̃_t as in Eq. 7 from an independent stream and average ‖f − m_t‖² directly.
