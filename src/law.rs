@@ -4,6 +4,7 @@
 use crate::grouping::{group_rows, DEFAULT_ATOM_TOL};
 use crate::linalg;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::weighted::WeightedAliasIndex;
 use rand_distr::{Distribution, StandardNormal};
@@ -398,21 +399,26 @@ impl Law {
     /// let x = law.sample(10, &mut rng).unwrap();
     /// assert_eq!(x.dim(), (10, 2));
     /// ```
-    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Result<Array2<f64>, LawError> {
+    pub fn sample<R: Rng>(&self, n: usize, rng: &mut R) -> Result<Array2<f64>, LawError> {
         if n == 0 {
             return Err(LawError::NoSamples(0));
         }
-        let d = self.dim();
-        let mut out = Array2::zeros((n, d));
-        let mut scratch = vec![0.0; d];
-        for mut row in out.rows_mut() {
-            self.sample_into(
-                rng,
-                &mut scratch,
-                row.as_slice_mut().expect("standard layout"),
-            );
+        match self {
+            Law::Gaussian(g) => {
+                // All draws at once: X = Z Lᵀ + m with Z an n × d array of standard normals.
+                let d = g.dim();
+                let z = Array2::<f64>::random_using((n, d), StandardNormal, rng);
+                let l = Array2::from_shape_vec((d, d), g.chol.clone()).expect("d × d");
+                Ok(z.dot(&l.t()) + &g.mean)
+            }
+            Law::Discrete(p) => {
+                let mut out = Array2::zeros((n, p.dim()));
+                for mut row in out.rows_mut() {
+                    row.assign(&p.points.row(p.sample_index(rng)));
+                }
+                Ok(out)
+            }
         }
-        Ok(out)
     }
 }
 

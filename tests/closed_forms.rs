@@ -189,7 +189,7 @@ fn mixed_gaussian_discrete_jump_at_t_zero() {
     let si = StochasticInterpolant::linear(0.0).unwrap();
     let o = ExactOptions::default();
     let at0 = d_t(&p0, &p1, &si, 0.0, &o).unwrap();
-    assert!((at0.value - 1.0).abs() < 1e-14, "{at0:?}");
+    approx::assert_relative_eq!(at0.value, 1.0, max_relative = 1e-14);
     // D(t) = 3/2 − O(t·sqrt(log 1/t)) near 0.
     let near = d_t(&p0, &p1, &si, 1e-10, &o).unwrap();
     assert!((near.value - 1.5).abs() < 1e-8, "{near:?}");
