@@ -355,6 +355,36 @@ impl Mgm {
         Ok(Draw { t, b, eps, x_tilde })
     }
 
+    /// `L_ψ` on a fresh draw (noise `σ'`) with its graph: `x0` is detached, the critic runs in
+    /// training mode.
+    pub fn critic_objective<F: Field>(
+        &self,
+        critic: &F,
+        x0: &Tensor,
+        x1: &Tensor,
+    ) -> Result<Tensor, TrainError> {
+        let x0 = x0.detach();
+        let d = self.draw(Side::Critic, &x0, x1)?;
+        let pred = critic.field(&d.x_tilde, &d.t, true);
+        Ok(critic_loss(&pred, &x0, x1))
+    }
+
+    /// `L_θ` on a fresh draw (noise `σ`) with its graph: `x0 = G(z)` in training mode, the
+    /// critic in evaluation mode; gradients reach `θ` through the target and through `x̃_t`.
+    /// Freezing the critic's variables is the caller's business ([`Mgm::generator_step`]).
+    pub fn generator_objective<G: Generator, F: Field>(
+        &self,
+        generator: &G,
+        critic: &F,
+        z: &Tensor,
+        x1: &Tensor,
+    ) -> Result<Tensor, TrainError> {
+        let x0 = generator.generate(z, true);
+        let d = self.draw(Side::Generator, &x0, x1)?;
+        let pred = critic.field(&d.x_tilde, &d.t, false);
+        Ok(generator_loss(&pred, &x0, x1))
+    }
+
     /// One critic update on `(x0, x1)`: `L_ψ` on a fresh draw with noise `σ'`, then one Adam
     /// step on `ψ`. `x0` is detached here, so passing `G(z)` with a graph is harmless (the
     /// trainer computes it under `no_grad` anyway). Returns `L_ψ` before the update; a
@@ -366,10 +396,7 @@ impl Mgm {
         x1: &Tensor,
         step: usize,
     ) -> Result<f64, TrainError> {
-        let x0 = x0.detach();
-        let d = self.draw(Side::Critic, &x0, x1)?;
-        let pred = critic.net.field(&d.x_tilde, &d.t, true);
-        let loss = critic_loss(&pred, &x0, x1);
+        let loss = self.critic_objective(&critic.net, x0, x1)?;
         let value = finite("critic", &loss, step)?;
         critic.opt.backward_step(&loss);
         Ok(value)
@@ -388,10 +415,7 @@ impl Mgm {
     ) -> Result<f64, TrainError> {
         critic.vs.freeze();
         let result = (|| {
-            let x0 = generator.net.generate(z, true);
-            let d = self.draw(Side::Generator, &x0, x1)?;
-            let pred = critic.net.field(&d.x_tilde, &d.t, false);
-            let loss = generator_loss(&pred, &x0, x1);
+            let loss = self.generator_objective(&generator.net, &critic.net, z, x1)?;
             let value = finite("generator", &loss, step)?;
             generator.opt.backward_step(&loss);
             Ok(value)

@@ -155,6 +155,54 @@ fn generator_gradient_flows_through_the_observation() {
     assert_close(&values(&x0.grad()), &want, 1e-12);
 }
 
+#[test]
+fn generator_objective_differentiates_through_generator_and_observation() {
+    let _g = lock();
+    // Midpoint variant with σ = 0 makes the draw deterministic: x̃ = (x0 + x1)/2 whatever b.
+    // G(z) = W z (W = I + small), f(x̃) = A x̃. With r_n = 2Δ_n − 2f_n,
+    // ∂L/∂x0_n = (1/N)[½ Aᵀ r_n − 2 f_n] and ∂L/∂W = Σ_n ∂L/∂x0_n z_nᵀ. Dropping the path
+    // through x̃ (a detach in the wrong place) removes the first term and fails this test.
+    let mgm = Mgm::new(&MgmConfig::linear(Variant::Midpoint, 0.0)).unwrap();
+    let w0 = [[1.1, 0.2], [-0.3, 0.9]];
+    let a = [[0.5, -0.2], [0.3, 1.1]];
+    let w = t2(w0).set_requires_grad(true);
+    let am = t2(a);
+    let generator = |z: &Tensor| z.matmul(&w.tr());
+    let critic = |x: &Tensor, _t: &Tensor| x.matmul(&am.tr());
+    let z = t2(EPS);
+    let loss = mgm
+        .generator_objective(&generator, &critic, &z, &t2(X1))
+        .unwrap();
+    loss.backward();
+    let mut want = [[0.0; 2]; 2];
+    for n in 0..2 {
+        let x0 = [
+            w0[0][0] * EPS[n][0] + w0[0][1] * EPS[n][1],
+            w0[1][0] * EPS[n][0] + w0[1][1] * EPS[n][1],
+        ];
+        let xt = [0.5 * (x0[0] + X1[n][0]), 0.5 * (x0[1] + X1[n][1])];
+        let f = [
+            a[0][0] * xt[0] + a[0][1] * xt[1],
+            a[1][0] * xt[0] + a[1][1] * xt[1],
+        ];
+        let r = [
+            2.0 * (X1[n][0] - x0[0]) - 2.0 * f[0],
+            2.0 * (X1[n][1] - x0[1]) - 2.0 * f[1],
+        ];
+        for i in 0..2 {
+            let g = (0.5 * (a[0][i] * r[0] + a[1][i] * r[1]) - 2.0 * f[i]) / 2.0;
+            for j in 0..2 {
+                want[i][j] += g * EPS[n][j];
+            }
+        }
+    }
+    assert_close(
+        &values(&w.grad()),
+        &[want[0][0], want[0][1], want[1][0], want[1][1]],
+        1e-12,
+    );
+}
+
 fn linear_net(vs: &nn::VarStore, d: i64) -> nn::Linear {
     nn::linear(vs.root() / "l", d, d, Default::default())
 }
