@@ -1,0 +1,46 @@
+//! `midpoint-train panels --run DIR [--run DIR ...] --out PNG`
+
+use anyhow::Context;
+use midpoint_train::plot::{scatter_panels, Panel};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Output directory of a `toy` run (repeat; the first run's target.npy is the target panel).
+    #[arg(long = "run", required = true)]
+    runs: Vec<PathBuf>,
+    /// Output PNG.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let target = midpoint::io::read_samples(&a.runs[0].join("target.npy"))?;
+    let mut samples = Vec::new();
+    let mut titles = Vec::new();
+    for dir in &a.runs {
+        samples.push(midpoint::io::read_samples(&dir.join("samples.npy"))?);
+        let path = dir.join("metrics.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let m: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", path.display()))?;
+        let variant = m["config"]["variant"].as_str().unwrap_or("?").to_string();
+        let energy = m["energy_distance"].as_f64().unwrap_or(f64::NAN);
+        let tmid = m["tmid_estimate"].as_f64().unwrap_or(f64::NAN);
+        titles.push(format!("{variant}: energy {energy:.4}, D_t-mid {tmid:.4}"));
+    }
+    let mut panels = vec![Panel {
+        title: "target".into(),
+        points: &target,
+    }];
+    for (t, s) in titles.into_iter().zip(&samples) {
+        panels.push(Panel {
+            title: t,
+            points: s,
+        });
+    }
+    scatter_panels(&a.out, &panels)?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}

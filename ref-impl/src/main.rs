@@ -1,0 +1,41 @@
+//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`.
+
+mod cli;
+
+use clap::Parser;
+
+/// First line of a message (libtorch errors carry C++ backtraces on later lines).
+fn one_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("unknown error")
+}
+
+fn main() {
+    // Panics (e.g. a libtorch failure inside an infallible tch call) also end in one line.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("panic");
+        eprintln!("error: internal: {}", one_line(msg));
+    }));
+    let parsed = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+                e.exit();
+            }
+            let text = e.to_string();
+            eprintln!("{} (see --help)", one_line(&text));
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = cli::run(parsed) {
+        eprintln!("error: {}", one_line(&format!("{e:#}")));
+        std::process::exit(1);
+    }
+}

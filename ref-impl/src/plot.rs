@@ -1,0 +1,143 @@
+//! PNG plots of the trainer: scatter panels of samples and loss curves, side by side, with the
+//! core crate's embedded font ([`midpoint::plot::ensure_font`]).
+
+use midpoint::plot::{ensure_font, PlotError};
+use ndarray::Array2;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// One scatter panel: a title and samples (first two columns are plotted; 1-D samples are
+/// spread vertically by their index).
+#[derive(Debug, Clone)]
+pub struct Panel<'a> {
+    /// Caption.
+    pub title: String,
+    /// Samples, one per row.
+    pub points: &'a Array2<f64>,
+}
+
+/// One line panel.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Caption.
+    pub title: String,
+    /// `(x, y)` in order of `x`.
+    pub points: Vec<(f64, f64)>,
+}
+
+fn err(path: &Path, e: impl std::fmt::Display) -> PlotError {
+    PlotError {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn xy(points: &Array2<f64>) -> Vec<(f64, f64)> {
+    let n = points.nrows().max(1) as f64;
+    points
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if r.len() >= 2 {
+                (r[0], r[1])
+            } else {
+                (r[0], i as f64 / n)
+            }
+        })
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect()
+}
+
+/// Robust axis range: the 0.1% and 99.9% quantiles of all panels, padded by 5%, so that a few
+/// far outliers do not squash the picture (points outside are clipped).
+fn range(values: &mut [f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (-1.0, 1.0);
+    }
+    values.sort_by(f64::total_cmp);
+    let q = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
+    let (lo, hi) = (q(0.001), q(0.999));
+    let pad = 0.05 * (hi - lo).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// Scatter panels side by side in one PNG (500 × 500 pixels each), all on the same axes.
+pub fn scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotError> {
+    ensure_font();
+    let data: Vec<Vec<(f64, f64)>> = panels.iter().map(|p| xy(p.points)).collect();
+    let (x0, x1) = range(&mut data.iter().flatten().map(|p| p.0).collect::<Vec<_>>());
+    let (y0, y1) = range(&mut data.iter().flatten().map(|p| p.1).collect::<Vec<_>>());
+    let size = 500u32;
+    let root = BitMapBackend::new(path, (size * panels.len().max(1) as u32, size + 20))
+        .into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for ((panel, pts), area) in panels.iter().zip(&data).zip(&areas) {
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 17))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| err(path, e))?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| err(path, e))?;
+        let color = RGBColor(31, 119, 180).mix(0.35);
+        chart
+            .draw_series(
+                pts.iter()
+                    .filter(|(x, y)| (x0..=x1).contains(x) && (y0..=y1).contains(y))
+                    .map(|&p| Circle::new(p, 1, color.filled())),
+            )
+            .map_err(|e| err(path, e))?;
+    }
+    root.present().map_err(|e| err(path, e))?;
+    Ok(())
+}
+
+/// Line panels side by side in one PNG (600 × 400 pixels each), each with its own y range.
+pub fn loss_panels(path: &Path, series: &[Series]) -> Result<(), PlotError> {
+    ensure_font();
+    let root =
+        BitMapBackend::new(path, (600 * series.len().max(1) as u32, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let areas = root.split_evenly((1, series.len().max(1)));
+    for (s, area) in series.iter().zip(&areas) {
+        let finite: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = finite.iter().copied().unzip();
+        let (x0, x1) = range(&mut xs);
+        let (y0, y1) = range(&mut ys);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&s.title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| err(path, e))?;
+        chart
+            .draw_series(LineSeries::new(
+                finite,
+                RGBColor(214, 39, 40).stroke_width(2),
+            ))
+            .map_err(|e| err(path, e))?;
+    }
+    root.present().map_err(|e| err(path, e))?;
+    Ok(())
+}

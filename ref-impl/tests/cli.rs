@@ -1,0 +1,272 @@
+//! The `midpoint-train` binary: one-line errors with non-zero exit codes, `info --json`, and a
+//! small `toy` run that writes every output file.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_midpoint-train"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("binary runs")
+}
+
+fn stderr_one_line(o: &Output) -> String {
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        e.trim_end().lines().count(),
+        1,
+        "stderr must be one line: {e:?}"
+    );
+    e
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn info_json_reports_device_and_torch() {
+    let o = run(&["info", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["cuda_available"].is_boolean());
+    assert!(v["device"].is_string());
+    assert!(v["torch_version"].as_str().unwrap().starts_with("2.11.0"));
+}
+
+#[test]
+fn bad_flags_fail_with_one_line() {
+    for args in [
+        vec!["toy", "--data", "moons", "--variant", "fancy", "--out", "x"],
+        vec!["toy", "--data", "moons", "--steps", "many", "--out", "x"],
+        vec!["critic-check", "--p0", "a.json"],
+        vec!["nonsense"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        stderr_one_line(&o);
+    }
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corrupt = write(d, "corrupt.json", "{\"kind\":\"gaussian\",\"mean\":[0");
+    let not_pd = write(
+        d,
+        "notpd.json",
+        r#"{"kind":"gaussian","mean":[0,0],"cov":[[1,2],[2,1]]}"#,
+    );
+    let ok = write(
+        d,
+        "ok.json",
+        r#"{"kind":"gaussian","mean":[0],"cov":[[1]]}"#,
+    );
+    let ok2 = write(
+        d,
+        "ok2.json",
+        r#"{"kind":"gaussian","mean":[0,1],"cov":[[1,0],[0,1]]}"#,
+    );
+    let out = d.join("out");
+    let out = out.to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "critic-check".into(),
+                "--p0".into(),
+                corrupt.clone(),
+                "--p1".into(),
+                ok.clone(),
+            ],
+            "invalid law JSON",
+        ),
+        (
+            vec![
+                "critic-check".into(),
+                "--p0".into(),
+                ok.clone(),
+                "--p1".into(),
+                "/nonexistent.json".into(),
+            ],
+            "nonexistent.json",
+        ),
+        (
+            vec![
+                "critic-check".into(),
+                "--p0".into(),
+                ok.clone(),
+                "--p1".into(),
+                ok2.clone(),
+                "--steps".into(),
+                "5".into(),
+            ],
+            "dimension",
+        ),
+        (
+            vec![
+                "toy".into(),
+                "--data".into(),
+                format!("law:{not_pd}"),
+                "--out".into(),
+                out.into(),
+            ],
+            "positive definite",
+        ),
+        (
+            vec![
+                "toy".into(),
+                "--data".into(),
+                "spiral".into(),
+                "--out".into(),
+                out.into(),
+            ],
+            "unknown data",
+        ),
+        (
+            vec![
+                "toy".into(),
+                "--data".into(),
+                "moons".into(),
+                "--lr=-1".into(),
+                "--out".into(),
+                out.into(),
+            ],
+            "learning rate",
+        ),
+        (
+            vec![
+                "toy".into(),
+                "--data".into(),
+                "moons".into(),
+                "--device".into(),
+                "tpu".into(),
+                "--out".into(),
+                out.into(),
+            ],
+            "unknown device",
+        ),
+        (
+            vec![
+                "toy".into(),
+                "--data".into(),
+                "moons".into(),
+                "--sigma=-0.1".into(),
+                "--out".into(),
+                out.into(),
+            ],
+            "σ must be finite",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = bin().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr_one_line(&o);
+        assert!(
+            e.starts_with("error: ") && e.contains(want),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn diverging_loss_fails_with_one_line() {
+    // Target coordinates of 1e30 overflow float32 in ‖f − (x1 − x0)‖²: the very first critic
+    // loss is +∞, which must stop the run with a typed error (not a panic, not NaN weights).
+    let dir = tempfile::tempdir().unwrap();
+    let huge = write(
+        dir.path(),
+        "huge.json",
+        r#"{"kind":"gaussian","mean":[1e30,0],"cov":[[1,0],[0,1]]}"#,
+    );
+    let out = dir.path().join("out");
+    let o = run(&[
+        "toy",
+        "--data",
+        &format!("law:{huge}"),
+        "--steps",
+        "10",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr_one_line(&o);
+    assert!(
+        e.contains("critic loss is not finite") && e.contains("step 0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn small_toy_run_writes_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = run(&[
+        "toy",
+        "--data",
+        "8gaussians",
+        "--variant",
+        "naive",
+        "--steps",
+        "30",
+        "--batch",
+        "64",
+        "--eval-samples",
+        "200",
+        "--eval-steps",
+        "20",
+        "--width",
+        "32",
+        "--blocks",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "samples.npy",
+        "target.npy",
+        "metrics.json",
+        "losses.csv",
+        "scatter.png",
+        "losses.png",
+    ] {
+        let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 100, "{f} missing or empty");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    for key in ["energy_distance", "tmid_estimate", "tmid_std_error"] {
+        assert!(m[key].as_f64().unwrap().is_finite(), "{key}");
+    }
+    assert_eq!(m["config"]["variant"], "naive");
+    let samples = midpoint::io::read_samples(&out.join("samples.npy")).unwrap();
+    assert_eq!(samples.dim(), (200, 2));
+    let lines = std::fs::read_to_string(out.join("losses.csv")).unwrap();
+    assert_eq!(lines.lines().count(), 31);
+
+    // The panels command reads the run back.
+    let png = dir.path().join("panels.png");
+    let o = run(&[
+        "panels",
+        "--run",
+        out.to_str().unwrap(),
+        "--run",
+        out.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+}
