@@ -6,7 +6,8 @@
 //! laws, the exact displacement field (Eq. 5), and the variational objective of Prop. 3.3.
 //!
 //! Layout mirrors the math: [`interpolant`] (Eq. 6–7), [`law`] (endpoint laws), [`field`]
-//! (Eq. 1, 5), [`divergence`] (Eq. 2, 3, 8), [`montecarlo`] (estimators, Prop. 3.3).
+//! (Eq. 1, 5), [`divergence`] (Eq. 2, 3, 8), [`montecarlo`] (estimators, Prop. 3.3),
+//! [`estimate`] (divergence estimates and a two-sample test on users' own samples).
 //!
 //! ```
 //! use midpoint::divergence::{d_tmid, ExactOptions};
@@ -27,6 +28,7 @@
 pub mod discrete;
 pub mod divergence;
 pub mod error;
+pub mod estimate;
 mod exact;
 pub mod field;
 pub mod grouping;

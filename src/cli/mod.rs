@@ -1,6 +1,7 @@
 //! Subcommands; one file each.
 
 mod demo;
+mod estimate;
 mod exact;
 mod sample;
 
@@ -22,6 +23,8 @@ enum Command {
     Sample(sample::Args),
     /// The built-in example: divergences between a few laws, exact beside Monte Carlo.
     Demo(demo::Args),
+    /// Estimate the divergence between two sample sets and test whether they differ.
+    Estimate(estimate::Args),
 }
 
 /// Runs the parsed command.
@@ -30,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exact(a) => exact::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Estimate(a) => estimate::run(a),
     }
 }
 
