@@ -313,6 +313,13 @@ fn run_rff(
     // Tuning and feature maps per critic.
     let mut fmaps = Vec::with_capacity(kf);
     let mut picks = Vec::with_capacity(kf);
+    // Features: at most one per two training pairs (more would only be held in check by the
+    // ridge, at M³ cost), at least 32, at most the requested M.
+    let train_pairs = ctx.design.total_pairs() * (kf - 1) / kf;
+    let o = &super::RffOptions {
+        features: o.features.min((train_pairs / 2).max(32)),
+        ..o.clone()
+    };
     for (k, (std, td)) in stds.iter().enumerate() {
         let c = rff::tune(td, std, d, r, o, ctx.opts.seed)?;
         fmaps.push(FeatureMap::new(

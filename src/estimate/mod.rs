@@ -94,8 +94,8 @@ impl DivergenceKind {
 /// Options of the random-Fourier-feature ridge critic ([`rff`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RffOptions {
-    /// Number of random Fourier features (default 256). A constant and the `d + 1` linear
-    /// terms are added to them.
+    /// Number of random Fourier features (default 256; capped at half the critic's training
+    /// pairs, and at least 32). A constant and the `d + 1` linear terms are added to them.
     pub features: usize,
     /// Bandwidth multipliers tried by cross-validation, in units of `√(d+1)` on standardized
     /// inputs (default `[0.25, 0.5, 1, 2, 4]`). One value disables the search.
@@ -517,6 +517,12 @@ pub fn estimate_with_progress(
         TestKind::SignFlip => {
             let q = fit.quadratic.as_ref().expect("sign-flip needs Q");
             let s = signflip::test(q, opts.resamples(), opts.seed, progress);
+            debug_assert!(
+                (s.statistic - fit.sum_t).abs() <= 1e-8 * (1.0 + fit.sum_t.abs()),
+                "1ᵀQ1 = {} but Σ Tᵢ = {}",
+                s.statistic,
+                fit.sum_t
+            );
             (Some(s.p_value), Some(s.statistic))
         }
         TestKind::Permutation => {
@@ -556,4 +562,22 @@ pub fn estimate_with_progress(
         profile: fit.profile,
         seed: opts.seed,
     })
+}
+
+/// p-values of the exact (refitted) sign-flip test and of the naive one that flips held-out
+/// terms with the critics held fixed, on the same data and sign vectors. Used by the
+/// calibration report to show why the refit is needed; not part of the stable API.
+#[doc(hidden)]
+pub fn signflip_diagnostics(
+    x0: ArrayView2<'_, f64>,
+    x1: ArrayView2<'_, f64>,
+    opts: &EstimateOptions,
+) -> Result<(f64, f64), EstimateError> {
+    opts.validate()?;
+    check_samples(x0, Sample::X0)?;
+    check_samples(x1, Sample::X1)?;
+    let fit = crossfit::run(x0, x1, opts, true, &|_| {})?;
+    let q = fit.quadratic.as_ref().expect("Q requested");
+    let exact = signflip::test(q, opts.resamples(), opts.seed, &|_| {});
+    Ok((exact.p_value, signflip::fixed_critic_p_value(q, opts.resamples(), opts.seed)))
 }

@@ -109,6 +109,26 @@ pub(crate) fn test(
     }
 }
 
+/// The naive randomization that holds the critics fixed: `S(ε) = Σ_g ε_g (Q1)_g`, every
+/// block flipped. Not exact under cross-fitting (see the module docs); kept for the
+/// calibration report.
+pub(crate) fn fixed_critic_p_value(q: &Quadratic, resamples: usize, seed: u64) -> f64 {
+    let nb = q.blocks();
+    let rows: Vec<f64> = (0..nb).map(|i| q.q[i * nb..(i + 1) * nb].iter().sum()).collect();
+    let observed: f64 = rows.iter().sum();
+    let all_free = Quadratic {
+        q: Vec::new(),
+        fixed: vec![false; nb],
+    };
+    let count = (0..resamples)
+        .filter(|&b| {
+            let e = signs(&all_free, seed, b as u64 + 1);
+            rows.iter().zip(&e).map(|(r, s)| r * s).sum::<f64>() >= observed
+        })
+        .count();
+    (1 + count) as f64 / (resamples + 1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
