@@ -581,3 +581,79 @@ pub fn signflip_diagnostics(
     let exact = signflip::test(q, opts.resamples(), opts.seed, &|_| {});
     Ok((exact.p_value, signflip::fixed_critic_p_value(q, opts.resamples(), opts.seed)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    fn normal(n: usize, d: usize, shift: f64, seed: u64) -> Array2<f64> {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        Array2::from_shape_fn((n, d), |_| { let z: f64 = StandardNormal.sample(&mut rng); shift + z })
+    }
+
+    fn opts(critic: CriticKind) -> EstimateOptions {
+        EstimateOptions {
+            divergence: DivergenceKind::Mid,
+            critic,
+            seed: 5,
+            ..EstimateOptions::default()
+        }
+    }
+
+    /// The refit claim behind the sign-flip test: swapping the samples of the pairs in a set
+    /// of blocks and recomputing everything gives exactly `εᵀQε` of the original data. At
+    /// `t = ½` with `σ = 0` both branches of Eq. 7 coincide, so swapping rows *is* the group
+    /// action. Would catch any part of the fit (standardization, hyperparameters, Gram) that
+    /// depends on the sign of `Δ`, or a wrong `Q`.
+    fn check_refit(critic: CriticKind) {
+        let x0 = normal(120, 2, 0.0, 1);
+        let x1 = normal(120, 2, 0.7, 2);
+        let o = opts(critic);
+        let fit = crossfit::run(x0.view(), x1.view(), &o, true, &|_| {}).unwrap();
+        let q = fit.quadratic.as_ref().unwrap();
+        let ones = vec![1.0; q.blocks()];
+        let s1 = signflip::quadratic_form(q, &ones);
+        assert!((s1 - fit.sum_t).abs() <= 1e-9 * (1.0 + fit.sum_t.abs()), "{s1} vs {}", fit.sum_t);
+        // Flip every third non-tuning block.
+        let design = pairs::Design::new(120, 120, o.folds, 1, 2048, o.seed);
+        let eps: Vec<f64> = design
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(g, b)| if !b.fixed && g % 3 == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let (mut y0, mut y1) = (x0.clone(), x1.clone());
+        for (g, b) in design.blocks.iter().enumerate() {
+            if eps[g] < 0.0 {
+                for p in b.start..b.end {
+                    let (i0, i1) = design.pairs[b.fold][p];
+                    for c in 0..2 {
+                        y0[[i0 as usize, c]] = x1[[i1 as usize, c]];
+                        y1[[i1 as usize, c]] = x0[[i0 as usize, c]];
+                    }
+                }
+            }
+        }
+        let flipped = crossfit::run(y0.view(), y1.view(), &o, false, &|_| {}).unwrap();
+        let se = signflip::quadratic_form(q, &eps);
+        assert!(
+            (se - flipped.sum_t).abs() <= 1e-8 * (1.0 + se.abs()),
+            "εᵀQε = {se} but the refitted statistic is {}",
+            flipped.sum_t
+        );
+        assert!((se - s1).abs() > 1e-6, "the flip should change the statistic");
+    }
+
+    #[test]
+    fn refit_statistic_is_the_quadratic_form_rff() {
+        check_refit(CriticKind::Rff(RffOptions::default()));
+    }
+
+    #[test]
+    fn refit_statistic_is_the_quadratic_form_knn() {
+        check_refit(CriticKind::Knn(KnnOptions::default()));
+    }
+}
