@@ -86,7 +86,11 @@ fn laws() -> Vec<LawPair> {
         .expect("valid law")
         .into()
     };
-    let iso = |m: Vec<f64>| -> Law { Gaussian::isotropic(Array1::from(m), 1.0).expect("valid").into() };
+    let iso = |m: Vec<f64>| -> Law {
+        Gaussian::isotropic(Array1::from(m), 1.0)
+            .expect("valid")
+            .into()
+    };
     let disc = |w: Vec<f64>| -> Law {
         Discrete::new(ndarray::array![[0.0], [1.0], [2.0]], Array1::from(w))
             .expect("valid")
@@ -126,7 +130,13 @@ fn sample(law: &Law, n: usize, seed: u64) -> Array2<f64> {
     law.sample(n, &mut rng).expect("n > 0")
 }
 
-fn opts(kind: DivergenceKind, sigma: f64, test: TestKind, resamples: usize, seed: u64) -> EstimateOptions {
+fn opts(
+    kind: DivergenceKind,
+    sigma: f64,
+    test: TestKind,
+    resamples: usize,
+    seed: u64,
+) -> EstimateOptions {
     EstimateOptions {
         divergence: kind,
         interpolant: StochasticInterpolant::linear(sigma).expect("σ ≥ 0"),
@@ -145,7 +155,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Kind::Power => power(&a)?,
     };
     match &a.out {
-        Some(p) => std::fs::write(p, &md).with_context(|| format!("{}: cannot write", p.display()))?,
+        Some(p) => {
+            std::fs::write(p, &md).with_context(|| format!("{}: cannot write", p.display()))?
+        }
         None => print!("{md}"),
     }
     Ok(())
@@ -179,10 +191,17 @@ fn calibration(a: &Args) -> anyhow::Result<String> {
     writeln!(md, "| null law | d | n per side | divergence | reps | B | rejection rate, exact sign-flip (α = 0.05) | rejection rate, naive fixed-critic flip | wall s |")?;
     writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
     let nulls: Vec<(&str, Law)> = vec![
-        ("N(0, I₂)", Gaussian::isotropic(Array1::zeros(2), 1.0)?.into()),
+        (
+            "N(0, I₂)",
+            Gaussian::isotropic(Array1::zeros(2), 1.0)?.into(),
+        ),
         (
             "3-atom discrete",
-            Discrete::new(ndarray::array![[0.0], [1.0], [2.0]], ndarray::array![0.5, 0.3, 0.2])?.into(),
+            Discrete::new(
+                ndarray::array![[0.0], [1.0], [2.0]],
+                ndarray::array![0.5, 0.3, 0.2],
+            )?
+            .into(),
         ),
     ];
     for (name, law) in &nulls {
@@ -235,7 +254,11 @@ fn coverage(a: &Args) -> anyhow::Result<String> {
                     let s = a.seed.wrapping_mul(1_000_003).wrapping_add(rep as u64);
                     let x0 = sample(&l.p0, n, 2 * s);
                     let x1 = sample(&l.p1, n, 2 * s + 1);
-                    let r = estimate(x0.view(), x1.view(), &opts(kind, l.sigma, TestKind::None, 1, s))?;
+                    let r = estimate(
+                        x0.view(),
+                        x1.view(),
+                        &opts(kind, l.sigma, TestKind::None, 1, s),
+                    )?;
                     cover += (r.ci95[0] <= truth && truth <= r.ci95[1]) as usize;
                     sum += r.estimate;
                     sum2 += r.estimate * r.estimate;
@@ -275,7 +298,11 @@ fn convergence(a: &Args) -> anyhow::Result<String> {
                 let x0 = sample(&l.p0, n, 2 * a.seed);
                 let x1 = sample(&l.p1, n, 2 * a.seed + 1);
                 let start = Instant::now();
-                let r = estimate(x0.view(), x1.view(), &opts(kind, l.sigma, TestKind::None, 1, a.seed))?;
+                let r = estimate(
+                    x0.view(),
+                    x1.view(),
+                    &opts(kind, l.sigma, TestKind::None, 1, a.seed),
+                )?;
                 let wall = start.elapsed().as_secs_f64();
                 writeln!(
                     md,
@@ -285,7 +312,10 @@ fn convergence(a: &Args) -> anyhow::Result<String> {
                     r.std_error,
                     (r.estimate - truth) / r.std_error
                 )?;
-                eprintln!("{} {dv} n={n}: {:.5} ± {:.5} (exact {truth:.5})", l.name, r.estimate, r.std_error);
+                eprintln!(
+                    "{} {dv} n={n}: {:.5} ± {:.5} (exact {truth:.5})",
+                    l.name, r.estimate, r.std_error
+                );
             }
         }
     }
@@ -340,7 +370,10 @@ fn power(a: &Args) -> anyhow::Result<String> {
     use midpoint::plot::{line_plot, Curve};
     let scenarios = ["mean-shift", "scale-shift", "blobs"];
     let mut md = String::new();
-    writeln!(md, "| scenario | n per side | method | reps | power (α = 0.05) | mean wall s per test |")?;
+    writeln!(
+        md,
+        "| scenario | n per side | method | reps | power (α = 0.05) | mean wall s per test |"
+    )?;
     writeln!(md, "|---|---|---|---|---|---|")?;
     let mut rows: Vec<(String, usize, String, usize, f64, f64)> = Vec::new();
     for sc in scenarios {
@@ -350,18 +383,32 @@ fn power(a: &Args) -> anyhow::Result<String> {
             for rep in 0..a.reps {
                 let s = a.seed.wrapping_mul(1_000_003).wrapping_add(rep as u64);
                 let (x0, x1) = scenario(sc, n, s);
-                let o = opts(DivergenceKind::TMid, 0.0, TestKind::SignFlip, a.resamples, s);
+                let o = opts(
+                    DivergenceKind::TMid,
+                    0.0,
+                    TestKind::SignFlip,
+                    a.resamples,
+                    s,
+                );
                 let r = estimate(x0.view(), x1.view(), &o)?;
                 rej += (r.p_value.expect("test ran") <= 0.05) as usize;
             }
             let wall = start.elapsed().as_secs_f64() / a.reps as f64;
             let p = rej as f64 / a.reps as f64;
             eprintln!("{sc} n={n}: power {p:.3}");
-            rows.push((sc.into(), n, "midpoint (tmid, rff, sign-flip)".into(), a.reps, p, wall));
+            rows.push((
+                sc.into(),
+                n,
+                "midpoint (tmid, rff, sign-flip)".into(),
+                a.reps,
+                p,
+                wall,
+            ));
         }
     }
     if let Some(path) = &a.peers {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split(',').collect();
             if f.len() < 6 {
@@ -370,16 +417,28 @@ fn power(a: &Args) -> anyhow::Result<String> {
             let reps: usize = f[3].parse()?;
             let rej: usize = f[4].parse()?;
             if reps > 0 {
-                rows.push((f[0].into(), f[1].parse()?, f[2].into(), reps, rej as f64 / reps as f64, f[5].parse()?));
+                rows.push((
+                    f[0].into(),
+                    f[1].parse()?,
+                    f[2].into(),
+                    reps,
+                    rej as f64 / reps as f64,
+                    f[5].parse()?,
+                ));
             }
         }
     }
     for (sc, n, m, reps, p, wall) in &rows {
-        writeln!(md, "| {sc} | {n} | {m} | {reps} | {p:.3} ± {:.3} | {wall:.3} |", binom_hw(*p, *reps))?;
+        writeln!(
+            md,
+            "| {sc} | {n} | {m} | {reps} | {p:.3} ± {:.3} | {wall:.3} |",
+            binom_hw(*p, *reps)
+        )?;
     }
     if let Some(out) = &a.out {
         for sc in scenarios {
-            let mut methods: Vec<&String> = rows.iter().filter(|r| r.0 == sc).map(|r| &r.2).collect();
+            let mut methods: Vec<&String> =
+                rows.iter().filter(|r| r.0 == sc).map(|r| &r.2).collect();
             methods.dedup();
             let curves: Vec<Curve> = methods
                 .iter()
@@ -401,7 +460,13 @@ fn power(a: &Args) -> anyhow::Result<String> {
                 })
                 .collect();
             let png = out.with_file_name(format!("power-{sc}.png"));
-            line_plot(&png, &format!("power, {sc} (α = 0.05)"), "log10 n per side", "rejection rate", &curves)?;
+            line_plot(
+                &png,
+                &format!("power, {sc} (α = 0.05)"),
+                "log10 n per side",
+                "rejection rate",
+                &curves,
+            )?;
         }
     }
     Ok(md)

@@ -579,7 +579,10 @@ pub fn signflip_diagnostics(
     let fit = crossfit::run(x0, x1, opts, true, &|_| {})?;
     let q = fit.quadratic.as_ref().expect("Q requested");
     let exact = signflip::test(q, opts.resamples(), opts.seed, &|_| {});
-    Ok((exact.p_value, signflip::fixed_critic_p_value(q, opts.resamples(), opts.seed)))
+    Ok((
+        exact.p_value,
+        signflip::fixed_critic_p_value(q, opts.resamples(), opts.seed),
+    ))
 }
 
 #[cfg(test)]
@@ -591,7 +594,10 @@ mod tests {
 
     fn normal(n: usize, d: usize, shift: f64, seed: u64) -> Array2<f64> {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-        Array2::from_shape_fn((n, d), |_| { let z: f64 = StandardNormal.sample(&mut rng); shift + z })
+        Array2::from_shape_fn((n, d), |_| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            shift + z
+        })
     }
 
     fn opts(critic: CriticKind) -> EstimateOptions {
@@ -616,7 +622,11 @@ mod tests {
         let q = fit.quadratic.as_ref().unwrap();
         let ones = vec![1.0; q.blocks()];
         let s1 = signflip::quadratic_form(q, &ones);
-        assert!((s1 - fit.sum_t).abs() <= 1e-9 * (1.0 + fit.sum_t.abs()), "{s1} vs {}", fit.sum_t);
+        assert!(
+            (s1 - fit.sum_t).abs() <= 1e-9 * (1.0 + fit.sum_t.abs()),
+            "{s1} vs {}",
+            fit.sum_t
+        );
         // Flip every third non-tuning block.
         let design = pairs::Design::new(120, 120, o.folds, 1, 2048, o.seed);
         let eps: Vec<f64> = design
@@ -644,7 +654,10 @@ mod tests {
             "εᵀQε = {se} but the refitted statistic is {}",
             flipped.sum_t
         );
-        assert!((se - s1).abs() > 1e-6, "the flip should change the statistic");
+        assert!(
+            (se - s1).abs() > 1e-6,
+            "the flip should change the statistic"
+        );
     }
 
     #[test]

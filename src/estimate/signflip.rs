@@ -114,7 +114,9 @@ pub(crate) fn test(
 /// calibration report.
 pub(crate) fn fixed_critic_p_value(q: &Quadratic, resamples: usize, seed: u64) -> f64 {
     let nb = q.blocks();
-    let rows: Vec<f64> = (0..nb).map(|i| q.q[i * nb..(i + 1) * nb].iter().sum()).collect();
+    let rows: Vec<f64> = (0..nb)
+        .map(|i| q.q[i * nb..(i + 1) * nb].iter().sum())
+        .collect();
     let observed: f64 = rows.iter().sum();
     let all_free = Quadratic {
         q: Vec::new(),
