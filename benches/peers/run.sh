@@ -14,5 +14,6 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q dcor==0.7 hyppo==0.5.2 numpy==2.4.6 scipy==1.17.1 numba==0.68.1
-cargo build --release --quiet
+# MIDPOINT_BIN names a prebuilt binary; otherwise build ours.
+if [ -z "${MIDPOINT_BIN:-}" ]; then cargo build --release --quiet; fi
 exec "$VENV/bin/python" benches/peers/peers.py "$@"
