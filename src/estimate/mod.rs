@@ -51,11 +51,14 @@
 //! use rand::SeedableRng;
 //! use rand_distr::{Distribution, StandardNormal};
 //! let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
-//! let x0 = Array2::from_shape_fn((600, 1), |_| StandardNormal.sample(&mut rng));
-//! let x1 = Array2::from_shape_fn((600, 1), |_| 1.0 + StandardNormal.sample::<f64, _>(&mut rng));
+//! let mut z = |shift: f64| -> f64 { let e: f64 = StandardNormal.sample(&mut rng); shift + e };
+//! let x0 = Array2::from_shape_fn((600, 1), |_| z(0.0));
+//! let x1 = Array2::from_shape_fn((600, 1), |_| z(1.0));
 //! let r = estimate(x0.view(), x1.view(), &EstimateOptions::default()).unwrap();
-//! // Exact D_t-mid for N(0,1) vs N(1,1) with the linear interpolant is about 0.33.
-//! assert!(r.estimate > 0.1 && r.p_value.unwrap() < 0.01);
+//! // Exact D_t-mid (Eq. 8) for N(0,1) vs N(1,1), linear interpolant, σ = 0: 0.5534.
+//! assert!(r.estimate < 0.5534 + 5.0 * r.std_error);
+//! assert!(r.p_value.unwrap() < 0.01);
+//! assert_eq!(r.profile.len(), 10);
 //! ```
 
 pub(crate) mod crossfit;
@@ -230,6 +233,14 @@ impl Default for EstimateOptions {
 
 impl EstimateOptions {
     /// The number of resamples used by the configured test.
+    ///
+    /// ```
+    /// use midpoint::estimate::{EstimateOptions, TestKind};
+    /// let o = EstimateOptions::default();
+    /// assert_eq!((o.test, o.resamples()), (TestKind::SignFlip, 1000));
+    /// let p = EstimateOptions { test: TestKind::Permutation, ..o };
+    /// assert_eq!(p.resamples(), 100);
+    /// ```
     pub fn resamples(&self) -> usize {
         self.resamples.unwrap_or(match self.test {
             TestKind::Permutation => 100,
@@ -357,6 +368,16 @@ pub enum EstimateError {
 
 impl EstimateError {
     /// The sample set the error is about, if any (the CLI names its file).
+    ///
+    /// ```
+    /// use midpoint::estimate::{estimate, EstimateError, EstimateOptions, Sample};
+    /// let x0 = ndarray::Array2::<f64>::zeros((100, 2));
+    /// let mut x1 = x0.clone();
+    /// x1[[3, 0]] = f64::NAN;
+    /// let e = estimate(x0.view(), x1.view(), &EstimateOptions::default()).unwrap_err();
+    /// assert_eq!(e.sample(), Some(Sample::X1));
+    /// assert_eq!(e.to_string(), "x1: non-finite value at row 3, column 0");
+    /// ```
     pub fn sample(&self) -> Option<Sample> {
         match self {
             EstimateError::Empty { which, .. }
@@ -496,6 +517,19 @@ pub fn estimate(
 
 /// [`estimate`] with a progress callback (called from the calling thread between units of
 /// work; the CLI draws its progress bar from it).
+///
+/// ```
+/// use midpoint::estimate::{estimate_with_progress, EstimateOptions, Stage};
+/// use std::sync::Mutex;
+/// let x0 = ndarray::Array2::from_shape_fn((200, 1), |(i, _)| (i as f64 * 0.37).sin());
+/// let x1 = ndarray::Array2::from_shape_fn((200, 1), |(i, _)| (i as f64 * 0.53).cos());
+/// let stages = Mutex::new(Vec::new());
+/// let o = EstimateOptions { resamples: Some(50), ..EstimateOptions::default() };
+/// estimate_with_progress(x0.view(), x1.view(), &o, &|p| stages.lock().unwrap().push(p.stage))
+///     .unwrap();
+/// let s = stages.into_inner().unwrap();
+/// assert_eq!((s[0], *s.last().unwrap()), (Stage::Tuning, Stage::Testing));
+/// ```
 pub fn estimate_with_progress(
     x0: ArrayView2<'_, f64>,
     x1: ArrayView2<'_, f64>,

@@ -208,8 +208,8 @@ mod tests {
         // Would catch a sample used in two pairs or in two folds (which would couple held-out
         // and training terms).
         let d = Design::new(103, 57, 3, 1, 30, 9);
-        let mut seen0 = vec![false; 103];
-        let mut seen1 = vec![false; 57];
+        let mut seen0 = [false; 103];
+        let mut seen1 = [false; 57];
         for p in &d.pairs {
             for &(a, b) in p {
                 assert!(!seen0[a as usize] && !seen1[b as usize]);
