@@ -217,7 +217,7 @@ fn plot_profile(path: &Path, r: &EstimateReport) -> anyhow::Result<()> {
         band: None,
     };
     let title = format!(
-        "D(t) profile: D_{} = {:.4} ± {:.4}",
+        "D(t) profile: D_{} = {:.4} (SE {:.4})",
         r.divergence.name().replace("tmid", "t-mid"),
         r.estimate,
         r.std_error

