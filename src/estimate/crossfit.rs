@@ -2,7 +2,7 @@
 //! quadratic form `Q` of the sign-flip test.
 //!
 //! Notation: block `g` of fold `k(g)`; `Z_g⁽ᵏ⁾ = Σ_{draws in g} φ_k(x̃) Δᵀ` (`M × d`) in the
-//! feature map of critic `k`; `A_k = (G_k + λ N_k I)⁻¹`; `W_k = A_k Σ_{g' ∉ k} Z_{g'}⁽ᵏ⁾`.
+//! feature map of critic `k`; `A_k = (G_k + λ N_cv I)⁻¹`; `W_k = A_k Σ_{g' ∉ k} Z_{g'}⁽ᵏ⁾`.
 //! The pair term `Tᵢ = (1/r) Σ_s ⟨W_kᵀ φ_k(x̃ᵢₛ), Δᵢ⟩` summed over a block is
 //! `(1/r)⟨Z_g⁽ᵏ⁾, W_k⟩ = Σ_{g'} Q_{g g'}` with
 //!
@@ -340,7 +340,6 @@ fn run_rff(
     // Pass 1: Gram matrices and training cross-products per critic.
     let mut grams: Vec<Mat<f64>> = (0..kf).map(|_| Mat::zeros(m, m)).collect();
     let mut z_train: Vec<Vec<Mat<f64>>> = vec![Vec::new(); nb];
-    let mut n_train = vec![0usize; kf];
     let all: Vec<usize> = (0..nb).collect();
     for_blocks(
         &all,
@@ -359,14 +358,13 @@ fn run_rff(
                 rff::add_gram(&mut gram, phi.as_ref());
                 out.push((gram, rff::cross(phi.as_ref(), &bd.delta, d, r)));
             }
-            Ok((out, bd.t.len()))
+            Ok(out)
         },
-        |g, (parts, rows)| {
+        |g, parts| {
             let own = ctx.design.blocks[g].fold;
             let mut zs = Vec::with_capacity(kf - 1);
             for (k, (gram, z)) in (0..kf).filter(|&k| k != own).zip(parts) {
                 grams[k] += gram;
-                n_train[k] += rows;
                 zs.push(z);
             }
             z_train[g] = zs;
@@ -378,7 +376,7 @@ fn run_rff(
     for k in 0..kf {
         rff::symmetrize(&mut grams[k]);
         let (u, vals) = rff::eigen(&grams[k])?;
-        let a = rff::regularized_inverse(&u, &vals, picks[k].ridge * n_train[k] as f64);
+        let a = rff::regularized_inverse(&u, &vals, picks[k].penalty);
         let mut rk = Mat::<f64>::zeros(m, d);
         for (g, b) in ctx.design.blocks.iter().enumerate() {
             if b.fold != k {

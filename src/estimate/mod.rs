@@ -431,7 +431,8 @@ pub struct CriticChoice {
     pub fold: usize,
     /// RFF bandwidth multiplier (`None` for kNN).
     pub bandwidth: Option<f64>,
-    /// RFF ridge per draw (`None` for kNN).
+    /// RFF ridge `λ` per draw of the CV training half (`None` for kNN); the final fit uses the
+    /// total penalty `λ·N_cv` (see [`rff::RffChoice::penalty`]).
     pub ridge: Option<f64>,
     /// kNN neighbour count (`None` for RFF).
     pub k: Option<usize>,
