@@ -32,11 +32,15 @@ use crate::montecarlo::Moments;
 /// Blocks processed in parallel before their partial sums are reduced (in block order).
 const GROUP: usize = 16;
 /// Most non-tuning blocks over all folds.
-const MAX_BLOCKS: usize = 2048;
+const MAX_BLOCKS: usize = 1024;
 /// Fewest non-tuning blocks (memory permitting).
 const MIN_BLOCKS: usize = 16;
 /// Doubles allowed for the stored `Z` matrices of the RFF test (128 MiB).
 const Z_BUDGET: usize = 1 << 24;
+/// Multiply-adds allowed for the RFF test's `Q` (`blocks² · M · d`).
+const Q_FLOPS: usize = 1 << 28;
+/// Draws per unit of work of the RFF fitting pass.
+const CHUNK_ROWS: usize = 4096;
 
 /// The sign-flip test's quadratic form over blocks.
 #[derive(Debug, Clone)]
@@ -65,6 +69,9 @@ pub(crate) struct Fit {
     pub quadratic: Option<Quadratic>,
     /// `Σ Tᵢ` over all held-out pairs (the sign-flip statistic).
     pub sum_t: f64,
+    /// The folds, pairs and blocks used.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub design: Design,
 }
 
 struct Ctx<'a> {
@@ -183,13 +190,28 @@ pub(crate) fn run(
             per_fold: MIN_PAIRS_PER_FOLD,
         });
     }
-    let max_blocks = match &opts.critic {
+    // RFF features: at most one per eight training pairs (more would only be held in check
+    // by the ridge, at M³ cost), at least 32, at most the requested M.
+    let critic = match &opts.critic {
+        CriticKind::Rff(o) => CriticKind::Rff(super::RffOptions {
+            features: o.features.min((n0.min(n1) * (k - 1) / k / 8).max(32)),
+            ..o.clone()
+        }),
+        c => c.clone(),
+    };
+    let max_blocks = match &critic {
         CriticKind::Rff(o) => {
-            let m = 2 + d + o.features;
-            (Z_BUDGET / (k * m * d)).clamp(MIN_BLOCKS, MAX_BLOCKS)
+            let md = (2 + d + o.features) * d;
+            // Memory for the stored Z matrices, and blocks²·M·d ≤ Q_FLOPS for Q.
+            let by_q = ((Q_FLOPS / md) as f64).sqrt() as usize;
+            (Z_BUDGET / (k * md))
+                .min(by_q)
+                .clamp(MIN_BLOCKS, MAX_BLOCKS)
         }
         CriticKind::Knn(_) => MAX_BLOCKS,
-    };
+    }
+    // At least two pairs per block.
+    .min((n0.min(n1) / 2).max(MIN_BLOCKS));
     let mut design = Design::new(n0, n1, k, 1, max_blocks, opts.seed);
     design.draws = draws_per_pair(opts, design.total_pairs());
     let ctx = Ctx {
@@ -210,7 +232,7 @@ pub(crate) fn run(
             (Standardizer::fit(&td.xt, &td.t, d), td)
         })
         .collect();
-    let out = match &opts.critic {
+    let out = match &critic {
         CriticKind::Rff(o) => run_rff(&ctx, o, &stds, need_q, progress)?,
         CriticKind::Knn(o) => run_knn(&ctx, o, &stds, need_q, progress)?,
     };
@@ -262,6 +284,7 @@ fn finish(
         profile: prof.finish(),
         quadratic,
         sum_t,
+        design: ctx.design.clone(),
     }
 }
 
@@ -313,13 +336,6 @@ fn run_rff(
     // Tuning and feature maps per critic.
     let mut fmaps = Vec::with_capacity(kf);
     let mut picks = Vec::with_capacity(kf);
-    // Features: at most one per two training pairs (more would only be held in check by the
-    // ridge, at M³ cost), at least 32, at most the requested M.
-    let train_pairs = ctx.design.total_pairs() * (kf - 1) / kf;
-    let o = &super::RffOptions {
-        features: o.features.min((train_pairs / 2).max(32)),
-        ..o.clone()
-    };
     for (k, (std, td)) in stds.iter().enumerate() {
         let c = rff::tune(td, std, d, r, o, ctx.opts.seed)?;
         fmaps.push(FeatureMap::new(
@@ -337,37 +353,58 @@ fn run_rff(
         });
     }
     let m = fmaps[0].dim();
-    // Pass 1: Gram matrices and training cross-products per critic.
+    // Pass 1: Gram matrices and training cross-products per critic. Work units are runs of
+    // consecutive blocks with at least CHUNK_ROWS draws (fixed by the design), each with one
+    // Gram partial per critic, reduced in chunk order.
     let mut grams: Vec<Mat<f64>> = (0..kf).map(|_| Mat::zeros(m, m)).collect();
     let mut z_train: Vec<Vec<Mat<f64>>> = vec![Vec::new(); nb];
     let all: Vec<usize> = (0..nb).collect();
+    let mut chunks: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut rows = 0;
+    for g in 0..nb {
+        if rows >= CHUNK_ROWS {
+            chunks.push(Vec::new());
+            rows = 0;
+        }
+        chunks.last_mut().expect("non-empty").push(g);
+        rows += ctx.design.blocks[g].len() * r;
+    }
+    let chunk_ids: Vec<usize> = (0..chunks.len()).collect();
     for_blocks(
-        &all,
+        &chunk_ids,
         Stage::Fitting,
         progress,
-        |g| {
-            let bd = ctx.block_draws(g);
-            let own = ctx.design.blocks[g].fold;
-            let mut out = Vec::with_capacity(kf - 1);
-            for (k, fm) in fmaps.iter().enumerate() {
-                if k == own {
-                    continue;
+        |c| {
+            let mut part: Vec<Option<Mat<f64>>> = vec![None; kf];
+            let mut zs = Vec::with_capacity(chunks[c].len());
+            for &g in &chunks[c] {
+                let bd = ctx.block_draws(g);
+                let own = ctx.design.blocks[g].fold;
+                let mut zg = Vec::with_capacity(kf - 1);
+                for (k, fm) in fmaps.iter().enumerate() {
+                    if k == own {
+                        continue;
+                    }
+                    let phi = fm.features(&bd.xt, &bd.t);
+                    rff::add_gram(
+                        part[k].get_or_insert_with(|| Mat::zeros(m, m)),
+                        phi.as_ref(),
+                    );
+                    zg.push(rff::cross(phi.as_ref(), &bd.delta, d, r));
                 }
-                let phi = fm.features(&bd.xt, &bd.t);
-                let mut gram = Mat::<f64>::zeros(m, m);
-                rff::add_gram(&mut gram, phi.as_ref());
-                out.push((gram, rff::cross(phi.as_ref(), &bd.delta, d, r)));
+                zs.push((g, zg));
             }
-            Ok(out)
+            Ok((part, zs))
         },
-        |g, parts| {
-            let own = ctx.design.blocks[g].fold;
-            let mut zs = Vec::with_capacity(kf - 1);
-            for (k, (gram, z)) in (0..kf).filter(|&k| k != own).zip(parts) {
-                grams[k] += gram;
-                zs.push(z);
+        |_, (part, zs)| {
+            for (k, gk) in part.into_iter().enumerate() {
+                if let Some(gk) = gk {
+                    grams[k] += gk;
+                }
             }
-            z_train[g] = zs;
+            for (g, zg) in zs {
+                z_train[g] = zg;
+            }
         },
     )?;
     // Solve each critic.

@@ -97,8 +97,8 @@ impl DivergenceKind {
 /// Options of the random-Fourier-feature ridge critic ([`rff`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RffOptions {
-    /// Number of random Fourier features (default 256; capped at half the critic's training
-    /// pairs, and at least 32). A constant and the `d + 1` linear terms are added to them.
+    /// Number of random Fourier features (default 256; capped at an eighth of the critic's
+    /// training pairs, and at least 32). A constant and the `d + 1` linear terms are added to them.
     pub features: usize,
     /// Bandwidth multipliers tried by cross-validation, in units of `√(d+1)` on standardized
     /// inputs (default `[0.25, 0.5, 1, 2, 4]`). One value disables the search.
@@ -663,7 +663,7 @@ mod tests {
             fit.sum_t
         );
         // Flip every third non-tuning block.
-        let design = pairs::Design::new(120, 120, o.folds, 1, 2048, o.seed);
+        let design = &fit.design;
         let eps: Vec<f64> = design
             .blocks
             .iter()

@@ -9,7 +9,8 @@
 //!   subset on which hyperparameters are cross-validated. The sign-flip test holds their signs
 //!   fixed, which keeps it exact although the hyperparameters depend on them.
 //! * **Blocks**: the remaining pairs of each fold are cut into at most
-//!   [`Design::blocks_per_fold`] contiguous blocks. A block is the unit of parallel work and of
+//!   [`Design::blocks_per_fold`] contiguous blocks (at most 1024 over all folds, at least two
+//!   pairs each). A block is the unit of parallel work and of
 //!   random streams, and the sign-flip test flips the pairs of a block together (any group of
 //!   swaps leaves `H0` invariant, so the test stays exact; a few hundred blocks or more make
 //!   the randomization distribution as fine as flipping single pairs).
