@@ -5,7 +5,7 @@
 //! * **Pairs**: inside fold `k` the `j`-th shuffled row of `X0` is paired with the `j`-th
 //!   shuffled row of `X1` for `j < min(n0ₖ, n1ₖ)` — a uniformly random matching. Each sample
 //!   is in at most one pair, so pair terms are independent given the critic.
-//! * **Tuning pairs**: the first `⌈m/5⌉` pairs of each fold (at most 1024) are the tuning
+//! * **Tuning pairs**: the first `⌈m/5⌉` pairs of each fold (at most 8192) are the tuning
 //!   subset on which hyperparameters are cross-validated. The sign-flip test holds their signs
 //!   fixed, which keeps it exact although the hyperparameters depend on them.
 //! * **Blocks**: the remaining pairs of each fold are cut into at most
@@ -29,8 +29,10 @@ use super::DivergenceKind;
 
 /// Fewest pairs per fold.
 pub const MIN_PAIRS_PER_FOLD: usize = 8;
-/// Largest tuning subset per fold.
-pub const TUNE_CAP: usize = 1024;
+/// Largest tuning subset per fold. Cross-validation on too small a subset picks the
+/// smoothest, most regularized critic for large `n` (at `n = 10⁶`, `d = 10` a cap of 1024
+/// gave `D̂_t-mid = 0.52` where Monte Carlo with the exact field gives 0.83).
+pub const TUNE_CAP: usize = 8192;
 
 const TAG_SPLIT0: u64 = 0x5A5A_0001;
 const TAG_SPLIT1: u64 = 0x5A5A_0002;
