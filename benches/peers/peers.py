@@ -117,7 +117,7 @@ def cmd_timing(a):
              str(a.resamples), "--quiet", "--json", "--seed", "1"],
             a.mem_limit_gb, a.timeout)
         p = json.loads(out)["p_value"] if ok else None
-        rows.append(("midpoint (tmid, rff, sign-flip)", n, ok, wall, peak, p, "" if ok else out))
+        rows.append(("midpoint (tmid; rff; sign-flip)", n, ok, wall, peak, p, "" if ok else out))
         print(rows[-1], flush=True)
     for tool in a.tools:
         for n in a.ns:

@@ -52,9 +52,13 @@ pub struct Args {
     /// Write the Markdown here (and the power PNG beside it).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Peers' power table (CSV: scenario,n,method,reps,rejections) to merge into the plot.
+    /// Peers' power table (CSV: scenario,n,method,reps,rejections,mean_wall_s) to merge in.
     #[arg(long)]
     peers: Option<PathBuf>,
+    /// Our power rows from an earlier `report power --out` (its `.csv`), instead of
+    /// recomputing them.
+    #[arg(long)]
+    cached: Option<PathBuf>,
     /// Base seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -376,7 +380,36 @@ fn power(a: &Args) -> anyhow::Result<String> {
     )?;
     writeln!(md, "|---|---|---|---|---|---|")?;
     let mut rows: Vec<(String, usize, String, usize, f64, f64)> = Vec::new();
+    let read_csv = |path: &PathBuf,
+                    rows: &mut Vec<(String, usize, String, usize, f64, f64)>|
+     -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            anyhow::ensure!(f.len() >= 6, "{}: malformed line {line:?}", path.display());
+            let reps: usize = f[3].parse()?;
+            let rej: usize = f[4].parse()?;
+            if reps > 0 {
+                rows.push((
+                    f[0].into(),
+                    f[1].parse()?,
+                    f[2].into(),
+                    reps,
+                    rej as f64 / reps as f64,
+                    f[5].parse()?,
+                ));
+            }
+        }
+        Ok(())
+    };
+    if let Some(c) = &a.cached {
+        read_csv(c, &mut rows)?;
+    }
     for sc in scenarios {
+        if a.cached.is_some() {
+            break;
+        }
         for &n in &a.n {
             let mut rej = 0;
             let start = Instant::now();
@@ -399,34 +432,27 @@ fn power(a: &Args) -> anyhow::Result<String> {
             rows.push((
                 sc.into(),
                 n,
-                "midpoint (tmid, rff, sign-flip)".into(),
+                "midpoint (tmid; rff; sign-flip)".into(),
                 a.reps,
                 p,
                 wall,
             ));
         }
     }
-    if let Some(path) = &a.peers {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split(',').collect();
-            if f.len() < 6 {
-                continue;
+    if let Some(out) = &a.out {
+        if a.cached.is_none() {
+            let mut csv = String::from("scenario,n,method,reps,rejections,mean_wall_s\n");
+            for (sc, n, m, reps, p, wall) in &rows {
+                let rej = (p * *reps as f64).round() as usize;
+                writeln!(csv, "{sc},{n},{m},{reps},{rej},{wall:.4}")?;
             }
-            let reps: usize = f[3].parse()?;
-            let rej: usize = f[4].parse()?;
-            if reps > 0 {
-                rows.push((
-                    f[0].into(),
-                    f[1].parse()?,
-                    f[2].into(),
-                    reps,
-                    rej as f64 / reps as f64,
-                    f[5].parse()?,
-                ));
-            }
+            let path = out.with_extension("csv");
+            std::fs::write(&path, csv)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
         }
+    }
+    if let Some(path) = &a.peers {
+        read_csv(path, &mut rows)?;
     }
     for (sc, n, m, reps, p, wall) in &rows {
         writeln!(
