@@ -142,7 +142,7 @@ def cmd_power(a):
     path = os.path.join(a.out, "power_peers.csv")
     with open(path, "w") as f:
         f.write("scenario,n,method,reps,rejections,mean_wall_s\n")
-        for sc in ["mean-shift", "scale-shift", "blobs"]:
+        for sc in a.scenarios:
             for tool, label, fast, res in [
                 ("hyppo", "hyppo MMD (chi-square approx.)", True, 0),
                 ("dcor", "dcor energy (99 permutations)", False, 99),
@@ -179,6 +179,7 @@ def main():
     p.add_argument("--ns", type=lambda s: [int(v) for v in s.split(",")], default=[200, 500, 1000, 2000, 5000])
     p.add_argument("--reps", type=int, default=100)
     p.add_argument("--budget", type=float, default=120)
+    p.add_argument("--scenarios", type=lambda s: s.split(","), default=["mean-shift", "scale-shift", "blobs"])
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     o = sub.add_parser("one")
     o.add_argument("tool")
