@@ -6,8 +6,9 @@
 //! laws, the exact displacement field (Eq. 5), and the variational objective of Prop. 3.3.
 //!
 //! Layout mirrors the math: [`interpolant`] (Eq. 6–7), [`law`] (endpoint laws), [`field`]
-//! (Eq. 1, 5), [`divergence`] (Eq. 2, 3, 8), [`montecarlo`] (estimators, Prop. 3.3);
-//! [`counterexample`] shows that Theorem 3.1 needs bounded endpoints.
+//! (Eq. 1, 5), [`divergence`] (Eq. 2, 3, 8), [`montecarlo`] (estimators, Prop. 3.3),
+//! [`estimate`] (divergence estimates and a two-sample test on users' own samples);
+//! [`counterexample`] shows that Theorem 3.1 needs more than finite variance.
 //!
 //! ```
 //! use midpoint::divergence::{d_tmid, ExactOptions};
@@ -29,6 +30,7 @@ pub mod counterexample;
 pub mod discrete;
 pub mod divergence;
 pub mod error;
+pub mod estimate;
 mod exact;
 pub mod field;
 pub mod grouping;

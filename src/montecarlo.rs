@@ -184,6 +184,15 @@ impl ChunkSums {
 }
 
 impl Moments {
+    /// Welford update with one value.
+    #[inline]
+    pub fn push(&mut self, x: f64) {
+        self.n += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (x - self.mean);
+    }
+
     pub fn merge(self, o: Moments) -> Moments {
         if self.n == 0 {
             return o;

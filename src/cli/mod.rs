@@ -6,7 +6,9 @@ macro_rules! outln {
 }
 
 mod demo;
+mod estimate;
 mod exact;
+mod report;
 mod sample;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,11 @@ enum Command {
     Sample(sample::Args),
     /// The built-in example: divergences between a few laws, exact beside Monte Carlo.
     Demo(demo::Args),
+    /// Estimate the divergence between two sample sets and test whether they differ.
+    Estimate(estimate::Args),
+    /// Measurements behind docs/two-sample.md (calibration, coverage, convergence, power).
+    #[command(hide = true)]
+    Report(report::Args),
 }
 
 /// Runs the parsed command.
@@ -35,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exact(a) => exact::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Estimate(a) => estimate::run(a),
+        Command::Report(a) => report::run(a),
     }
 }
 

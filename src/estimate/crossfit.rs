@@ -1,0 +1,735 @@
+//! Cross-fitting: critics fitted on the other folds, held-out terms, profile, and the block
+//! quadratic form `Q` of the sign-flip test.
+//!
+//! Notation: block `g` of fold `k(g)`; `Z_g⁽ᵏ⁾ = Σ_{draws in g} φ_k(x̃) Δᵀ` (`M × d`) in the
+//! feature map of critic `k`; `A_k = (G_k + λ N_cv I)⁻¹`; `W_k = A_k Σ_{g' ∉ k} Z_{g'}⁽ᵏ⁾`.
+//! The pair term `Tᵢ = (1/r) Σ_s ⟨W_kᵀ φ_k(x̃ᵢₛ), Δᵢ⟩` summed over a block is
+//! `(1/r)⟨Z_g⁽ᵏ⁾, W_k⟩ = Σ_{g'} Q_{g g'}` with
+//!
+//! ```text
+//! Q_{g g'} = (1/r) ⟨Z_g⁽ᵏ⁽ᵍ⁾⁾, A_{k(g)} Z_{g'}⁽ᵏ⁽ᵍ⁾⁾⟩   for k(g') ≠ k(g),   0 otherwise.
+//! ```
+//!
+//! Flipping the signs `ε_g` of whole blocks multiplies `Z_g` by `ε_g` and leaves `G_k` and the
+//! hyperparameters unchanged, so the refitted statistic is `S(ε) = εᵀQε`. For the kNN critic
+//! `Q_{g g'} = (1/(r k)) Σ ⟨Δᵢ, Δⱼ⟩` over held-out draws of `g` and their neighbours in `g'`.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use ndarray::{ArrayView2, CowArray, Ix2};
+use rayon::prelude::*;
+
+use super::knn::{self, Tree};
+use super::pairs::{Design, DrawGen, MIN_PAIRS_PER_FOLD};
+use super::profile::{ProfileAcc, ProfileBin};
+use super::rff::{self, FeatureMap, Standardizer, TuneData};
+use super::{
+    CriticChoice, CriticKind, DivergenceKind, Draws, EstimateError, EstimateOptions, Progress,
+    Sample, Stage,
+};
+use crate::montecarlo::Moments;
+
+/// Blocks processed in parallel before their partial sums are reduced (in block order).
+const GROUP: usize = 16;
+/// Most non-tuning blocks over all folds.
+const MAX_BLOCKS: usize = 1024;
+/// Fewest non-tuning blocks (memory permitting).
+const MIN_BLOCKS: usize = 16;
+/// Doubles allowed for the stored `Z` matrices of the RFF test (128 MiB).
+const Z_BUDGET: usize = 1 << 24;
+/// Multiply-adds allowed for the RFF test's `Q` (`blocks² · M · d`).
+const Q_FLOPS: usize = 1 << 28;
+/// Draws per unit of work of the RFF fitting pass.
+const CHUNK_ROWS: usize = 4096;
+
+/// The sign-flip test's quadratic form over blocks.
+#[derive(Debug, Clone)]
+pub struct Quadratic {
+    /// `nb × nb`, row-major.
+    pub q: Vec<f64>,
+    /// Blocks whose sign is held at +1 (tuning blocks).
+    pub fixed: Vec<bool>,
+}
+
+impl Quadratic {
+    /// Number of blocks.
+    pub fn blocks(&self) -> usize {
+        self.fixed.len()
+    }
+}
+
+/// Output of a cross-fitted run.
+pub(crate) struct Fit {
+    pub estimate: f64,
+    pub std_error: f64,
+    pub pairs: usize,
+    pub draws: usize,
+    pub choices: Vec<CriticChoice>,
+    pub profile: Vec<ProfileBin>,
+    pub quadratic: Option<Quadratic>,
+    /// `Σ Tᵢ` over all held-out pairs (the sign-flip statistic).
+    pub sum_t: f64,
+    /// The folds, pairs and blocks used.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub design: Design,
+}
+
+struct Ctx<'a> {
+    x0: CowArray<'a, f64, Ix2>,
+    x1: CowArray<'a, f64, Ix2>,
+    d: usize,
+    design: Design,
+    opts: &'a EstimateOptions,
+}
+
+/// Draws of one block.
+struct BlockDraws {
+    xt: Vec<f64>,
+    t: Vec<f64>,
+    delta: Vec<f64>,
+}
+
+impl Ctx<'_> {
+    fn row0(&self, i: u32) -> &[f64] {
+        let d = self.d;
+        &self.x0.as_slice().expect("standard layout")[i as usize * d..(i as usize + 1) * d]
+    }
+
+    fn row1(&self, i: u32) -> &[f64] {
+        let d = self.d;
+        &self.x1.as_slice().expect("standard layout")[i as usize * d..(i as usize + 1) * d]
+    }
+
+    fn delta_into(&self, fold: usize, p: usize, out: &mut [f64]) {
+        let (i0, i1) = self.design.pairs[fold][p];
+        let (a, b) = (self.row0(i0), self.row1(i1));
+        for c in 0..self.d {
+            out[c] = b[c] - a[c];
+        }
+    }
+
+    fn block_draws(&self, g: usize) -> BlockDraws {
+        let b = self.design.blocks[g];
+        let (d, r) = (self.d, self.design.draws);
+        let mut gen = DrawGen::new(
+            &self.opts.interpolant,
+            self.opts.divergence,
+            &self.design,
+            g,
+        );
+        let mut out = BlockDraws {
+            xt: vec![0.0; b.len() * r * d],
+            t: vec![0.0; b.len() * r],
+            delta: vec![0.0; b.len() * d],
+        };
+        for (j, p) in (b.start..b.end).enumerate() {
+            let (i0, i1) = self.design.pairs[b.fold][p];
+            let (a, c) = (self.row0(i0), self.row1(i1));
+            for k in 0..d {
+                out.delta[j * d + k] = c[k] - a[k];
+            }
+            for s in 0..r {
+                let row = j * r + s;
+                out.t[row] = gen.draw(a, c, &mut out.xt[row * d..(row + 1) * d]);
+            }
+        }
+        out
+    }
+
+    /// Tuning draws of every fold except `k`, in fold order.
+    fn tune_data(&self, k: usize) -> TuneData {
+        let mut out = TuneData::default();
+        for (g, b) in self.design.blocks.iter().enumerate() {
+            if b.fixed && b.fold != k {
+                let bd = self.block_draws(g);
+                out.xt.extend(bd.xt);
+                out.t.extend(bd.t);
+                out.delta.extend(bd.delta);
+            }
+        }
+        out
+    }
+}
+
+/// Draws per pair for `pairs` pairs.
+fn draws_per_pair(opts: &EstimateOptions, pairs: usize) -> usize {
+    match opts.draws {
+        Draws::Fixed(r) => r,
+        Draws::Auto => {
+            if opts.divergence == DivergenceKind::Mid && opts.interpolant.noise().is_zero() {
+                1
+            } else {
+                ((1usize << 20) / pairs.max(1)).clamp(1, 8)
+            }
+        }
+    }
+}
+
+/// Runs the cross-fitted estimate; builds `Q` when `need_q`.
+pub(crate) fn run(
+    x0: ArrayView2<'_, f64>,
+    x1: ArrayView2<'_, f64>,
+    opts: &EstimateOptions,
+    need_q: bool,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Fit, EstimateError> {
+    let (n0, n1, d) = (x0.nrows(), x1.nrows(), x0.ncols());
+    let k = opts.folds;
+    let need = MIN_PAIRS_PER_FOLD * k;
+    if n0.min(n1) < need {
+        let (which, n) = if n0 <= n1 {
+            (Sample::X0, n0)
+        } else {
+            (Sample::X1, n1)
+        };
+        return Err(EstimateError::TooFewSamples {
+            which,
+            n,
+            folds: k,
+            need,
+            per_fold: MIN_PAIRS_PER_FOLD,
+        });
+    }
+    // RFF features: at most one per eight training pairs (more would only be held in check
+    // by the ridge, at M³ cost), at least 32, at most the requested M.
+    let critic = match &opts.critic {
+        CriticKind::Rff(o) => CriticKind::Rff(super::RffOptions {
+            features: o.features.min((n0.min(n1) * (k - 1) / k / 8).max(32)),
+            ..o.clone()
+        }),
+        c => c.clone(),
+    };
+    let max_blocks = match &critic {
+        CriticKind::Rff(o) => {
+            let md = (2 + d + o.features) * d;
+            // Memory for the stored Z matrices, and blocks²·M·d ≤ Q_FLOPS for Q.
+            let by_q = ((Q_FLOPS / md) as f64).sqrt() as usize;
+            (Z_BUDGET / (k * md))
+                .min(by_q)
+                .clamp(MIN_BLOCKS, MAX_BLOCKS)
+        }
+        CriticKind::Knn(_) => MAX_BLOCKS,
+    }
+    // At least two pairs per block.
+    .min((n0.min(n1) / 2).max(MIN_BLOCKS));
+    let mut design = Design::new(n0, n1, k, 1, max_blocks, opts.seed);
+    design.draws = draws_per_pair(opts, design.total_pairs());
+    let ctx = Ctx {
+        x0: x0.as_standard_layout(),
+        x1: x1.as_standard_layout(),
+        d,
+        design,
+        opts,
+    };
+    progress(Progress {
+        stage: Stage::Tuning,
+        done: 0,
+        total: k as u64,
+    });
+    let stds: Vec<(Standardizer, TuneData)> = (0..k)
+        .map(|f| {
+            let td = ctx.tune_data(f);
+            (Standardizer::fit(&td.xt, &td.t, d), td)
+        })
+        .collect();
+    let out = match &critic {
+        CriticKind::Rff(o) => run_rff(&ctx, o, &stds, need_q, progress)?,
+        CriticKind::Knn(o) => run_knn(&ctx, o, &stds, need_q, progress)?,
+    };
+    Ok(out)
+}
+
+/// Per-block results of the evaluation pass.
+struct EvalBlock {
+    v: Moments,
+    sum_t: f64,
+    profile: ProfileAcc,
+    /// RFF: `Z_g` in the own critic's features; kNN: the block's row of `Q`.
+    extra: Vec<f64>,
+}
+
+/// Folds the evaluation results into a [`Fit`].
+fn finish(
+    ctx: &Ctx<'_>,
+    evals: Vec<EvalBlock>,
+    choices: Vec<CriticChoice>,
+    quadratic: Option<Quadratic>,
+) -> Fit {
+    let mut v = Moments::default();
+    let mut sum_t = 0.0;
+    let mut prof = ProfileAcc::new(
+        ctx.opts.profile_bins,
+        ctx.opts.divergence == DivergenceKind::TMid,
+    );
+    for e in &evals {
+        v = v.merge(e.v);
+        sum_t += e.sum_t;
+        prof.merge(&e.profile);
+    }
+    let c = match ctx.opts.divergence {
+        DivergenceKind::Mid => 1.0,
+        DivergenceKind::TMid => 0.5,
+    };
+    let var = if v.n > 1 {
+        v.m2 / (v.n - 1) as f64
+    } else {
+        f64::NAN
+    };
+    Fit {
+        estimate: c * v.mean,
+        std_error: c * (var / v.n as f64).sqrt(),
+        pairs: ctx.design.total_pairs(),
+        draws: ctx.design.draws,
+        choices,
+        profile: prof.finish(),
+        quadratic,
+        sum_t,
+        design: ctx.design.clone(),
+    }
+}
+
+/// Runs `f` over blocks in groups of [`GROUP`] in parallel and hands each result to `sink` in
+/// block order (so reductions do not depend on the thread count).
+fn for_blocks<T: Send>(
+    blocks: &[usize],
+    stage: Stage,
+    progress: &(dyn Fn(Progress) + Sync),
+    f: impl Fn(usize) -> Result<T, EstimateError> + Sync,
+    mut sink: impl FnMut(usize, T),
+) -> Result<(), EstimateError> {
+    let total = blocks.len() as u64;
+    progress(Progress {
+        stage,
+        done: 0,
+        total,
+    });
+    for (gi, group) in blocks.chunks(GROUP).enumerate() {
+        let parts: Vec<Result<T, EstimateError>> = group.par_iter().map(|&g| f(g)).collect();
+        for (&g, p) in group.iter().zip(parts) {
+            sink(g, p?);
+        }
+        progress(Progress {
+            stage,
+            done: (gi * GROUP + group.len()) as u64,
+            total,
+        });
+    }
+    Ok(())
+}
+
+/// Accumulates one pair's draws into the evaluation results.
+struct PairAcc {
+    draws: Vec<(usize, f64)>,
+    v: f64,
+    t: f64,
+}
+
+fn run_rff(
+    ctx: &Ctx<'_>,
+    o: &super::RffOptions,
+    stds: &[(Standardizer, TuneData)],
+    need_q: bool,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Fit, EstimateError> {
+    let (d, r, kf) = (ctx.d, ctx.design.draws, ctx.design.folds());
+    let nb = ctx.design.blocks.len();
+    // Tuning and feature maps per critic.
+    let mut fmaps = Vec::with_capacity(kf);
+    let mut picks = Vec::with_capacity(kf);
+    for (k, (std, td)) in stds.iter().enumerate() {
+        let c = rff::tune(td, std, d, r, o, ctx.opts.seed)?;
+        fmaps.push(FeatureMap::new(
+            std.clone(),
+            d,
+            o.features,
+            c.bandwidth,
+            ctx.opts.seed,
+        ));
+        picks.push(c);
+        progress(Progress {
+            stage: Stage::Tuning,
+            done: k as u64 + 1,
+            total: kf as u64,
+        });
+    }
+    let m = fmaps[0].dim();
+    // Pass 1: Gram matrices and training cross-products per critic. Work units are runs of
+    // consecutive blocks with at least CHUNK_ROWS draws (fixed by the design), each with one
+    // Gram partial per critic, reduced in chunk order.
+    let mut grams: Vec<Mat<f64>> = (0..kf).map(|_| Mat::zeros(m, m)).collect();
+    let mut z_train: Vec<Vec<Mat<f64>>> = vec![Vec::new(); nb];
+    let all: Vec<usize> = (0..nb).collect();
+    let mut chunks: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut rows = 0;
+    for g in 0..nb {
+        if rows >= CHUNK_ROWS {
+            chunks.push(Vec::new());
+            rows = 0;
+        }
+        chunks.last_mut().expect("non-empty").push(g);
+        rows += ctx.design.blocks[g].len() * r;
+    }
+    let chunk_ids: Vec<usize> = (0..chunks.len()).collect();
+    for_blocks(
+        &chunk_ids,
+        Stage::Fitting,
+        progress,
+        |c| {
+            let mut part: Vec<Option<Mat<f64>>> = vec![None; kf];
+            let mut zs = Vec::with_capacity(chunks[c].len());
+            for &g in &chunks[c] {
+                let bd = ctx.block_draws(g);
+                let own = ctx.design.blocks[g].fold;
+                let mut zg = Vec::with_capacity(kf - 1);
+                for (k, fm) in fmaps.iter().enumerate() {
+                    if k == own {
+                        continue;
+                    }
+                    let phi = fm.features(&bd.xt, &bd.t);
+                    rff::add_gram(
+                        part[k].get_or_insert_with(|| Mat::zeros(m, m)),
+                        phi.as_ref(),
+                    );
+                    zg.push(rff::cross(phi.as_ref(), &bd.delta, d, r));
+                }
+                zs.push((g, zg));
+            }
+            Ok((part, zs))
+        },
+        |_, (part, zs)| {
+            for (k, gk) in part.into_iter().enumerate() {
+                if let Some(gk) = gk {
+                    grams[k] += gk;
+                }
+            }
+            for (g, zg) in zs {
+                z_train[g] = zg;
+            }
+        },
+    )?;
+    // Solve each critic.
+    let mut inv = Vec::with_capacity(kf);
+    let mut weights = Vec::with_capacity(kf);
+    for k in 0..kf {
+        rff::symmetrize(&mut grams[k]);
+        let (u, vals) = rff::eigen(&grams[k])?;
+        let a = rff::regularized_inverse(&u, &vals, picks[k].penalty);
+        let mut rk = Mat::<f64>::zeros(m, d);
+        for (g, b) in ctx.design.blocks.iter().enumerate() {
+            if b.fold != k {
+                rk += &z_train[g][z_index(k, b.fold)];
+            }
+        }
+        let mut w = Mat::<f64>::zeros(m, d);
+        matmul(
+            w.as_mut(),
+            Accum::Replace,
+            a.as_ref(),
+            rk.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        inv.push(a);
+        weights.push(w);
+    }
+    // Pass 2: held-out terms.
+    let mut evals: Vec<EvalBlock> = Vec::with_capacity(nb);
+    let tmid = ctx.opts.divergence == DivergenceKind::TMid;
+    for_blocks(
+        &all,
+        Stage::Evaluating,
+        progress,
+        |g| {
+            let bd = ctx.block_draws(g);
+            let k = ctx.design.blocks[g].fold;
+            let phi = fmaps[k].features(&bd.xt, &bd.t);
+            let mut f = Mat::<f64>::zeros(phi.nrows(), d);
+            matmul(
+                f.as_mut(),
+                Accum::Replace,
+                phi.as_ref(),
+                weights[k].as_ref(),
+                1.0,
+                Par::Seq,
+            );
+            let mut ev = EvalBlock {
+                v: Moments::default(),
+                sum_t: 0.0,
+                profile: ProfileAcc::new(ctx.opts.profile_bins, tmid),
+                extra: Vec::new(),
+            };
+            let mut acc = PairAcc {
+                draws: Vec::with_capacity(r),
+                v: 0.0,
+                t: 0.0,
+            };
+            for j in 0..bd.delta.len() / d {
+                let delta = &bd.delta[j * d..(j + 1) * d];
+                acc.draws.clear();
+                acc.v = 0.0;
+                acc.t = 0.0;
+                for s in 0..r {
+                    let row = j * r + s;
+                    let (mut tau, mut ff) = (0.0, 0.0);
+                    for c in 0..d {
+                        let fc = f[(row, c)];
+                        tau += fc * delta[c];
+                        ff += fc * fc;
+                    }
+                    let v = 2.0 * tau - ff;
+                    acc.v += v;
+                    acc.t += tau;
+                    acc.draws.push((ev.profile.bin_of(bd.t[row]), v));
+                }
+                let (vi, ti) = (acc.v / r as f64, acc.t / r as f64);
+                if !vi.is_finite() {
+                    return Err(EstimateError::Numerical(
+                        "the critic produced a non-finite value (inputs too large?)".into(),
+                    ));
+                }
+                ev.v.push(vi);
+                ev.sum_t += ti;
+                ev.profile.add_pair(&acc.draws);
+            }
+            if need_q {
+                let z = rff::cross(phi.as_ref(), &bd.delta, d, r);
+                ev.extra = (0..d).flat_map(|c| z.col_as_slice(c).to_vec()).collect();
+            }
+            Ok(ev)
+        },
+        |_, ev| evals.push(ev),
+    )?;
+    let quadratic = if need_q {
+        Some(rff_quadratic(ctx, &inv, &z_train, &evals, m, d, r))
+    } else {
+        None
+    };
+    let choices = picks
+        .iter()
+        .enumerate()
+        .map(|(k, c)| CriticChoice {
+            fold: k,
+            bandwidth: Some(c.bandwidth),
+            ridge: Some(c.ridge),
+            k: None,
+            cv_mse: c.cv_mse,
+        })
+        .collect();
+    Ok(finish(ctx, evals, choices, quadratic))
+}
+
+/// Index of critic `k`'s matrix among the `K − 1` stored for a block of fold `own`.
+fn z_index(k: usize, own: usize) -> usize {
+    if k < own {
+        k
+    } else {
+        k - 1
+    }
+}
+
+fn rff_quadratic(
+    ctx: &Ctx<'_>,
+    inv: &[Mat<f64>],
+    z_train: &[Vec<Mat<f64>>],
+    evals: &[EvalBlock],
+    m: usize,
+    d: usize,
+    r: usize,
+) -> Quadratic {
+    let blocks = &ctx.design.blocks;
+    let nb = blocks.len();
+    let md = m * d;
+    let mut q = vec![0.0; nb * nb];
+    for k in 0..ctx.design.folds() {
+        let rows: Vec<usize> = (0..nb).filter(|&g| blocks[g].fold == k).collect();
+        let cols: Vec<usize> = (0..nb).filter(|&g| blocks[g].fold != k).collect();
+        // Y_{g'} = A_k Z_{g'}^{(k)}, flattened column-major (m·d) into column j of ymat.
+        let ys: Vec<Vec<f64>> = cols
+            .par_iter()
+            .map(|&g| {
+                let z = &z_train[g][z_index(k, blocks[g].fold)];
+                let mut y = Mat::<f64>::zeros(m, d);
+                matmul(
+                    y.as_mut(),
+                    Accum::Replace,
+                    inv[k].as_ref(),
+                    z.as_ref(),
+                    1.0,
+                    Par::Seq,
+                );
+                (0..d).flat_map(|c| y.col_as_slice(c).to_vec()).collect()
+            })
+            .collect();
+        let ymat = Mat::<f64>::from_fn(md, cols.len(), |i, j| ys[j][i]);
+        let qrows: Vec<Vec<f64>> = rows
+            .par_iter()
+            .map(|&g| {
+                let zg = Mat::<f64>::from_fn(1, md, |_, i| evals[g].extra[i]);
+                let mut out = Mat::<f64>::zeros(1, cols.len());
+                matmul(
+                    out.as_mut(),
+                    Accum::Replace,
+                    zg.as_ref(),
+                    ymat.as_ref(),
+                    1.0 / r as f64,
+                    Par::Seq,
+                );
+                (0..cols.len()).map(|j| out[(0, j)]).collect()
+            })
+            .collect();
+        for (&g, row) in rows.iter().zip(qrows) {
+            for (&gp, v) in cols.iter().zip(row) {
+                q[g * nb + gp] = v;
+            }
+        }
+    }
+    Quadratic {
+        q,
+        fixed: blocks.iter().map(|b| b.fixed).collect(),
+    }
+}
+
+fn run_knn(
+    ctx: &Ctx<'_>,
+    o: &super::KnnOptions,
+    stds: &[(Standardizer, TuneData)],
+    need_q: bool,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Fit, EstimateError> {
+    let (d, r, kf) = (ctx.d, ctx.design.draws, ctx.design.folds());
+    let nb = ctx.design.blocks.len();
+    let mut picks = Vec::with_capacity(kf);
+    for (k, (std, td)) in stds.iter().enumerate() {
+        picks.push(knn::tune(td, std, d, r, o)?);
+        progress(Progress {
+            stage: Stage::Tuning,
+            done: k as u64 + 1,
+            total: kf as u64,
+        });
+    }
+    // Trees: critic k indexes the draws of every block outside fold k.
+    let mut trees: Vec<Tree<(u32, u32)>> = Vec::with_capacity(kf);
+    let all: Vec<usize> = (0..nb).collect();
+    for (k, (std, _)) in stds.iter().enumerate() {
+        let outside: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&g| ctx.design.blocks[g].fold != k)
+            .collect();
+        let cap: usize = outside
+            .iter()
+            .map(|&g| ctx.design.blocks[g].len() * r)
+            .sum();
+        let mut tree = Tree::new(std.clone(), d, cap);
+        let mut err = None;
+        for_blocks(
+            &outside,
+            Stage::Fitting,
+            progress,
+            |g| Ok(ctx.block_draws(g)),
+            |g, bd| {
+                for row in 0..bd.t.len() {
+                    let res = tree.add(
+                        &bd.xt[row * d..(row + 1) * d],
+                        bd.t[row],
+                        (g as u32, (row / r) as u32),
+                    );
+                    if let Err(e) = res {
+                        err.get_or_insert(e);
+                    }
+                }
+            },
+        )?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        trees.push(tree);
+    }
+    let tmid = ctx.opts.divergence == DivergenceKind::TMid;
+    let mut evals: Vec<EvalBlock> = Vec::with_capacity(nb);
+    for_blocks(
+        &all,
+        Stage::Evaluating,
+        progress,
+        |g| {
+            let bd = ctx.block_draws(g);
+            let k = ctx.design.blocks[g].fold;
+            let kk = picks[k].k.min(trees[k].len());
+            let mut ev = EvalBlock {
+                v: Moments::default(),
+                sum_t: 0.0,
+                profile: ProfileAcc::new(ctx.opts.profile_bins, tmid),
+                extra: if need_q { vec![0.0; nb] } else { Vec::new() },
+            };
+            let mut buf = vec![0.0; d + 1];
+            let mut f = vec![0.0; d];
+            let mut dj = vec![0.0; d];
+            let mut draws = Vec::with_capacity(r);
+            let w = 1.0 / (r as f64 * kk as f64);
+            for j in 0..bd.delta.len() / d {
+                let delta = &bd.delta[j * d..(j + 1) * d];
+                draws.clear();
+                let (mut vs, mut ts) = (0.0, 0.0);
+                for s in 0..r {
+                    let row = j * r + s;
+                    let nn = trees[k].nearest(
+                        &bd.xt[row * d..(row + 1) * d],
+                        bd.t[row],
+                        kk,
+                        &mut buf,
+                    )?;
+                    f.fill(0.0);
+                    for &(gb, p) in &nn {
+                        let b = ctx.design.blocks[gb as usize];
+                        ctx.delta_into(b.fold, b.start + p as usize, &mut dj);
+                        let mut dot = 0.0;
+                        for c in 0..d {
+                            f[c] += dj[c];
+                            dot += dj[c] * delta[c];
+                        }
+                        if need_q {
+                            ev.extra[gb as usize] += w * dot;
+                        }
+                    }
+                    let (mut tau, mut ff) = (0.0, 0.0);
+                    for c in 0..d {
+                        f[c] /= kk as f64;
+                        tau += f[c] * delta[c];
+                        ff += f[c] * f[c];
+                    }
+                    let v = 2.0 * tau - ff;
+                    vs += v;
+                    ts += tau;
+                    draws.push((ev.profile.bin_of(bd.t[row]), v));
+                }
+                ev.v.push(vs / r as f64);
+                ev.sum_t += ts / r as f64;
+                ev.profile.add_pair(&draws);
+            }
+            Ok(ev)
+        },
+        |_, ev| evals.push(ev),
+    )?;
+    let quadratic = need_q.then(|| {
+        let mut q = vec![0.0; nb * nb];
+        for (g, e) in evals.iter().enumerate() {
+            q[g * nb..(g + 1) * nb].copy_from_slice(&e.extra);
+        }
+        Quadratic {
+            q,
+            fixed: ctx.design.blocks.iter().map(|b| b.fixed).collect(),
+        }
+    });
+    let choices = picks
+        .iter()
+        .enumerate()
+        .map(|(k, c)| CriticChoice {
+            fold: k,
+            bandwidth: None,
+            ridge: None,
+            k: Some(c.k),
+            cv_mse: c.cv_mse,
+        })
+        .collect();
+    Ok(finish(ctx, evals, choices, quadratic))
+}
