@@ -183,8 +183,9 @@ impl TestKind {
 /// Draws of `(t, B, ε)` per pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Draws {
-    /// `r = clamp(2²⁰ / pairs, 1, 8)`: several draws per pair while the total stays near a
-    /// million (one draw when `σ = 0` and the divergence is `mid`, where draws would coincide).
+    /// `r = clamp(2¹⁷ / pairs, 1, 8)`: several draws per pair while the pairs are few
+    /// (the total stays near 131,072); one draw when `σ = 0` and the divergence is `mid`,
+    /// where draws would coincide.
     Auto,
     /// Exactly this many (≥ 1).
     Fixed(usize),
