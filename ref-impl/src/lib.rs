@@ -12,12 +12,14 @@
 //! | [`critic_check`] | the critic alone against two fixed laws, beside the exact field | Prop. 3.3, Eq. 5, 8 |
 //! | [`toy_run`] | `midpoint-train toy`: Algorithm 1 on toy data with metrics and plots | Fig. 3 |
 //! | [`plot`] | scatter panels (PNG) | |
+//! | [`edm`] | EDM's `ddpm++` SongUNet with EDM preconditioning and the denoising loss | §5.1, App. B |
 //!
 //! The core crate never depends on tch; this crate adds the networks and the optimizer.
 #![warn(missing_docs)]
 
 pub mod critic_check;
 pub mod device;
+pub mod edm;
 pub mod error;
 pub mod metrics;
 pub mod mgm;
