@@ -129,7 +129,11 @@ impl Adam {
                 if t.size() != m.size() {
                     return Err(CheckpointError::content(
                         path,
-                        format!("{prefix}.{which}.{n}: shape {:?}, expected {:?}", t.size(), m.size()),
+                        format!(
+                            "{prefix}.{which}.{n}: shape {:?}, expected {:?}",
+                            t.size(),
+                            m.size()
+                        ),
                     ));
                 }
             }

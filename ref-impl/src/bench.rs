@@ -76,7 +76,11 @@ pub fn bench_warmup(
     tch::manual_seed(0);
     let r = arch.img_resolution;
     let n = (2 * batch).max(64) as i64;
-    let images = Tensor::randint(256, [n, arch.img_channels, r, r], (Kind::Uint8, Device::Cpu));
+    let images = Tensor::randint(
+        256,
+        [n, arch.img_channels, r, r],
+        (Kind::Uint8, Device::Cpu),
+    );
     let data = ImageSet::new(images, None, "synthetic".into());
     let mut w = Warmup::new(options, device)?;
     let mut order = crate::data::BatchOrder::new(data.len(), 0);
@@ -97,11 +101,14 @@ pub fn bench_warmup(
         _ => None,
     });
     let bound = peak.map(|p| p * 1e12 / (3.0 * fwd));
-    let (net, vs) = w.net();
-    let _ = net;
+    let (_, vs) = w.net();
     Ok(BenchResult {
         arch: arch.name.clone(),
-        params: vs.trainable_variables().iter().map(|t| t.numel() as i64).sum(),
+        params: vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum(),
         batch,
         steps,
         warmup_steps,

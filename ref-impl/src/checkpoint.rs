@@ -196,14 +196,7 @@ pub fn save(
         t.f_copy_data_u8(&mut data, numel)
             .map_err(|e| CheckpointError::content(path, format!("{name}: {e}")))?;
         let shape = t.size().iter().map(|&s| s as usize).collect();
-        owned.push((
-            name.clone(),
-            Bytes {
-                dtype,
-                shape,
-                data,
-            },
-        ));
+        owned.push((name.clone(), Bytes { dtype, shape, data }));
     }
     let mut meta = metadata.clone();
     let sum = digest(

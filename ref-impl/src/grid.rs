@@ -15,11 +15,19 @@ pub fn write_grid(path: &Path, images: &Tensor, cols: i64) -> Result<(), TrainEr
     let (n, h, w) = (size[0], size[2], size[3]);
     let rows = (n + cols - 1) / cols;
     let pad = rows * cols - n;
-    let x = ((images.to_device(Device::Cpu).to_kind(Kind::Float).clamp(-1.0, 1.0) + 1.0) * 127.5)
+    let x = ((images
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .clamp(-1.0, 1.0)
+        + 1.0)
+        * 127.5)
         .round()
         .to_kind(Kind::Uint8);
     let x = if pad > 0 {
-        Tensor::cat(&[x, Tensor::zeros([pad, 3, h, w], (Kind::Uint8, Device::Cpu))], 0)
+        Tensor::cat(
+            &[x, Tensor::zeros([pad, 3, h, w], (Kind::Uint8, Device::Cpu))],
+            0,
+        )
     } else {
         x
     };

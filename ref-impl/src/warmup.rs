@@ -187,7 +187,11 @@ impl Warmup {
 
     /// One training step on `data`; returns the loss before the update. A non-finite loss is
     /// an error and updates nothing.
-    pub fn train_step(&mut self, data: &ImageSet, order: &mut BatchOrder) -> Result<f64, TrainError> {
+    pub fn train_step(
+        &mut self,
+        data: &ImageSet,
+        order: &mut BatchOrder,
+    ) -> Result<f64, TrainError> {
         let (k, b) = (self.step, self.options.batch);
         tch::manual_seed(derive_seed(self.options.seed, TORCH_STREAM, k) as i64);
         let idx = order.indices(k, b);
@@ -223,7 +227,10 @@ impl Warmup {
     /// mode, for `z` `[N, 3, H, W]`.
     pub fn samples(&self, z: &Tensor) -> Tensor {
         let s = crate::edm::precond::GENERATOR_SIGMA;
-        tch::no_grad(|| self.ema.denoise_at(&(z.to_device(self.device) * s), s, false))
+        tch::no_grad(|| {
+            self.ema
+                .denoise_at(&(z.to_device(self.device) * s), s, false)
+        })
     }
 
     /// The fixed latents of the sample grids: `n` standard normal images from the run seed.
@@ -271,7 +278,11 @@ impl Warmup {
         let ckpt = checkpoint::load(path)?;
         let format = ckpt.meta(path, "format")?;
         if format != FORMAT {
-            return Err(CheckpointError::content(path, format!("format {format:?}, expected {FORMAT:?}")).into());
+            return Err(CheckpointError::content(
+                path,
+                format!("format {format:?}, expected {FORMAT:?}"),
+            )
+            .into());
         }
         let saved: WarmupOptions = serde_json::from_str(ckpt.meta(path, "options")?)
             .map_err(|e| CheckpointError::content(path, format!("options: {e}")))?;
@@ -309,18 +320,34 @@ fn options_diff(saved: &WarmupOptions, now: &WarmupOptions) -> String {
     };
     a.iter()
         .filter(|(k, v)| b.get(*k) != Some(*v))
-        .map(|(k, v)| format!("{k}: checkpoint {v}, now {}", b.get(k).cloned().unwrap_or_default()))
+        .map(|(k, v)| {
+            format!(
+                "{k}: checkpoint {v}, now {}",
+                b.get(k).cloned().unwrap_or_default()
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-fn check_vars(ckpt: &Checkpoint, path: &Path, prefix: &str, vs: &nn::VarStore) -> Result<(), CheckpointError> {
+fn check_vars(
+    ckpt: &Checkpoint,
+    path: &Path,
+    prefix: &str,
+    vs: &nn::VarStore,
+) -> Result<(), CheckpointError> {
     for (name, t) in vs.variables() {
         let src = ckpt.tensor(path, &format!("{prefix}.{name}"))?;
         if src.size() != t.size() || src.kind() != t.kind() {
             return Err(CheckpointError::content(
                 path,
-                format!("{prefix}.{name}: {:?} {:?}, expected {:?} {:?}", src.kind(), src.size(), t.kind(), t.size()),
+                format!(
+                    "{prefix}.{name}: {:?} {:?}, expected {:?} {:?}",
+                    src.kind(),
+                    src.size(),
+                    t.kind(),
+                    t.size()
+                ),
             ));
         }
     }
@@ -406,7 +433,9 @@ pub fn run(
     device: Device,
 ) -> Result<Summary, TrainError> {
     if run.checkpoint_every == 0 {
-        return Err(TrainError::InvalidOption("--checkpoint-every must be positive".into()));
+        return Err(TrainError::InvalidOption(
+            "--checkpoint-every must be positive".into(),
+        ));
     }
     if data.is_empty() {
         return Err(TrainError::InvalidOption("no training images".into()));
@@ -457,7 +486,11 @@ pub fn run(
         writeln!(log, "{}", serde_json::to_string(r).expect("serialise"))
             .map_err(|e| TrainError::io(&log_path, e))?;
     }
-    let params = w.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let params =
+        w.vs.trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
     let z = w.grid_latents(64);
     let mut order = BatchOrder::new(data.len(), w.options.seed);
     let bar = Progress::new(run.steps.saturating_sub(start), "warmup", run.progress);

@@ -57,7 +57,11 @@ fn cifar10_binary_batches_load_scale_flip_and_refuse_bad_files() {
         assert_eq!(labels[n], label(n), "label {n}");
         for (c, y, x) in [(0, 0, 0), (1, 5, 17), (2, 31, 31), (0, 31, 0)] {
             let got = u8_at(train.images(), [n as i64, c, y, x]);
-            assert_eq!(got, pixel(n, c as usize, y as usize, x as usize), "{n} {c} {y} {x}");
+            assert_eq!(
+                got,
+                pixel(n, c as usize, y as usize, x as usize),
+                "{n} {c} {y} {x}"
+            );
         }
     }
     let test = cifar::load(&dir, Split::Test).unwrap();
@@ -102,7 +106,10 @@ fn cifar10_binary_batches_load_scale_flip_and_refuse_bad_files() {
     let err = ImageSet::open(root.path()).unwrap_err();
     assert!(matches!(err, DataError::CifarSize { size, .. } if size == full - 1));
     let msg = err.to_string();
-    assert!(msg.contains("data_batch_3.bin") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("data_batch_3.bin") && msg.contains("truncated"),
+        "{msg}"
+    );
     // One record too many: wrong size too.
     std::fs::OpenOptions::new()
         .write(true)
@@ -168,14 +175,39 @@ fn png_folder_loads_rgb_and_rgba_and_refuses_bad_images() {
     }
 
     // A 16×16 image: refused, naming the file and its size.
-    write_png(&d.join("small.png"), 16, 16, png::ColorType::Rgb, &[7u8; 16 * 16 * 3]);
+    write_png(
+        &d.join("small.png"),
+        16,
+        16,
+        png::ColorType::Rgb,
+        &[7u8; 16 * 16 * 3],
+    );
     let err = ImageSet::open(d).unwrap_err();
-    assert!(matches!(err, DataError::ImageShape { width: 16, height: 16, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DataError::ImageShape {
+                width: 16,
+                height: 16,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("small.png"));
     std::fs::remove_file(d.join("small.png")).unwrap();
     // Grayscale: refused.
-    write_png(&d.join("gray.png"), 32, 32, png::ColorType::Grayscale, &[7u8; 32 * 32]);
-    assert!(matches!(ImageSet::open(d).unwrap_err(), DataError::ImageShape { .. }));
+    write_png(
+        &d.join("gray.png"),
+        32,
+        32,
+        png::ColorType::Grayscale,
+        &[7u8; 32 * 32],
+    );
+    assert!(matches!(
+        ImageSet::open(d).unwrap_err(),
+        DataError::ImageShape { .. }
+    ));
     std::fs::remove_file(d.join("gray.png")).unwrap();
     // Not a PNG at all.
     std::fs::write(d.join("fake.png"), b"GIF89a not a png").unwrap();

@@ -7,8 +7,7 @@ use midpoint_train::edm::config::Resample;
 use midpoint_train::edm::layers::{init_bound, InitScale};
 use midpoint_train::edm::loss::loss_weight;
 use midpoint_train::edm::{
-    denoising_loss, Coefficients, DenoiserField, EdmPrecond, NoiseLaw, OneStepGenerator,
-    UNetConfig,
+    denoising_loss, Coefficients, DenoiserField, EdmPrecond, NoiseLaw, OneStepGenerator, UNetConfig,
 };
 use midpoint_train::mgm::{Field, Generator};
 use statrs::distribution::{ContinuousCDF, Normal};
@@ -21,7 +20,10 @@ fn build(config: &UNetConfig) -> (nn::VarStore, EdmPrecond) {
 }
 
 fn numel(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
 }
 
 /// Largest |w| of a variable.
@@ -156,7 +158,10 @@ fn qkv_channels_are_interleaved() {
         for ch in 0..c {
             let want = 3.0 * ch as f64 + j;
             let got = part.select(1, ch);
-            assert!(got.eq(want).all().int64_value(&[]) == 1, "channel {ch}, part {j}");
+            assert!(
+                got.eq(want).all().int64_value(&[]) == 1,
+                "channel {ch}, part {j}"
+            );
         }
     }
 }
@@ -250,7 +255,10 @@ fn mgm_adapters() {
     let field = DenoiserField::new(EdmPrecond::new(&vs.root().sub("f"), &config).unwrap());
     let t = Tensor::from_slice(&[0.0f32, 0.3]);
     let f = field.field(&z, &t, false);
-    assert!(f.isfinite().all().int64_value(&[]) == 1, "t = 0 is floored at σ_min");
+    assert!(
+        f.isfinite().all().int64_value(&[]) == 1,
+        "t = 0 is floored at σ_min"
+    );
     let want = field
         .net
         .denoise(&z, &Tensor::from_slice(&[0.002f32, 0.3]), None, false);

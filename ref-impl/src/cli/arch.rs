@@ -36,9 +36,18 @@ pub fn print(name: &str, json: bool) -> anyhow::Result<()> {
         let c = &info.config;
         println!("arch             {}", c.name);
         println!("params           {}", info.params);
-        println!("forward GFLOP    {:.2} per image", info.forward_gflop_per_image);
-        println!("resolution       {}x{}x{}", c.img_channels, c.img_resolution, c.img_resolution);
-        println!("model channels   {} x {:?}", c.model_channels, c.channel_mult);
+        println!(
+            "forward GFLOP    {:.2} per image",
+            info.forward_gflop_per_image
+        );
+        println!(
+            "resolution       {}x{}x{}",
+            c.img_channels, c.img_resolution, c.img_resolution
+        );
+        println!(
+            "model channels   {} x {:?}",
+            c.model_channels, c.channel_mult
+        );
         println!("embedding        {}", c.emb_channels());
         println!("blocks/level     {}", c.num_blocks);
         println!("attention at     {:?}", c.attn_resolutions);

@@ -47,7 +47,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             super::set_threads(w.threads);
             let device = midpoint_train::device::parse_device(&w.device)?;
             let arch = UNetConfig::named(&w.arch)?;
-            let r = bench_warmup(arch, w.batch, w.steps, w.warmup_steps, device, w.peak_tflops)?;
+            let r = bench_warmup(
+                arch,
+                w.batch,
+                w.steps,
+                w.warmup_steps,
+                device,
+                w.peak_tflops,
+            )?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }

@@ -15,11 +15,7 @@ pub fn split_qkv(qkv: &Tensor) -> (Tensor, Tensor, Tensor) {
     let parts = qkv.reshape([n, c3 / 3, 3, -1]).unbind(2);
     let mut it = parts.into_iter();
     let (q, k, v) = (it.next(), it.next(), it.next());
-    (
-        q.expect("q part"),
-        k.expect("k part"),
-        v.expect("v part"),
-    )
+    (q.expect("q part"), k.expect("k part"), v.expect("v part"))
 }
 
 /// Attention weights `w[n, i, j] = softmax_j(Σ_c q[n,c,i]·k[n,c,j] / sqrt(C))`, computed in

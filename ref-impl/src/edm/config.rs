@@ -227,8 +227,22 @@ impl UNetConfig {
             let res = self.img_resolution >> level;
             if level == last {
                 let r = Resample::None;
-                decoder.push(block(format!("dec.{res}x{res}_in0"), cout, cout, res, true, r));
-                decoder.push(block(format!("dec.{res}x{res}_in1"), cout, cout, res, false, r));
+                decoder.push(block(
+                    format!("dec.{res}x{res}_in0"),
+                    cout,
+                    cout,
+                    res,
+                    true,
+                    r,
+                ));
+                decoder.push(block(
+                    format!("dec.{res}x{res}_in1"),
+                    cout,
+                    cout,
+                    res,
+                    false,
+                    r,
+                ));
             } else {
                 let name = format!("dec.{res}x{res}_up");
                 decoder.push(block(name, cout, cout, res, false, Resample::Up));
@@ -252,7 +266,11 @@ impl UNetConfig {
     /// Number of trainable parameters, counted from the layout: Linear `in·out (+out)`,
     /// Conv `in·out·k² + out`, GroupNorm `2C`.
     pub fn param_count(&self) -> i64 {
-        let (emb, noise, c) = (self.emb_channels(), self.noise_channels(), self.img_channels);
+        let (emb, noise, c) = (
+            self.emb_channels(),
+            self.noise_channels(),
+            self.img_channels,
+        );
         let linear = |i: i64, o: i64| i * o + o;
         let conv = |i: i64, o: i64, k: i64| i * o * k * k + o;
         let norm = |ch: i64| 2 * ch;
@@ -270,7 +288,12 @@ impl UNetConfig {
         let layout = self.layout();
         let mapping = self.augment_dim * noise + linear(noise, emb) + linear(emb, emb);
         let stem = conv(c, layout.stem_channels, 3);
-        let blocks: i64 = layout.encoder.iter().chain(&layout.decoder).map(block).sum();
+        let blocks: i64 = layout
+            .encoder
+            .iter()
+            .chain(&layout.decoder)
+            .map(block)
+            .sum();
         let out = norm(layout.out_channels_in) + conv(layout.out_channels_in, c, 3);
         mapping + stem + blocks + out
     }
@@ -279,7 +302,11 @@ impl UNetConfig {
     /// convolutions, linear layers and the two attention products (`q·k` and `w·v`,
     /// `C·(HW)²` multiply-adds each); normalisations and activations are left out (< 1%).
     pub fn forward_flops(&self) -> f64 {
-        let (emb, noise, c) = (self.emb_channels(), self.noise_channels(), self.img_channels);
+        let (emb, noise, c) = (
+            self.emb_channels(),
+            self.noise_channels(),
+            self.img_channels,
+        );
         let conv = |i: i64, o: i64, k: i64, res: i64| (i * o * k * k * res * res) as f64;
         let block = |b: &BlockSpec| {
             let (i, o, r) = (b.in_channels, b.out_channels, b.resolution);
@@ -298,7 +325,12 @@ impl UNetConfig {
         let res = self.img_resolution;
         let mapping = (self.augment_dim * noise + noise * emb + emb * emb) as f64;
         let stem = conv(c, layout.stem_channels, 3, res);
-        let blocks: f64 = layout.encoder.iter().chain(&layout.decoder).map(block).sum();
+        let blocks: f64 = layout
+            .encoder
+            .iter()
+            .chain(&layout.decoder)
+            .map(block)
+            .sum();
         let out = conv(layout.out_channels_in, c, 3, res);
         2.0 * (mapping + stem + blocks + out)
     }

@@ -78,7 +78,13 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// `in_channels → out_channels` with kernel `k` and initial scale `scale`.
-    pub fn new(vs: nn::Path, in_channels: i64, out_channels: i64, k: i64, scale: InitScale) -> Self {
+    pub fn new(
+        vs: nn::Path,
+        in_channels: i64,
+        out_channels: i64,
+        k: i64,
+        scale: InitScale,
+    ) -> Self {
         let weight = xavier(
             &vs,
             &[out_channels, in_channels, k, k],

@@ -41,12 +41,7 @@ impl SongUNet {
         let block = |spec: &BlockSpec| UNetBlock::new(&sub_path(vs, &spec.name), spec, emb, drop);
         let top = format!("{res}x{res}");
         Ok(SongUNet {
-            embedding: NoiseEmbedding::new(
-                vs,
-                config.noise_channels(),
-                emb,
-                config.augment_dim,
-            ),
+            embedding: NoiseEmbedding::new(vs, config.noise_channels(), emb, config.augment_dim),
             stem: Conv2d::new(
                 vs / "enc" / format!("{top}_conv"),
                 c,
@@ -95,7 +90,9 @@ impl SongUNet {
         }
         for block in &self.decoder {
             if x.size()[1] != block.spec().in_channels {
-                let skip = skips.pop().expect("layout pairs every cat block with a skip");
+                let skip = skips
+                    .pop()
+                    .expect("layout pairs every cat block with a skip");
                 x = Tensor::cat(&[x, skip], 1);
             }
             x = block.forward(&x, &emb, train);
