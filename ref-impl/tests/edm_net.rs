@@ -4,7 +4,7 @@
 
 use midpoint_train::edm::attention::{attention_weights, split_qkv};
 use midpoint_train::edm::config::Resample;
-use midpoint_train::edm::layers::{init_bound, InitScale};
+use midpoint_train::edm::layers::{init_bound, GroupNorm, InitScale};
 use midpoint_train::edm::loss::loss_weight;
 use midpoint_train::edm::{
     denoising_loss, Coefficients, DenoiserField, EdmPrecond, NoiseLaw, OneStepGenerator, UNetConfig,
@@ -86,7 +86,11 @@ fn cifar10_ddpmpp_has_edm_parameter_count_and_initialisation() {
         }
         // conv1 of 33 blocks, proj of 6 attention blocks, the output conv.
         assert_eq!(zero_init, 33 + 6 + 1);
-        // notes: GroupNorm has 32 groups everywhere in this network
+        // GroupNorm: min(32, C/4) groups, so 32 in this network (every C ≥ 128).
+        let scratch = nn::VarStore::new(Device::Cpu);
+        for (c, g) in [(128, 32), (256, 32), (384, 32), (512, 32), (16, 4), (32, 8)] {
+            assert_eq!(GroupNorm::new(scratch.root() / "gn", c, 1e-6).groups(), g);
+        }
         assert!(vars.contains_key("dec.32x32_block4.conv1.weight"));
         assert!(vars.contains_key("dec.16x16_block4.qkv.weight"));
         assert!(vars.contains_key("map_augment.weight"));
