@@ -33,6 +33,12 @@ pub enum TrainError {
     /// From libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// Training images could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A checkpoint could not be written, read or verified.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// A plot could not be drawn.
     #[error(transparent)]
     Plot(#[from] midpoint::plot::PlotError),

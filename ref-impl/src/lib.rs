@@ -12,13 +12,26 @@
 //! | [`critic_check`] | the critic alone against two fixed laws, beside the exact field | Prop. 3.3, Eq. 5, 8 |
 //! | [`toy_run`] | `midpoint-train toy`: Algorithm 1 on toy data with metrics and plots | Fig. 3 |
 //! | [`plot`] | scatter panels (PNG) | |
+//! | [`warmup`] | `midpoint-train warmup`: the EDM denoising warmup with checkpoints and exact resume; `bench warmup` | App. B |
+//! | [`bench`] | `midpoint-train bench warmup`: throughput against the FLOP bound | |
+//! | [`checkpoint`] | safetensors checkpoints with a SHA-256 checksum, written atomically | |
+//! | [`adam`] | Adam with inspectable state (PyTorch's update) | |
+//! | [`grid`] | image grids (PNG) | |
+//! | [`data`] | CIFAR-10 binary batches and PNG folders as batches in [−1, 1] | §5.1 |
+//! | [`edm`] | EDM's `ddpm++` SongUNet with EDM preconditioning and the denoising loss | §5.1, App. B |
 //!
 //! The core crate never depends on tch; this crate adds the networks and the optimizer.
 #![warn(missing_docs)]
 
+pub mod adam;
+pub mod bench;
+pub mod checkpoint;
 pub mod critic_check;
+pub mod data;
 pub mod device;
+pub mod edm;
 pub mod error;
+pub mod grid;
 pub mod metrics;
 pub mod mgm;
 pub mod nets;
@@ -26,5 +39,6 @@ pub mod plot;
 pub mod progress;
 pub mod toy;
 pub mod toy_run;
+pub mod warmup;
 
 pub use error::TrainError;

@@ -1,4 +1,4 @@
-//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`.
+//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`, `warmup`, `bench`.
 
 mod cli;
 

@@ -5,9 +5,16 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Report a network instead (parameter count and configuration): ddpmpp, ddpmpp-noaug or
+    /// tiny.
+    #[arg(long)]
+    arch: Option<String>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(name) = &a.arch {
+        return super::arch::print(name, a.json);
+    }
     let info = midpoint_train::device::info();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&info)?);

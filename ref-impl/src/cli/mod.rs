@@ -1,9 +1,12 @@
-//! Subcommands; one file each.
+//! Subcommands; one file each (`arch.rs` holds `info --arch`).
 
+mod arch;
+mod bench;
 mod critic_check;
 mod info;
 mod panels;
 mod toy;
+mod warmup;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,10 @@ enum Command {
     CriticCheck(critic_check::Args),
     /// Draw the samples of several toy runs side by side (target first) into one PNG.
     Panels(panels::Args),
+    /// Denoising warmup of the ddpm++ network on CIFAR-10 or a PNG folder (App. B).
+    Warmup(warmup::Args),
+    /// Throughput benchmarks on synthetic data (JSON).
+    Bench(bench::Args),
 }
 
 /// Runs the parsed command.
@@ -34,6 +41,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Toy(a) => toy::run(a),
         Command::CriticCheck(a) => critic_check::run(a),
         Command::Panels(a) => panels::run(a),
+        Command::Warmup(a) => warmup::run_cmd(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

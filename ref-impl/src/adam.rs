@@ -1,0 +1,159 @@
+//! Adam with its state in plain tensors, so that a checkpoint can hold it (tch's
+//! `nn::Optimizer` wraps libtorch's C++ optimizer, whose moment buffers tch does not expose).
+//!
+//! The update is PyTorch's `torch.optim.Adam` (single-tensor path, no weight decay, no
+//! AMSGrad): with gradient `g` at step `t = 1, 2, ...`,
+//! `m ← β1·m + (1 − β1)·g`, `v ← β2·v + (1 − β2)·g²`,
+//! `θ ← θ − (lr/(1 − β1^t))·m / (sqrt(v)/sqrt(1 − β2^t) + ε)`.
+//! Parameters without a gradient are skipped, as PyTorch skips them (here they share the
+//! global step count `t`; no parameter of these networks receives gradients on some steps and
+//! not on others).
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use std::path::Path;
+use tch::{nn, Tensor};
+
+/// `β1`, `β2`, `ε`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamConfig {
+    /// `β1` (EDM: 0.9; MGM: 0).
+    pub beta1: f64,
+    /// `β2` (0.999).
+    pub beta2: f64,
+    /// `ε` (1e-8).
+    pub eps: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// The optimizer over the trainable variables of one `VarStore`, in name order.
+#[derive(Debug)]
+pub struct Adam {
+    config: AdamConfig,
+    step: i64,
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    exp_avg: Vec<Tensor>,
+    exp_avg_sq: Vec<Tensor>,
+}
+
+impl Adam {
+    /// Zero moments for every trainable variable of `vs`.
+    pub fn new(vs: &nn::VarStore, config: AdamConfig) -> Self {
+        let mut vars: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let zeros = |t: &Tensor| t.zeros_like().detach();
+        Adam {
+            config,
+            step: 0,
+            exp_avg: vars.iter().map(|(_, t)| zeros(t)).collect(),
+            exp_avg_sq: vars.iter().map(|(_, t)| zeros(t)).collect(),
+            names: vars.iter().map(|(n, _)| n.clone()).collect(),
+            params: vars.into_iter().map(|(_, t)| t).collect(),
+        }
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> i64 {
+        self.step
+    }
+
+    /// Zeroes the gradients.
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            p.zero_grad();
+        }
+    }
+
+    /// One update with learning rate `lr` from the current gradients.
+    pub fn step(&mut self, lr: f64) {
+        let AdamConfig { beta1, beta2, eps } = self.config;
+        self.step += 1;
+        let t = self.step as i32;
+        let bc1 = 1.0 - beta1.powi(t);
+        let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+        tch::no_grad(|| {
+            for ((p, m), v) in self
+                .params
+                .iter_mut()
+                .zip(&mut self.exp_avg)
+                .zip(&mut self.exp_avg_sq)
+            {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let _ = m.lerp_(&g, 1.0 - beta1);
+                let _ = v.g_mul_scalar_(beta2);
+                let _ = v.addcmul_(&g, &(&g * (1.0 - beta2)));
+                let denom = v.sqrt() / bc2_sqrt + eps;
+                let update = &*m / denom * (lr / bc1);
+                let _ = p.g_sub_(&update);
+            }
+        });
+    }
+
+    /// The moments as `(prefix.exp_avg.<name>, ...)`, `(prefix.exp_avg_sq.<name>, ...)`.
+    pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.names.len());
+        for ((n, m), v) in self.names.iter().zip(&self.exp_avg).zip(&self.exp_avg_sq) {
+            out.push((format!("{prefix}.exp_avg.{n}"), m.shallow_clone()));
+            out.push((format!("{prefix}.exp_avg_sq.{n}"), v.shallow_clone()));
+        }
+        out
+    }
+
+    /// Checks that `ckpt` has every moment under `prefix` with the right shape (nothing is
+    /// changed when it does not).
+    pub fn check_state(
+        &self,
+        ckpt: &Checkpoint,
+        path: &Path,
+        prefix: &str,
+    ) -> Result<(), CheckpointError> {
+        for (n, m) in self.names.iter().zip(&self.exp_avg) {
+            for which in ["exp_avg", "exp_avg_sq"] {
+                let t = ckpt.tensor(path, &format!("{prefix}.{which}.{n}"))?;
+                if t.size() != m.size() {
+                    return Err(CheckpointError::content(
+                        path,
+                        format!(
+                            "{prefix}.{which}.{n}: shape {:?}, expected {:?}",
+                            t.size(),
+                            m.size()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores moments (after [`Adam::check_state`]) and the step count.
+    pub fn load_state(&mut self, ckpt: &Checkpoint, prefix: &str, step: i64) {
+        tch::no_grad(|| {
+            for ((n, m), v) in self
+                .names
+                .iter()
+                .zip(&mut self.exp_avg)
+                .zip(&mut self.exp_avg_sq)
+            {
+                m.copy_(&ckpt.tensors[&format!("{prefix}.exp_avg.{n}")]);
+                v.copy_(&ckpt.tensors[&format!("{prefix}.exp_avg_sq.{n}")]);
+            }
+        });
+        self.step = step;
+    }
+}

@@ -1,0 +1,54 @@
+//! Image grids as PNG: `N` images `[N, 3, H, W]` in `[−1, 1]` tiled `cols` per row.
+
+use crate::error::TrainError;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// Writes the grid (values clamped to `[−1, 1]`, mapped to `0..=255` by `round((v + 1)·127.5)`).
+pub fn write_grid(path: &Path, images: &Tensor, cols: i64) -> Result<(), TrainError> {
+    let size = images.size();
+    if size.len() != 4 || size[1] != 3 || cols <= 0 {
+        return Err(TrainError::InvalidOption(format!(
+            "image grid needs [N, 3, H, W] images and cols > 0, got {size:?}"
+        )));
+    }
+    let (n, h, w) = (size[0], size[2], size[3]);
+    let rows = (n + cols - 1) / cols;
+    let pad = rows * cols - n;
+    let x = ((images
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .clamp(-1.0, 1.0)
+        + 1.0)
+        * 127.5)
+        .round()
+        .to_kind(Kind::Uint8);
+    let x = if pad > 0 {
+        Tensor::cat(
+            &[x, Tensor::zeros([pad, 3, h, w], (Kind::Uint8, Device::Cpu))],
+            0,
+        )
+    } else {
+        x
+    };
+    // [rows, cols, 3, h, w] → [rows, h, cols, w, 3]
+    let hwc = x
+        .reshape([rows, cols, 3, h, w])
+        .permute([0, 3, 1, 4, 2])
+        .contiguous();
+    let mut bytes = vec![0u8; hwc.numel()];
+    hwc.copy_data_u8(&mut bytes, hwc.numel());
+    let file = std::fs::File::create(path).map_err(|e| TrainError::io(path, e))?;
+    let mut enc = png::Encoder::new(
+        std::io::BufWriter::new(file),
+        (cols * w) as u32,
+        (rows * h) as u32,
+    );
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| TrainError::io(path, e))?;
+    writer
+        .write_image_data(&bytes)
+        .map_err(|e| TrainError::io(path, e))?;
+    writer.finish().map_err(|e| TrainError::io(path, e))
+}
