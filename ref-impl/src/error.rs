@@ -33,6 +33,9 @@ pub enum TrainError {
     /// From libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// From the FID pipeline (weights, images, statistics).
+    #[error(transparent)]
+    Fid(#[from] crate::fid::FidError),
     /// A plot could not be drawn.
     #[error(transparent)]
     Plot(#[from] midpoint::plot::PlotError),

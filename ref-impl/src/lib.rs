@@ -12,6 +12,7 @@
 //! | [`critic_check`] | the critic alone against two fixed laws, beside the exact field | Prop. 3.3, Eq. 5, 8 |
 //! | [`toy_run`] | `midpoint-train toy`: Algorithm 1 on toy data with metrics and plots | Fig. 3 |
 //! | [`plot`] | scatter panels (PNG) | |
+//! | [`fid`] | FID-50K with the NVlabs protocol: TF-legacy resize, Inception features, float64 statistics, Fréchet distance | §5.1 |
 //!
 //! The core crate never depends on tch; this crate adds the networks and the optimizer.
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@
 pub mod critic_check;
 pub mod device;
 pub mod error;
+pub mod fid;
 pub mod metrics;
 pub mod mgm;
 pub mod nets;

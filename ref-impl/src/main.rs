@@ -1,4 +1,5 @@
-//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`.
+//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`, `fid-ref`,
+//! `fid`, `bench`.
 
 mod cli;
 

@@ -1,6 +1,8 @@
 //! Subcommands; one file each.
 
+mod bench;
 mod critic_check;
+mod fid;
 mod info;
 mod panels;
 mod toy;
@@ -25,6 +27,12 @@ enum Command {
     CriticCheck(critic_check::Args),
     /// Draw the samples of several toy runs side by side (target first) into one PNG.
     Panels(panels::Args),
+    /// FID reference statistics (μ, Σ of Inception features) of a folder of images.
+    FidRef(fid::RefArgs),
+    /// FID between a folder of images and a reference folder or statistics file.
+    Fid(fid::FidArgs),
+    /// Throughput measurements (`bench inception`).
+    Bench(bench::Args),
 }
 
 /// Runs the parsed command.
@@ -34,6 +42,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Toy(a) => toy::run(a),
         Command::CriticCheck(a) => critic_check::run(a),
         Command::Panels(a) => panels::run(a),
+        Command::FidRef(a) => fid::run_ref(a),
+        Command::Fid(a) => fid::run_fid(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 
