@@ -474,7 +474,8 @@ fn stats_file_refuses_malformed_files() {
     let mu = vec![0.0, 1.0];
     let eye = vec![1.0, 0.0, 0.0, 1.0];
     let ok_meta = [("count", "10"), ("protocol", PROTOCOL)];
-    let cases: Vec<(&str, Box<dyn Fn(&std::path::Path)>)> = vec![
+    type Writer<'a> = Box<dyn Fn(&std::path::Path) + 'a>;
+    let cases: Vec<(&str, Writer)> = vec![
         (
             "truncated",
             Box::new(|p| std::fs::write(p, &bytes[..bytes.len() - 9]).unwrap()),
