@@ -198,3 +198,27 @@ fn fid_errors_are_one_line() {
         .unwrap();
     assert!(one_line_error(&o).contains("not yet available"));
 }
+
+#[test]
+fn bench_inception_reports_images_per_second() {
+    let _serial = serial();
+    let o = bin()
+        .args([
+            "bench",
+            "inception",
+            "--batch",
+            "1",
+            "-n",
+            "1",
+            "--size",
+            "8",
+        ])
+        .args(["--device", "cpu", "--quiet", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["images"], 1);
+    assert_eq!(v["device"], "cpu");
+    assert!(v["images_per_s"].as_f64().unwrap() > 0.0, "{v}");
+}
