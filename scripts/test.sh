@@ -9,6 +9,9 @@ if [ -f ref-impl/Cargo.toml ]; then
   # Sets LIBTORCH_USE_PYTORCH, VIRTUAL_ENV, PATH and LD_LIBRARY_PATH for torch 2.11.0.
   # shellcheck source=scripts/ensure-libtorch.sh
   source scripts/ensure-libtorch.sh
+  # Exports MIDPOINT_INCEPTION (the FID Inception weights, fetched once) for the FID tests.
+  # shellcheck source=scripts/ensure-inception.sh
+  source scripts/ensure-inception.sh
 fi
 
 echo "== cargo fmt --check"

@@ -39,6 +39,9 @@ pub enum TrainError {
     /// A checkpoint could not be written, read or verified.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// From the FID pipeline (weights, images, statistics).
+    #[error(transparent)]
+    Fid(#[from] crate::fid::FidError),
     /// A plot could not be drawn.
     #[error(transparent)]
     Plot(#[from] midpoint::plot::PlotError),

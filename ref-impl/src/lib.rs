@@ -19,6 +19,7 @@
 //! | [`grid`] | image grids (PNG) | |
 //! | [`data`] | CIFAR-10 binary batches and PNG folders as batches in [−1, 1] | §5.1 |
 //! | [`edm`] | EDM's `ddpm++` SongUNet with EDM preconditioning and the denoising loss | §5.1, App. B |
+//! | [`fid`] | FID-50K with the NVlabs protocol: TF-legacy resize, Inception features, float64 statistics, Fréchet distance | §5.1 |
 //!
 //! The core crate never depends on tch; this crate adds the networks and the optimizer.
 #![warn(missing_docs)]
@@ -32,6 +33,7 @@ pub mod device;
 pub mod edm;
 pub mod error;
 pub mod grid;
+pub mod fid;
 pub mod metrics;
 pub mod mgm;
 pub mod nets;

@@ -1,4 +1,5 @@
-//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`, `warmup`, `bench`.
+//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`, `warmup`,
+//! `fid-ref`, `fid`, `bench`.
 
 mod cli;
 

@@ -3,6 +3,7 @@
 mod arch;
 mod bench;
 mod critic_check;
+mod fid;
 mod info;
 mod panels;
 mod toy;
@@ -30,7 +31,11 @@ enum Command {
     Panels(panels::Args),
     /// Denoising warmup of the ddpm++ network on CIFAR-10 or a PNG folder (App. B).
     Warmup(warmup::Args),
-    /// Throughput benchmarks on synthetic data (JSON).
+    /// FID reference statistics (μ, Σ of Inception features) of a folder of images.
+    FidRef(fid::RefArgs),
+    /// FID between a folder of images and a reference folder or statistics file.
+    Fid(fid::FidArgs),
+    /// Throughput benchmarks on synthetic data (`bench warmup`, `bench inception`; JSON).
     Bench(bench::Args),
 }
 
@@ -42,6 +47,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CriticCheck(a) => critic_check::run(a),
         Command::Panels(a) => panels::run(a),
         Command::Warmup(a) => warmup::run_cmd(a),
+        Command::FidRef(a) => fid::run_ref(a),
+        Command::Fid(a) => fid::run_fid(a),
         Command::Bench(a) => bench::run(a),
     }
 }

