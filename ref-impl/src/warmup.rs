@@ -311,6 +311,18 @@ impl Warmup {
     }
 }
 
+impl Warmup {
+    /// Opens the checkpoint at `path` with the options it was written with (for sampling and
+    /// FID, where no options are given on the command line); verified as in [`Warmup::resume`].
+    pub fn open(path: &Path, device: Device) -> Result<Self, TrainError> {
+        let ckpt = checkpoint::load(path)?;
+        let options: WarmupOptions = serde_json::from_str(ckpt.meta(path, "options")?)
+            .map_err(|e| CheckpointError::content(path, format!("options: {e}")))?;
+        drop(ckpt);
+        Warmup::resume(path, options, device)
+    }
+}
+
 /// Names of the options that differ, with both values.
 fn options_diff(saved: &WarmupOptions, now: &WarmupOptions) -> String {
     let a = serde_json::to_value(saved).expect("serialise");

@@ -191,12 +191,50 @@ fn fid_errors_are_one_line() {
         .output()
         .unwrap();
     assert!(one_line_error(&o).contains("scripts/ensure-inception.sh"));
-    // --checkpoint is refused, not ignored.
+    // A missing checkpoint: one line naming it.
     let o = bin()
         .args(["fid", "--checkpoint", "x.ckpt", "-n", "10", "--ref", imgs])
         .output()
         .unwrap();
-    assert!(one_line_error(&o).contains("not yet available"));
+    assert!(one_line_error(&o).contains("x.ckpt"));
+}
+
+/// `fid --checkpoint` generates `n` samples of the warmup's EMA generator itself. Would catch
+/// the flag being ignored (wrong count), non-finite samples, or generated images that are
+/// silently the reference set (FID 0: a barely trained tiny network's samples are far from
+/// random PNGs).
+#[test]
+fn fid_of_a_warmup_checkpoint_generates_its_samples() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    write_random_pngs(&imgs, 4, 14);
+    let out = dir.path().join("warmup");
+    let o = bin()
+        .args(["warmup", "--arch", "tiny", "--batch", "4", "--steps", "1"])
+        .args(["--device", "cpu", "--quiet", "--data"])
+        .arg(&imgs)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ckpt = out.join(midpoint_train::warmup::CHECKPOINT);
+    let o = bin()
+        .args(["fid", "--checkpoint"])
+        .arg(&ckpt)
+        .args(["-n", "3", "--batch", "2", "--ref"])
+        .arg(&imgs)
+        .args(["--device", "cpu", "--quiet", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["images"], 3);
+    assert_eq!(v["reference_images"], 4);
+    let fid = v["fid"].as_f64().unwrap();
+    assert!(fid.is_finite() && fid > 1.0, "{v}");
 }
 
 #[test]

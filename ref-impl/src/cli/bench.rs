@@ -50,7 +50,6 @@ struct WarmupArgs {
     threads: usize,
 }
 
-
 #[derive(Debug, clap::Args)]
 struct InceptionArgs {
     /// Images per batch.

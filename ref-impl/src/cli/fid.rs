@@ -1,11 +1,14 @@
 //! `midpoint-train fid-ref --data DIR -o STATS` and
-//! `midpoint-train fid --images DIR --ref DIR|STATS [--json]`.
+//! `midpoint-train fid --images DIR|--checkpoint CKPT -n N --ref DIR|STATS [--json]`.
 
+use midpoint_train::data::ImageSet;
 use midpoint_train::fid::png_folder::PngFolder;
-use midpoint_train::fid::{frechet_distance, stats_file, Inception, Statistics};
+use midpoint_train::fid::{frechet_distance, stats_file, ImageBatch, Inception, Statistics};
 use midpoint_train::progress::Progress;
+use midpoint_train::warmup::Warmup;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tch::{Kind, Tensor};
 
 /// Options shared by both commands.
 #[derive(Debug, clap::Args)]
@@ -41,8 +44,31 @@ impl Common {
         })
     }
 
-    /// Statistics of a PNG folder.
+    /// Statistics of a folder: CIFAR-10's 50,000 training images when it holds the binary
+    /// batches (`data_batch_1.bin`, directly or in `cifar-10-batches-bin/`), else its PNG files.
     fn folder_stats(&self, inception: &Inception, dir: &Path) -> anyhow::Result<Statistics> {
+        let is_cifar = [dir.to_path_buf(), dir.join("cifar-10-batches-bin")]
+            .iter()
+            .any(|d| d.join("data_batch_1.bin").exists());
+        if is_cifar {
+            let set = ImageSet::open(dir)?;
+            let n = set.len();
+            let b = self.batch;
+            let progress = Progress::new(
+                n.div_ceil(b) as u64,
+                "features",
+                super::show_progress(self.quiet),
+            );
+            progress.message(format!("{} images from {}", n, set.source()));
+            let batches = (0..n).step_by(b).map(|i| {
+                Ok::<_, anyhow::Error>(ImageBatch::Bytes(set.images().narrow(
+                    0,
+                    i as i64,
+                    (b.min(n - i)) as i64,
+                )))
+            });
+            return midpoint_train::fid::statistics_from_batches(inception, batches, &progress);
+        }
         let folder = PngFolder::open(dir)?;
         let progress = Progress::new(
             folder.num_batches(self.batch) as u64,
@@ -58,10 +84,47 @@ impl Common {
     }
 }
 
+impl Common {
+    /// Statistics of `n` one-step samples `G(z) = D_ema(2.5·z; 2.5)` of the warmup checkpoint
+    /// `ckpt` (§5.1: FID-50K of the EMA generator), latents from `seed`, generated batch by
+    /// batch on the Inception device and quantized to bytes like saved images.
+    fn generator_stats(
+        &self,
+        inception: &Inception,
+        ckpt: &Path,
+        n: usize,
+        seed: u64,
+    ) -> anyhow::Result<Statistics> {
+        let gen = Warmup::open(ckpt, inception.device())?;
+        let arch = gen.options().arch.clone();
+        let b = self.batch;
+        let progress = Progress::new(
+            n.div_ceil(b) as u64,
+            "generate+features",
+            super::show_progress(self.quiet),
+        );
+        progress.message(format!("{n} samples of {}", ckpt.display()));
+        tch::manual_seed(seed as i64);
+        let batches = (0..n).step_by(b).map(|i| {
+            let m = b.min(n - i) as i64;
+            let shape = [
+                m,
+                arch.img_channels,
+                arch.img_resolution,
+                arch.img_resolution,
+            ];
+            let z = Tensor::randn(shape, (Kind::Float, inception.device()));
+            Ok::<_, anyhow::Error>(ImageBatch::Signed(gen.samples(&z)))
+        });
+        midpoint_train::fid::statistics_from_batches(inception, batches, &progress)
+    }
+}
+
 /// `fid-ref`: reference statistics of a folder of images.
 #[derive(Debug, clap::Args)]
 pub struct RefArgs {
-    /// Folder of reference PNG images (e.g. the 50,000 CIFAR-10 training images).
+    /// Reference images: CIFAR-10's `cifar-10-batches-bin/` (its 50,000 training images) or a
+    /// folder of PNG images.
     #[arg(long)]
     data: PathBuf,
     /// Output statistics file (.safetensors).
@@ -99,6 +162,9 @@ pub struct FidArgs {
     /// Samples to generate with --checkpoint.
     #[arg(short = 'n', long, default_value_t = 50_000, requires = "checkpoint")]
     num: usize,
+    /// Seed of the generator's latents with --checkpoint.
+    #[arg(long, default_value_t = 0, requires = "checkpoint")]
+    seed: u64,
     /// Reference: a statistics file written by `fid-ref`, or a folder of PNG images.
     #[arg(long = "ref")]
     reference: PathBuf,
@@ -125,15 +191,9 @@ struct FidReport {
 
 pub fn run_fid(a: FidArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    if a.checkpoint.is_some() {
-        // The generator and its checkpoints are another module of this crate (issue 4's
-        // ddpm++ network); until it is wired, this flag is refused rather than ignored.
-        anyhow::bail!(
-            "--checkpoint (generating {} samples) is not yet available in this build; write the samples as PNG files and pass --images DIR",
-            a.num
-        );
+    if a.num == 0 {
+        anyhow::bail!("invalid option: -n must be at least 1");
     }
-    let images = a.images.as_deref().expect("clap requires --images");
     // Read the reference first when it is a file: a malformed file fails before any work.
     let reference = if a.reference.is_file() {
         Some(stats_file::load(&a.reference)?)
@@ -146,7 +206,11 @@ pub fn run_fid(a: FidArgs) -> anyhow::Result<()> {
         );
     };
     let inception = a.common.inception()?;
-    let generated = a.common.folder_stats(&inception, images)?;
+    let generated = match (&a.checkpoint, &a.images) {
+        (Some(ckpt), _) => a.common.generator_stats(&inception, ckpt, a.num, a.seed)?,
+        (None, Some(images)) => a.common.folder_stats(&inception, images)?,
+        (None, None) => anyhow::bail!("one of --images or --checkpoint is required"),
+    };
     if let Some(p) = &a.save_stats {
         stats_file::save(&generated, p)?;
     }
