@@ -13,6 +13,7 @@
 //! | [`toy_run`] | `midpoint-train toy`: Algorithm 1 on toy data with metrics and plots | Fig. 3 |
 //! | [`plot`] | scatter panels (PNG) | |
 //! | [`edm`] | EDM's `ddpm++` SongUNet with EDM preconditioning and the denoising loss | §5.1, App. B |
+//! | [`image_critic`] | the image trainer's field against the exact field of two Gaussian image laws | Prop. 3.3, Eq. 5 |
 //! | [`image_mgm`] | Algorithm 1 on images: generator and field from the warmup, EMA, `t` floor | §5, App. B |
 //!
 //! The core crate never depends on tch; this crate adds the networks and the optimizer.
@@ -22,6 +23,7 @@ pub mod critic_check;
 pub mod device;
 pub mod edm;
 pub mod error;
+pub mod image_critic;
 pub mod image_mgm;
 pub mod metrics;
 pub mod mgm;
