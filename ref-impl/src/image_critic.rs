@@ -181,7 +181,7 @@ pub fn image_critic_check(
     let mgm = Mgm::new(&MgmConfig::linear(Variant::Mgm, config.check.sigma))?;
     let si = mgm.interpolant(Side::Critic).clone();
     let mut rng =
-        rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.check.fit.seed ^ 0x1417_1a1);
+        rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.check.fit.seed ^ 0x0141_71a1);
     let mut pairs = |b: i64| -> Result<(Tensor, Tensor), TrainError> {
         let b = b as usize;
         Ok((

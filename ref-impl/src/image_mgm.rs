@@ -125,7 +125,7 @@ pub fn derive_seed(seed: u64, stream: u64, k: u64) -> u64 {
 }
 
 /// Stream of the per-step torch seeds.
-const TORCH_STREAM: u64 = 0x4d47_4d;
+const TORCH_STREAM: u64 = 0x004d_474d;
 /// Stream of the fixed latents of the sample grids.
 const GRID_STREAM: u64 = 0x4752_4944;
 

@@ -15,6 +15,7 @@
 //! | [`edm`] | EDM's `ddpm++` SongUNet with EDM preconditioning and the denoising loss | §5.1, App. B |
 //! | [`image_critic`] | the image trainer's field against the exact field of two Gaussian image laws | Prop. 3.3, Eq. 5 |
 //! | [`image_mgm`] | Algorithm 1 on images: generator and field from the warmup, EMA, `t` floor | §5, App. B |
+//! | [`mgm_run`] | `midpoint-train mgm`: loop, loss log, grids, loss plot, checkpoint/FID hooks | §5 |
 //!
 //! The core crate never depends on tch; this crate adds the networks and the optimizer.
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod image_critic;
 pub mod image_mgm;
 pub mod metrics;
 pub mod mgm;
+pub mod mgm_run;
 pub mod nets;
 pub mod plot;
 pub mod progress;

@@ -2,6 +2,7 @@
 
 mod critic_check;
 mod info;
+mod mgm;
 mod panels;
 mod toy;
 
@@ -25,6 +26,8 @@ enum Command {
     CriticCheck(critic_check::Args),
     /// Draw the samples of several toy runs side by side (target first) into one PNG.
     Panels(panels::Args),
+    /// Algorithm 1 on images: EDM generator and field from a warmup; grids, losses, FID.
+    Mgm(mgm::Args),
 }
 
 /// Runs the parsed command.
@@ -34,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Toy(a) => toy::run(a),
         Command::CriticCheck(a) => critic_check::run(a),
         Command::Panels(a) => panels::run(a),
+        Command::Mgm(a) => mgm::run(a),
     }
 }
 

@@ -45,7 +45,7 @@ impl NoiseEmbedding {
     pub fn forward(&self, c_noise: &Tensor, augment_labels: Option<&Tensor>) -> Tensor {
         let mut emb = positional_features(c_noise, self.noise_channels);
         if let (Some(map), Some(labels)) = (&self.map_augment, augment_labels) {
-            emb = emb + map.forward(labels);
+            emb += map.forward(labels);
         }
         let emb = self.map_layer0.forward(&emb).silu();
         self.map_layer1.forward(&emb).silu()
