@@ -307,11 +307,79 @@ pub fn tensor_array(x: &Tensor) -> Result<Array2<f64>, TrainError> {
         .map_err(|e| TrainError::InvalidOption(e.to_string()))
 }
 
-/// Runs the check (see the module docs).
+/// Relative L2 field error of `critic` against the exact field `m_t` of
+/// [`displacement_field`] (Eq. 5) at the grid times `t_k = (k + ½)/(2K)`, `K = config.grid`,
+/// each on `config.points_per_time` fresh flipped observations (noise of `si`) of pairs from
+/// `pairs`.
+pub fn field_errors<F: Field>(
+    p0: &Law,
+    p1: &Law,
+    si: &midpoint::StochasticInterpolant,
+    critic: &F,
+    config: &CriticCheckConfig,
+    pairs: &mut dyn FnMut(i64) -> Result<(Tensor, Tensor), TrainError>,
+    progress: &Progress,
+) -> Result<Vec<FieldErrorAt>, TrainError> {
+    let (k, points) = (config.grid, config.points_per_time);
+    let mut by_t = Vec::with_capacity(k);
+    for i in 0..k {
+        let t = (i as f64 + 0.5) / (2.0 * k as f64);
+        let (x0, x1) = pairs(points as i64)?;
+        let n = points;
+        let b: Vec<bool> =
+            Vec::<f64>::try_from(&Tensor::rand([n as i64], (Kind::Double, Device::Cpu)))?
+                .into_iter()
+                .map(|u| u < 0.5)
+                .collect();
+        let eps = x0.randn_like();
+        let x_tilde = crate::mgm::observe(si, &x0, &x1, &vec![t; n], &b, &eps)?;
+        let tt = Tensor::full([n as i64], t, (Kind::Float, x0.device()));
+        let f = tch::no_grad(|| critic.field(&x_tilde, &tt, false));
+        let m = displacement_field(p0, p1, si, t, Observation::Flipped)?
+            .eval_batch(tensor_array(&x_tilde)?.view())?;
+        let f = tensor_array(&f)?;
+        let mse = (&f - &m).mapv(|v| v * v).sum() / n as f64;
+        let field_sq = m.mapv(|v| v * v).sum() / n as f64;
+        by_t.push(FieldErrorAt {
+            t,
+            rel_l2: (mse / field_sq).sqrt(),
+            mse,
+            field_sq,
+        });
+        progress.inc();
+    }
+    Ok(by_t)
+}
+
+/// Runs the check (see the module docs) with a fresh critic MLP.
 pub fn critic_check(
     p0: &Law,
     p1: &Law,
     config: &CriticCheckConfig,
+    device: Device,
+    progress: &Progress,
+) -> Result<CriticCheckReport, TrainError> {
+    if p0.dim() != p1.dim() {
+        return Err(TrainError::InvalidOption(format!(
+            "p0 has dimension {} but p1 has dimension {}",
+            p0.dim(),
+            p1.dim()
+        )));
+    }
+    config.fit.validate()?;
+    tch::manual_seed(config.fit.seed as i64);
+    let mut critic = new_critic(p0.dim() as i64, &config.fit, device)?;
+    critic_check_with(p0, p1, config, &mut critic, device, progress)
+}
+
+/// Runs the check (see the module docs) on a given critic of `[N, d]` samples, trained with
+/// `config.fit` (build its optimizer at `config.fit.lr`; `width` and `blocks` are not used).
+/// Seed torch before building the critic for a reproducible run.
+pub fn critic_check_with<F: Field>(
+    p0: &Law,
+    p1: &Law,
+    config: &CriticCheckConfig,
+    critic: &mut Network<F>,
     device: Device,
     progress: &Progress,
 ) -> Result<CriticCheckReport, TrainError> {
@@ -329,14 +397,11 @@ pub fn critic_check(
             "the grid needs at least 1 time and 2 points per time".into(),
         ));
     }
-    let d = p0.dim() as i64;
     let mgm = Mgm::new(&MgmConfig::linear(Variant::Mgm, config.sigma))?;
     let si = mgm.interpolant(Side::Critic).clone();
     let exact = d_tmid(p0, p1, &si, &ExactOptions::default())?;
 
-    tch::manual_seed(config.fit.seed as i64);
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.fit.seed);
-    let mut critic = new_critic(d, &config.fit, device)?;
     let mut pairs = |b: i64| -> Result<(Tensor, Tensor), TrainError> {
         let b = b as usize;
         Ok((
@@ -345,38 +410,12 @@ pub fn critic_check(
         ))
     };
     progress.stage(config.fit.steps as u64, "critic");
-    let losses = train_critic(&mgm, &mut critic, &config.fit, &mut pairs, progress)?;
+    let losses = train_critic(&mgm, critic, &config.fit, &mut pairs, progress)?;
 
     // (a) Field error on the time grid, against the exact field at the same points.
     progress.stage(config.grid as u64, "field error");
     let k = config.grid;
-    let mut by_t = Vec::with_capacity(k);
-    for i in 0..k {
-        let t = (i as f64 + 0.5) / (2.0 * k as f64);
-        let (x0, x1) = pairs(config.points_per_time as i64)?;
-        let n = config.points_per_time;
-        let b: Vec<bool> =
-            Vec::<f64>::try_from(&Tensor::rand([n as i64], (Kind::Double, Device::Cpu)))?
-                .into_iter()
-                .map(|u| u < 0.5)
-                .collect();
-        let eps = x0.randn_like();
-        let x_tilde = crate::mgm::observe(&si, &x0, &x1, &vec![t; n], &b, &eps)?;
-        let tt = Tensor::full([n as i64], t, (Kind::Float, device));
-        let f = tch::no_grad(|| critic.net.field(&x_tilde, &tt, false));
-        let m = displacement_field(p0, p1, &si, t, Observation::Flipped)?
-            .eval_batch(tensor_array(&x_tilde)?.view())?;
-        let f = tensor_array(&f)?;
-        let mse = (&f - &m).mapv(|v| v * v).sum() / n as f64;
-        let field_sq = m.mapv(|v| v * v).sum() / n as f64;
-        by_t.push(FieldErrorAt {
-            t,
-            rel_l2: (mse / field_sq).sqrt(),
-            mse,
-            field_sq,
-        });
-        progress.inc();
-    }
+    let by_t = field_errors(p0, p1, &si, &critic.net, config, &mut pairs, progress)?;
     let field_rel_l2 = by_t.iter().map(|e| e.rel_l2).sum::<f64>() / k as f64;
     let field_rel_l2_max = by_t.iter().map(|e| e.rel_l2).fold(0.0, f64::max);
     // Midpoint rule for ∫₀^½: each grid cell has width 1/(2K).

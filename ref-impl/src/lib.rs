@@ -20,6 +20,9 @@
 //! | [`data`] | CIFAR-10 binary batches and PNG folders as batches in [−1, 1] | §5.1 |
 //! | [`edm`] | EDM's `ddpm++` SongUNet with EDM preconditioning and the denoising loss | §5.1, App. B |
 //! | [`fid`] | FID-50K with the NVlabs protocol: TF-legacy resize, Inception features, float64 statistics, Fréchet distance | §5.1 |
+//! | [`image_critic`] | the image trainer's field against the exact field of two Gaussian image laws | Prop. 3.3, Eq. 5 |
+//! | [`image_mgm`] | Algorithm 1 on images: generator and field from the warmup, EMA, `t` floor | §5, App. B |
+//! | [`mgm_run`] | `midpoint-train mgm`: loop, loss log, grids, loss plot, checkpoint/FID hooks | §5 |
 //!
 //! The core crate never depends on tch; this crate adds the networks and the optimizer.
 #![warn(missing_docs)]
@@ -34,8 +37,11 @@ pub mod edm;
 pub mod error;
 pub mod fid;
 pub mod grid;
+pub mod image_critic;
+pub mod image_mgm;
 pub mod metrics;
 pub mod mgm;
+pub mod mgm_run;
 pub mod nets;
 pub mod plot;
 pub mod progress;

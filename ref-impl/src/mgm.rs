@@ -39,7 +39,9 @@ use midpoint::StochasticInterpolant;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Which objective Algorithm 1 optimizes (App. C).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// Full MGM: flipped observation (Eq. 7), `t ~ U[0, ½]` — `D_t-mid^{I,σ}` (Eq. 8).

@@ -5,6 +5,7 @@ mod bench;
 mod critic_check;
 mod fid;
 mod info;
+mod mgm;
 mod panels;
 mod toy;
 mod warmup;
@@ -37,6 +38,8 @@ enum Command {
     Fid(fid::FidArgs),
     /// Throughput benchmarks on synthetic data (`bench warmup`, `bench inception`; JSON).
     Bench(bench::Args),
+    /// Algorithm 1 on images: EDM generator and field from a warmup; grids, losses, FID.
+    Mgm(mgm::Args),
 }
 
 /// Runs the parsed command.
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::FidRef(a) => fid::run_ref(a),
         Command::Fid(a) => fid::run_fid(a),
         Command::Bench(a) => bench::run(a),
+        Command::Mgm(a) => mgm::run(a),
     }
 }
 

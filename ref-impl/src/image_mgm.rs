@@ -1,0 +1,368 @@
+//! Algorithm 1 on images (paper §5, App. B): two EDM `ddpm++` networks, both started from the
+//! weights of the denoising warmup, trained by **the** implementation of Algorithm 1 in
+//! [`crate::mgm`] (`MgmTrainer`: the same observation, losses and 1:1 step as the toy trainer).
+//!
+//! **Networks** (App. B, "Warmup"). The warmup gives `P_η(x, t)` = EDM's preconditioned
+//! denoiser `D(x; σ)`. Its weights are copied into three fresh networks:
+//! * the generator `G_θ(z) = D_θ(2.5·z; 2.5)`, `z ~ N(0, I)` of image shape
+//!   ([`OneStepGenerator`]; SiD's reading of `P_η(z, t = 2.5)`);
+//! * the displacement field `f_ψ(x̃, t) = D_ψ(x̃; σ = max(t, t_floor))` ([`DenoiserField`]),
+//!   initialised from the **same** warmup weights (App. B: `f_ψ ← P_η`; SiD likewise starts its
+//!   fake-score network from the pretrained one);
+//! * the EMA copy of the generator used for samples and FID (decay 0.999).
+//!
+//! **The floor on `t`.** `c_noise = ln(σ)/4` is `−∞` at `σ = t = 0`, and with it the noise
+//! embedding (`sin(−∞)` = NaN) and the whole output, although `c_out(0) = 0`. MGM draws
+//! `t ~ U[0, ½]`, so `t = 0` is a legal draw. The field evaluates the network at
+//! `σ = max(t, t_floor)` with `t_floor = 0.002`, EDM's `σ_min` (the smallest noise level its
+//! sampler and training ever use, so the warmed-up network has seen it). The floor acts on the
+//! network's noise level only: the observation `x̃_t` and the loss use the drawn `t`
+//! unchanged, and the generator (always at `σ = 2.5`) is untouched. It changes the network's
+//! input for `t < 0.002`, i.e. for 0.4% of the draws of `U[0, ½]`.
+//!
+//! **Defaults** (paper's best row, Table 1c, and App. B): variant `mgm`, generator noise
+//! `σ = 0`, critic-only noise `σ' = 0.01`, Adam `β1 = 0`, lr 1e-5, batch 256, 1:1 updates on
+//! fresh batches, EMA 0.999.
+//!
+//! **Randomness.** Step `k` starts with `tch::manual_seed(derive(seed, k))`; `z`, `t`, `b`,
+//! `ε` and dropout masks come from that, and its two data batches are images `2k` and `2k + 1`
+//! of an [`ImageSource`], a pure function of their index. Nothing random is carried across
+//! steps, so weights, EMA, optimizer state and `k` determine the rest of a run (exact resume
+//! needs an optimizer whose state can be saved: see [`ImageMgm::state`]).
+
+use crate::edm::precond::SIGMA_MIN;
+use crate::edm::{DenoiserField, EdmPrecond, OneStepGenerator, UNetConfig};
+use crate::error::TrainError;
+use crate::mgm::{Ema, Generator, Mgm, MgmConfig, MgmTrainer, Network, StepLosses, Variant};
+use std::collections::HashMap;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Settings of MGM training on images.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageMgmConfig {
+    /// The network of both `G_θ` and `f_ψ` (and of the warmup they start from).
+    pub arch: UNetConfig,
+    /// The objective (`mgm`, or `midpoint` for Table 1d).
+    pub variant: Variant,
+    /// `σ` of the generator step's interpolant (Table 1c: 0).
+    pub sigma: f64,
+    /// `σ'` of the critic step's interpolant (Table 1c: 0.01).
+    pub critic_sigma: f64,
+    /// Learning rate of both Adams (`β1 = 0`; App. B: 1e-5).
+    pub lr: f64,
+    /// Images per batch; each step uses two fresh batches (App. B: 256).
+    pub batch: i64,
+    /// Decay of the generator's EMA (App. B: 0.999).
+    pub ema_decay: f64,
+    /// Floor on the field's noise level, `σ = max(t, t_floor)` (EDM's `σ_min` = 0.002).
+    pub t_floor: f64,
+    /// Seed of the per-step torch seeds.
+    pub seed: u64,
+}
+
+impl ImageMgmConfig {
+    /// The paper's best setting (Table 1c, App. B) for `arch`.
+    pub fn paper(arch: UNetConfig) -> Self {
+        ImageMgmConfig {
+            arch,
+            variant: Variant::Mgm,
+            sigma: 0.0,
+            critic_sigma: 0.01,
+            lr: 1e-5,
+            batch: 256,
+            ema_decay: 0.999,
+            t_floor: SIGMA_MIN,
+            seed: 0,
+        }
+    }
+
+    /// Refuses a `naive` variant (not part of the image experiments), negative or non-finite
+    /// noise, a non-positive batch or floor; the rest is checked where it is used.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::InvalidOption(m));
+        if self.variant == Variant::Naive {
+            return bad("image MGM trains the mgm or midpoint variant".into());
+        }
+        if self.batch < 1 {
+            return bad(format!("--batch must be at least 1, got {}", self.batch));
+        }
+        if !(self.t_floor.is_finite() && self.t_floor > 0.0 && self.t_floor < 0.5) {
+            return bad(format!("t floor must be in (0, 0.5), got {}", self.t_floor));
+        }
+        self.arch.validate()
+    }
+
+    /// `[C, H, W]` of one image.
+    pub fn image_shape(&self) -> [i64; 3] {
+        let r = self.arch.img_resolution;
+        [self.arch.img_channels, r, r]
+    }
+}
+
+/// Training images (or any law over images) as a pure function of a batch index, so that a
+/// resumed run sees exactly the batches of the uninterrupted one.
+///
+/// TODO(merge, branch `edm`): implement for `data::ImageSet` + `data::order::BatchOrder`
+/// (`set.batch(&order.indices(index, n), &order.flips(index, n, xflip), device)`).
+pub trait ImageSource {
+    /// Batch `index` of `n` images `[n, C, H, W]`, fp32 in `[−1, 1]`, on `device`.
+    fn batch(&mut self, index: u64, n: i64, device: Device) -> Result<Tensor, TrainError>;
+}
+
+/// SplitMix64 finaliser (decorrelates nearby seeds).
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The seed of stream `stream` at position `k` of run `seed`.
+///
+/// TODO(merge, branch `edm`): the same rule as `data::order::derive_seed`; use that one.
+pub fn derive_seed(seed: u64, stream: u64, k: u64) -> u64 {
+    splitmix64(splitmix64(seed ^ splitmix64(stream)) ^ k)
+}
+
+/// Stream of the per-step torch seeds.
+const TORCH_STREAM: u64 = 0x004d_474d;
+/// Stream of the fixed latents of the sample grids.
+const GRID_STREAM: u64 = 0x4752_4944;
+
+/// Checks that `dst` and `src` hold the same variable names with the same shapes (so that a
+/// warmup of another architecture is refused instead of broadcast into place), then copies.
+pub fn copy_weights(dst: &mut nn::VarStore, src: &nn::VarStore) -> Result<(), TrainError> {
+    let (d, s) = (dst.variables(), src.variables());
+    let mismatch = |m: String| Err(TrainError::InvalidOption(format!("warmup weights: {m}")));
+    if d.len() != s.len() {
+        return mismatch(format!(
+            "{} variables, the network has {}",
+            s.len(),
+            d.len()
+        ));
+    }
+    for (name, t) in &d {
+        match s.get(name) {
+            None => return mismatch(format!("variable {name} is missing")),
+            Some(w) if w.size() != t.size() => {
+                return mismatch(format!(
+                    "{name} has shape {:?}, the network needs {:?}",
+                    w.size(),
+                    t.size()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    dst.copy(src)?;
+    Ok(())
+}
+
+/// A generator, a displacement field and the generator's EMA, trained by Algorithm 1.
+pub struct ImageMgm {
+    config: ImageMgmConfig,
+    trainer: MgmTrainer<OneStepGenerator, DenoiserField>,
+    ema: Ema,
+    ema_net: OneStepGenerator,
+    device: Device,
+}
+
+impl ImageMgm {
+    /// Starts from the warmup's weights `warmup` (the variables of an [`EdmPrecond`] of
+    /// `config.arch`, e.g. the warmup's EMA): `G_θ`, `f_ψ` and the EMA are three copies.
+    ///
+    /// TODO(merge, branch `edm`): the CLI loads `warmup` from the warmup checkpoint (`ema.*`
+    /// tensors of `checkpoint::load`) into a VarStore of `EdmPrecond::new(config.arch)`.
+    pub fn from_warmup(
+        warmup: &nn::VarStore,
+        config: ImageMgmConfig,
+        device: Device,
+    ) -> Result<Self, TrainError> {
+        config.validate()?;
+        let copy = || -> Result<(EdmPrecond, nn::VarStore), TrainError> {
+            let mut vs = nn::VarStore::new(device);
+            let net = EdmPrecond::new(&vs.root(), &config.arch)?;
+            copy_weights(&mut vs, warmup)?;
+            Ok((net, vs))
+        };
+        let (g, g_vs) = copy()?;
+        let (f, f_vs) = copy()?;
+        let (e, e_vs) = copy()?;
+        let generator = Network::new(OneStepGenerator::new(g), g_vs, config.lr)?;
+        let field = DenoiserField {
+            net: f,
+            sigma_min: config.t_floor,
+        };
+        let field = Network::new(field, f_vs, config.lr)?;
+        let ema = Ema::new(e_vs, &generator.vs, config.ema_decay)?;
+        let mgm = Mgm::new(&MgmConfig {
+            variant: config.variant,
+            interpolant: midpoint::Interpolant::Linear,
+            sigma: config.sigma,
+            critic_sigma: config.critic_sigma,
+        })?;
+        Ok(ImageMgm {
+            trainer: MgmTrainer::new(mgm, generator, field),
+            ema,
+            ema_net: OneStepGenerator::new(e),
+            config,
+            device,
+        })
+    }
+
+    /// Starts from a freshly initialised network (EDM's initialisation, torch seeded from
+    /// `config.seed`) in place of a warmup: for tests and smoke runs only.
+    pub fn from_random_init(config: ImageMgmConfig, device: Device) -> Result<Self, TrainError> {
+        config.validate()?;
+        tch::manual_seed(derive_seed(config.seed, GRID_STREAM ^ 1, 0) as i64);
+        let vs = nn::VarStore::new(device);
+        let _net = EdmPrecond::new(&vs.root(), &config.arch)?;
+        Self::from_warmup(&vs, config, device)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ImageMgmConfig {
+        &self.config
+    }
+
+    /// Iterations of Algorithm 1 done.
+    pub fn steps_done(&self) -> usize {
+        self.trainer.steps_done()
+    }
+
+    /// The trainer (networks, optimizers, objective).
+    pub fn trainer(&self) -> &MgmTrainer<OneStepGenerator, DenoiserField> {
+        &self.trainer
+    }
+
+    /// The EMA generator and its variables.
+    pub fn ema(&self) -> (&OneStepGenerator, &nn::VarStore) {
+        (&self.ema_net, &self.ema.vs)
+    }
+
+    /// One iteration of Algorithm 1 (critic step on batch `2k` of `data`, generator step on
+    /// batch `2k + 1`, `z ~ N(0, I)` fresh for each), then the EMA update. Returns the two
+    /// losses before their updates; a non-finite loss is an error and updates nothing.
+    pub fn step(&mut self, data: &mut dyn ImageSource) -> Result<StepLosses, TrainError> {
+        let k = self.trainer.steps_done() as u64;
+        tch::manual_seed(derive_seed(self.config.seed, TORCH_STREAM, k) as i64);
+        let (b, device) = (self.config.batch, self.device);
+        let [c, h, w] = self.config.image_shape();
+        let mut draw = 0u64;
+        let mut batch = || -> Result<(Tensor, Tensor), TrainError> {
+            let x1 = data.batch(2 * k + draw, b, device)?;
+            draw += 1;
+            if x1.size() != [b, c, h, w] {
+                return Err(TrainError::InvalidOption(format!(
+                    "data batch has shape {:?}, expected {:?}",
+                    x1.size(),
+                    [b, c, h, w]
+                )));
+            }
+            let z = Tensor::randn([b, c, h, w], (Kind::Float, device));
+            Ok((z, x1))
+        };
+        let losses = self.trainer.step(&mut batch)?;
+        self.ema.update(&self.trainer.generator.vs)?;
+        Ok(losses)
+    }
+
+    /// `G_ema(z)` in evaluation mode without a graph, `z` `[N, C, H, W]`.
+    pub fn samples(&self, z: &Tensor) -> Tensor {
+        tch::no_grad(|| self.ema_net.generate(&z.to_device(self.device), false))
+    }
+
+    /// The fixed latents of the sample grids (`n` images, the same for every grid of a run).
+    pub fn grid_latents(&self, n: i64) -> Tensor {
+        let [c, h, w] = self.config.image_shape();
+        tch::manual_seed(derive_seed(self.config.seed, GRID_STREAM, 0) as i64);
+        Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu))
+    }
+
+    /// Every variable of the run as `generator.*`, `field.*`, `ema.*` (what a checkpoint must
+    /// hold besides the optimizers' state, `k` and the config).
+    ///
+    /// TODO(merge, branch `edm`): tch's `nn::Optimizer` (used by `mgm::Network`) does not
+    /// expose Adam's moments, so a resume from these tensors restarts Adam. Exact resume needs
+    /// `mgm::Network` over `adam::Adam` (its `state`/`load_state`), saved under `adam_g.*` and
+    /// `adam_f.*`, and `checkpoint::save` of these tensors.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (prefix, vs) in [
+            ("generator", &self.trainer.generator.vs),
+            ("field", &self.trainer.critic.vs),
+            ("ema", &self.ema.vs),
+        ] {
+            let mut vars: Vec<_> = vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            out.extend(vars.into_iter().map(|(n, t)| (format!("{prefix}.{n}"), t)));
+        }
+        out
+    }
+
+    /// Restores the variables of [`ImageMgm::state`] (all names and shapes checked first;
+    /// nothing changes on a mismatch).
+    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
+        let mine = self.state();
+        for (name, t) in &mine {
+            match tensors.get(name) {
+                Some(s) if s.size() == t.size() => {}
+                Some(s) => {
+                    return Err(TrainError::InvalidOption(format!(
+                        "state {name}: shape {:?}, expected {:?}",
+                        s.size(),
+                        t.size()
+                    )))
+                }
+                None => {
+                    return Err(TrainError::InvalidOption(format!(
+                        "state: variable {name} is missing"
+                    )))
+                }
+            }
+        }
+        tch::no_grad(|| {
+            for (name, mut t) in mine {
+                t.copy_(&tensors[&name].to_device(self.device));
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Images drawn from a law over flattened images (e.g. a [`midpoint::Law`] of dimension
+/// `C·H·W`): batch `index` is `n` draws from a generator seeded by `(seed, index)`.
+#[derive(Debug, Clone)]
+pub struct LawImages {
+    /// The law, of dimension `C·H·W`.
+    pub law: midpoint::Law,
+    /// `[C, H, W]`.
+    pub shape: [i64; 3],
+    /// Seed of the batches.
+    pub seed: u64,
+}
+
+impl LawImages {
+    /// Checks that the law's dimension is `C·H·W`.
+    pub fn new(law: midpoint::Law, shape: [i64; 3], seed: u64) -> Result<Self, TrainError> {
+        let d: i64 = shape.iter().product();
+        if law.dim() as i64 != d {
+            return Err(TrainError::InvalidOption(format!(
+                "law of dimension {} for images of {shape:?} ({d} values)",
+                law.dim()
+            )));
+        }
+        Ok(LawImages { law, shape, seed })
+    }
+}
+
+impl ImageSource for LawImages {
+    fn batch(&mut self, index: u64, n: i64, device: Device) -> Result<Tensor, TrainError> {
+        use rand::SeedableRng;
+        let mut rng =
+            rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(derive_seed(self.seed, 7, index));
+        let x = crate::critic_check::law_tensor(&self.law, n as usize, &mut rng, device)?;
+        let [c, h, w] = self.shape;
+        Ok(x.reshape([n, c, h, w]))
+    }
+}
