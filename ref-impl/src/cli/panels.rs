@@ -27,8 +27,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .with_context(|| format!("{}: invalid JSON", path.display()))?;
         let variant = m["config"]["variant"].as_str().unwrap_or("?").to_string();
         let energy = m["energy_distance"].as_f64().unwrap_or(f64::NAN);
-        let tmid = m["tmid_estimate"].as_f64().unwrap_or(f64::NAN);
-        titles.push(format!("{variant}: energy {energy:.4}, D_t-mid {tmid:.4}"));
+        // The core crate's estimate when the run has one (runs before it only had the
+        // held-out estimate).
+        let tmid = match (
+            m["tmid_core_estimate"].as_f64(),
+            m["tmid_core_std_error"].as_f64(),
+        ) {
+            (Some(v), Some(se)) => format!("{v:.4} ± {se:.4}"),
+            _ => format!("{:.4}", m["tmid_estimate"].as_f64().unwrap_or(f64::NAN)),
+        };
+        titles.push(format!("{variant}: energy {energy:.4}, D_t-mid {tmid}"));
     }
     let mut panels = vec![Panel {
         title: "target".into(),

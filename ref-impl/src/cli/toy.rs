@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, default_value_t = 256)]
     batch: i64,
     /// Learning rate of both Adam optimizers (β1 = 0).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-4)]
     lr: f64,
     /// Decay of the generator weight EMA used for the samples and metrics (App. B; 0: last
     /// weights).
