@@ -37,9 +37,10 @@ fn dist(a: ndarray::ArrayView1<'_, f64>, b: ndarray::ArrayView1<'_, f64>) -> f64
 }
 
 /// Mean distance between rows of `x` and rows of `y`; within one set (`same`) over pairs
-/// `i ≠ j` only.
+/// `i ≠ j` only. Row sums are computed in parallel but added in row order, so the result does
+/// not depend on the thread count or scheduling.
 fn mean_distance(x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>, same: bool) -> f64 {
-    let total: f64 = (0..x.nrows())
+    let rows: Vec<f64> = (0..x.nrows())
         .into_par_iter()
         .map(|i| {
             let xi = x.row(i);
@@ -48,7 +49,8 @@ fn mean_distance(x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>, same: bool) -> 
                 .map(|j| dist(xi, y.row(j)))
                 .sum::<f64>()
         })
-        .sum();
+        .collect();
+    let total: f64 = rows.iter().sum();
     let pairs = if same {
         x.nrows() * (x.nrows() - 1)
     } else {
@@ -239,6 +241,25 @@ mod tests {
         let y = array![[0.0, 0.0], [0.0, 0.0]];
         assert!((energy_distance(x.view(), y.view()).unwrap()).abs() < 1e-12);
         assert!(energy_distance(x.view(), array![[1.0]].view()).is_err());
+    }
+
+    #[test]
+    fn energy_distance_does_not_depend_on_the_thread_count() {
+        // Rounding-level differences between thread pools would make metrics.json of the
+        // same run differ from machine to machine; the row sums are added in a fixed order.
+        let x = ndarray::Array2::from_shape_fn((997, 2), |(i, j)| ((i * 7 + j) as f64).sin());
+        let y = ndarray::Array2::from_shape_fn((1003, 2), |(i, j)| ((i * 3 + j) as f64).cos());
+        let with = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| energy_distance(x.view(), y.view()).unwrap())
+        };
+        let one = with(1);
+        for threads in [2, 3, 8] {
+            assert_eq!(with(threads).to_bits(), one.to_bits(), "{threads} threads");
+        }
     }
 
     #[test]
