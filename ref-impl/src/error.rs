@@ -30,6 +30,9 @@ pub enum TrainError {
     /// From the core crate's laws.
     #[error(transparent)]
     Law(#[from] midpoint::LawError),
+    /// From the core crate's two-sample estimator.
+    #[error("core-crate estimate: {0}")]
+    Estimate(#[from] midpoint::estimate::EstimateError),
     /// From libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

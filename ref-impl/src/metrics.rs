@@ -7,17 +7,20 @@
 //!   and Prop. 3.3's objective `∫₀^½ J(f) dt` is averaged over the other half. By Prop. 3.3
 //!   `J(f) = D − E‖f − m_t‖²`, so the estimate is a **lower bound** of `D_t-mid` in expectation
 //!   (up to its standard error): a perfect critic would make it unbiased.
+//! * [`core_tmid`]: the core crate's cross-fitted estimate of the same `D_t-mid`
+//!   ([`midpoint::estimate`]: random-Fourier-feature ridge critics, 2 folds, with its standard
+//!   error and the sign-flip p-value of `H0: p_generated = p_target`). It is also a lower
+//!   bound in expectation (Prop. 3.3), with an entirely different critic, so it cross-checks
+//!   [`heldout_tmid`]: the better-fitted critic gives the larger value.
 //! * [`gaussian_fit_tmid`]: the exact `D_t-mid` (core crate) between the Gaussian with the
 //!   samples' mean and covariance and a Gaussian target; it only sees the first two moments.
-//!
-//! The core crate has no estimator for two sample sets yet; when it gets one, `heldout_tmid`
-//! should be checked against it.
 
 use crate::critic_check::{new_critic, train_critic, variational_value, CriticFit, McValue};
 use crate::error::TrainError;
 use crate::mgm::{Mgm, MgmConfig, Variant};
 use crate::progress::Progress;
 use midpoint::divergence::{d_tmid, ExactOptions};
+use midpoint::estimate::{estimate_with_progress, DivergenceKind, EstimateOptions, EstimateReport};
 use midpoint::{Evaluation, Gaussian, Law, StochasticInterpolant};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
@@ -34,9 +37,10 @@ fn dist(a: ndarray::ArrayView1<'_, f64>, b: ndarray::ArrayView1<'_, f64>) -> f64
 }
 
 /// Mean distance between rows of `x` and rows of `y`; within one set (`same`) over pairs
-/// `i ≠ j` only.
+/// `i ≠ j` only. Row sums are computed in parallel but added in row order, so the result does
+/// not depend on the thread count or scheduling.
 fn mean_distance(x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>, same: bool) -> f64 {
-    let total: f64 = (0..x.nrows())
+    let rows: Vec<f64> = (0..x.nrows())
         .into_par_iter()
         .map(|i| {
             let xi = x.row(i);
@@ -45,7 +49,8 @@ fn mean_distance(x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>, same: bool) -> 
                 .map(|j| dist(xi, y.row(j)))
                 .sum::<f64>()
         })
-        .sum();
+        .collect();
+    let total: f64 = rows.iter().sum();
     let pairs = if same {
         x.nrows() * (x.nrows() - 1)
     } else {
@@ -105,6 +110,29 @@ pub fn gaussian_fit_tmid(
 ) -> Result<Evaluation, TrainError> {
     let fit: Law = gaussian_fit(generated)?.into();
     Ok(d_tmid(&fit, target, si, &ExactOptions::default())?)
+}
+
+/// The core crate's estimate of `D_t-mid^{lin,σ}(p_generated, p_target)` (Eq. 8) from two
+/// sample sets ([`midpoint::estimate`] with its defaults: RFF ridge critics cross-fitted over 2
+/// folds, sign-flip test with 1000 resamples), `generated` as `X0`. `seed` fixes every random
+/// choice; `progress` shows the estimator's stages.
+pub fn core_tmid(
+    generated: ArrayView2<'_, f64>,
+    target: ArrayView2<'_, f64>,
+    sigma: f64,
+    seed: u64,
+    progress: &Progress,
+) -> Result<EstimateReport, TrainError> {
+    let opts = EstimateOptions {
+        divergence: DivergenceKind::TMid,
+        interpolant: StochasticInterpolant::linear(sigma)?,
+        seed,
+        ..EstimateOptions::default()
+    };
+    let report = estimate_with_progress(generated, target, &opts, &|p| {
+        progress.at(p.stage.label(), p.done, p.total)
+    })?;
+    Ok(report)
 }
 
 /// A held-out variational estimate of `D_t-mid` (see [`heldout_tmid`]).
@@ -213,6 +241,25 @@ mod tests {
         let y = array![[0.0, 0.0], [0.0, 0.0]];
         assert!((energy_distance(x.view(), y.view()).unwrap()).abs() < 1e-12);
         assert!(energy_distance(x.view(), array![[1.0]].view()).is_err());
+    }
+
+    #[test]
+    fn energy_distance_does_not_depend_on_the_thread_count() {
+        // Rounding-level differences between thread pools would make metrics.json of the
+        // same run differ from machine to machine; the row sums are added in a fixed order.
+        let x = ndarray::Array2::from_shape_fn((997, 2), |(i, j)| ((i * 7 + j) as f64).sin());
+        let y = ndarray::Array2::from_shape_fn((1003, 2), |(i, j)| ((i * 3 + j) as f64).cos());
+        let with = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| energy_distance(x.view(), y.view()).unwrap())
+        };
+        let one = with(1);
+        for threads in [2, 3, 8] {
+            assert_eq!(with(threads).to_bits(), one.to_bits(), "{threads} threads");
+        }
     }
 
     #[test]

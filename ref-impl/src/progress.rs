@@ -42,6 +42,14 @@ impl Progress {
         self.bar.set_message("");
     }
 
+    /// Shows `pos` of `len` steps of the stage `label` (for work that reports its own
+    /// progress, like the core crate's estimator).
+    pub fn at(&self, label: &str, pos: u64, len: u64) {
+        self.bar.set_prefix(label.to_string());
+        self.bar.set_length(len);
+        self.bar.set_position(pos);
+    }
+
     /// Advances by one step.
     pub fn inc(&self) {
         self.bar.inc(1);

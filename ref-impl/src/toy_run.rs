@@ -7,19 +7,21 @@
 //! |---|---|
 //! | `samples.npy` | `eval_samples × d` samples of the EMA generator (float64) |
 //! | `target.npy` | as many fresh target samples (the reference of the metrics) |
-//! | `metrics.json` | settings, energy distance, held-out `D_t-mid` estimate (and the exact `D_t-mid` of the Gaussian fit for Gaussian targets), final losses, timing |
+//! | `metrics.json` | settings, energy distance, two estimates of `D_t-mid` (the held-out neural critic and the core crate's cross-fitted RFF estimator with its sign-flip p-value), their agreement, the exact `D_t-mid` of the Gaussian fit for Gaussian targets, final losses, timing |
 //! | `losses.csv` | `step,critic,generator` for every step |
+//! | `curve.csv` | `step,energy_distance` of the EMA generator every `curve_every` steps (on `curve_samples` fixed latents against as many fixed target samples) |
 //! | `scatter.png` | target beside generated samples |
-//! | `losses.png` | critic and generator losses (window means) |
+//! | `losses.png` | critic and generator losses (window means) and the energy-distance curve |
 
 use crate::critic_check::{array_tensor, tensor_array, CriticFit};
 use crate::error::TrainError;
-use crate::metrics::{energy_distance, gaussian_fit_tmid, heldout_tmid, HeldOut};
+use crate::metrics::{core_tmid, energy_distance, gaussian_fit_tmid, heldout_tmid, HeldOut};
 use crate::mgm::{Ema, Mgm, MgmConfig, MgmTrainer, Network, StepLosses, Variant};
 use crate::nets::{Mlp, MlpConfig};
 use crate::plot::{loss_panels, scatter_panels, Panel, Series};
 use crate::progress::Progress;
 use crate::toy::Target;
+use midpoint::estimate::EstimateReport;
 use midpoint::{Law, StochasticInterpolant};
 use rand::SeedableRng;
 use std::io::Write;
@@ -60,12 +62,18 @@ pub struct ToyConfig {
     pub eval_sigma: f64,
     /// Critic fit of the held-out estimate.
     pub eval_fit: CriticFit,
+    /// Steps between points of the energy-distance curve (0: no curve).
+    pub curve_every: usize,
+    /// Generated and target samples per curve point.
+    pub curve_samples: usize,
 }
 
 impl ToyConfig {
-    /// Defaults for a target: MGM, `σ = σ' = 0.05`, 20k steps of batch 256 at lr 1e-3, MLPs of
+    /// Defaults for a target: MGM, `σ = σ' = 0.05`, 20k steps of batch 256 at lr 3e-4 (at 1e-3
+    /// a swiss-roll run blew up after 8600 steps; see docs/trainer.md), MLPs of
     /// width 128 with 2 blocks, generator EMA 0.999, latent of the data's dimension, 20k
-    /// evaluation samples, held-out critic of 2000 steps of 512 pairs.
+    /// evaluation samples, held-out critic of 2000 steps of 512 pairs, an energy-distance
+    /// curve point every 500 steps on 2000 samples.
     pub fn new(data: &str, dim: usize) -> Self {
         ToyConfig {
             data: data.to_string(),
@@ -74,7 +82,7 @@ impl ToyConfig {
             critic_sigma: 0.05,
             steps: 20_000,
             batch: 256,
-            lr: 1e-3,
+            lr: 3e-4,
             ema_decay: 0.999,
             seed: 0,
             latent_dim: dim as i64,
@@ -88,6 +96,8 @@ impl ToyConfig {
                 seed: 1,
                 ..CriticFit::default()
             },
+            curve_every: 500,
+            curve_samples: 2000,
         }
     }
 
@@ -104,6 +114,9 @@ impl ToyConfig {
         }
         if self.eval_samples < 4 {
             return bad("--eval-samples must be at least 4");
+        }
+        if self.curve_every > 0 && self.curve_samples < 2 {
+            return bad("the energy-distance curve needs at least 2 samples");
         }
         Ok(())
     }
@@ -129,9 +142,23 @@ pub struct ToyReport {
     pub tmid_method: String,
     /// Details of the held-out estimate.
     pub tmid_heldout: HeldOut,
+    /// The core crate's cross-fitted estimate of the same `D_t-mid` ([`core_tmid`]).
+    pub tmid_core_estimate: f64,
+    /// Its standard error.
+    pub tmid_core_std_error: f64,
+    /// Its sign-flip p-value for `H0: p_generated = p_target`.
+    pub tmid_core_p_value: Option<f64>,
+    /// `(held-out − core) / sqrt(SE_held-out² + SE_core²)`: both estimate the same
+    /// `D_t-mid` from below, so |z| ≲ 2 says the two critics agree within their errors; a
+    /// large |z| says one critic fits the field worse (the smaller value is the worse fit).
+    pub tmid_cross_check_z: f64,
+    /// The core crate's full report (critic choices, profile `D(t)`, test).
+    pub tmid_core: EstimateReport,
     /// Exact `D_t-mid^{lin, eval_sigma}` between the Gaussian fit of the generated samples
     /// and the target (Gaussian targets only).
     pub tmid_gaussian_fit_exact: Option<f64>,
+    /// `(step, energy distance)` of the EMA generator during training (see `curve.csv`).
+    pub curve: Vec<(usize, f64)>,
     /// Mean losses over the last 5% of steps.
     pub final_losses: StepLosses,
     /// Seconds of training.
@@ -197,9 +224,30 @@ pub fn run_toy(
     let mut ema = Ema::new(ema_vs, &generator.vs, config.ema_decay)?;
     let mut trainer = MgmTrainer::new(mgm, generator, critic);
 
+    // Fixed latents and target samples for the curve, drawn before training (from a stream of
+    // their own for the target) so that the curve does not depend on when it is evaluated.
+    let latent = config.latent_dim;
+    let curve_z = Tensor::randn(
+        [config.curve_samples.max(2) as i64, latent],
+        (Kind::Float, device),
+    );
+    let curve_target = target.sample(
+        config.curve_samples.max(2),
+        &mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0xC0FFEE),
+    )?;
+    let curve_point = |net: &Mlp| -> Result<f64, TrainError> {
+        let g = tensor_array(&tch::no_grad(|| {
+            crate::mgm::Generator::generate(net, &curve_z, false)
+        }))?;
+        if g.iter().any(|v| !v.is_finite()) {
+            return Ok(f64::NAN);
+        }
+        energy_distance(g.view(), curve_target.view())
+    };
+    let mut curve = Vec::new();
+
     let start = std::time::Instant::now();
     progress.stage(config.steps as u64, config.variant.name());
-    let latent = config.latent_dim;
     let mut batch = || -> Result<(Tensor, Tensor), TrainError> {
         let z = Tensor::randn([config.batch, latent], (Kind::Float, device));
         let x1 = array_tensor(&target.sample(config.batch as usize, &mut rng)?, device);
@@ -213,6 +261,10 @@ pub fn run_toy(
         progress.inc();
         if step % 200 == 0 {
             progress.message(format!("L_ψ {:.3} L_θ {:.4}", l.critic, l.generator));
+        }
+        let done = step + 1;
+        if config.curve_every > 0 && (done % config.curve_every == 0 || done == config.steps) {
+            curve.push((done, curve_point(&ema_net)?));
         }
     }
     let train_seconds = start.elapsed().as_secs_f64();
@@ -242,6 +294,13 @@ pub fn run_toy(
         device,
         progress,
     )?;
+    let core = core_tmid(
+        generated.view(),
+        reference.view(),
+        config.eval_sigma,
+        config.eval_fit.seed,
+        progress,
+    )?;
     let si = StochasticInterpolant::linear(config.eval_sigma)?;
     let gaussian_fit = match target.law() {
         Some(law @ Law::Gaussian(_)) => Some(gaussian_fit_tmid(generated.view(), law, &si)?.value),
@@ -264,7 +323,14 @@ pub fn run_toy(
             heldout.fit_samples, heldout.fit_samples, heldout.heldout_pairs
         ),
         tmid_heldout: heldout,
+        tmid_core_estimate: core.estimate,
+        tmid_core_std_error: core.std_error,
+        tmid_core_p_value: core.p_value,
+        tmid_cross_check_z: (heldout.estimate.value - core.estimate)
+            / heldout.estimate.std_error.hypot(core.std_error),
+        tmid_core: core,
         tmid_gaussian_fit_exact: gaussian_fit,
+        curve: curve.clone(),
         final_losses: StepLosses {
             critic: mean(|l| l.critic),
             generator: mean(|l| l.generator),
@@ -285,6 +351,14 @@ pub fn run_toy(
         writeln!(w, "{i},{:?},{:?}", l.critic, l.generator).map_err(|e| TrainError::io(&csv, e))?;
     }
     w.flush().map_err(|e| TrainError::io(&csv, e))?;
+    if !curve.is_empty() {
+        let path = out.join("curve.csv");
+        let mut text = String::from("step,energy_distance\n");
+        for (s, e) in &curve {
+            text.push_str(&format!("{s},{e:?}\n"));
+        }
+        std::fs::write(&path, text).map_err(|e| TrainError::io(&path, e))?;
+    }
     scatter_panels(
         &out.join("scatter.png"),
         &[
@@ -305,18 +379,22 @@ pub fn run_toy(
     )?;
     let critic_curve: Vec<f64> = losses.iter().map(|l| l.critic).collect();
     let gen_curve: Vec<f64> = losses.iter().map(|l| l.generator).collect();
-    loss_panels(
-        &out.join("losses.png"),
-        &[
-            Series {
-                title: "critic loss L_ψ".into(),
-                points: smooth(&critic_curve),
-            },
-            Series {
-                title: "generator loss L_θ".into(),
-                points: smooth(&gen_curve),
-            },
-        ],
-    )?;
+    let mut series = vec![
+        Series {
+            title: "critic loss L_ψ".into(),
+            points: smooth(&critic_curve),
+        },
+        Series {
+            title: "generator loss L_θ".into(),
+            points: smooth(&gen_curve),
+        },
+    ];
+    if !curve.is_empty() {
+        series.push(Series {
+            title: format!("energy distance (EMA, {} samples)", config.curve_samples),
+            points: curve.iter().map(|&(s, e)| (s as f64, e)).collect(),
+        });
+    }
+    loss_panels(&out.join("losses.png"), &series)?;
     Ok(report)
 }

@@ -247,7 +247,15 @@ fn small_toy_run_writes_every_output() {
     }
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
-    for key in ["energy_distance", "tmid_estimate", "tmid_std_error"] {
+    for key in [
+        "energy_distance",
+        "tmid_estimate",
+        "tmid_std_error",
+        "tmid_core_estimate",
+        "tmid_core_std_error",
+        "tmid_core_p_value",
+        "tmid_cross_check_z",
+    ] {
         assert!(m[key].as_f64().unwrap().is_finite(), "{key}");
     }
     assert_eq!(m["config"]["variant"], "naive");

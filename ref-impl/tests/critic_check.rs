@@ -174,6 +174,33 @@ fn heldout_estimate_is_a_tight_lower_bound() {
 }
 
 #[test]
+fn core_estimate_in_metrics_brackets_exact_tmid() {
+    // The core crate's estimator as `toy` calls it (`metrics::core_tmid`: σ passed through,
+    // generated samples as X0) on 20k draws of each law of the 2-D pair. Same requirements as
+    // for the held-out estimate, fixed before running: not above the exact D_t-mid by more
+    // than 4 SE (Prop. 3.3; false failure ≈ 3e-5), at most 10% (plus 4 SE) below it, and the
+    // sign-flip test rejects p0 = p1 (p < 0.01). The bracket catches a wrong scale (D_mid
+    // instead of D_t-mid, a missing ½); σ changes the exact value too little for it, so the
+    // report's noise schedule is checked by name.
+    let _g = lock();
+    let (p0, p1) = gaussian_2d();
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(9);
+    let x0 = p0.sample(20_000, &mut rng).unwrap();
+    let x1 = p1.sample(20_000, &mut rng).unwrap();
+    let si = midpoint::StochasticInterpolant::linear(0.05).unwrap();
+    let exact = d_tmid(&p0, &p1, &si, &ExactOptions::default())
+        .unwrap()
+        .value;
+    let r = midpoint_train::metrics::core_tmid(x0.view(), x1.view(), 0.05, 4, &Progress::hidden())
+        .unwrap();
+    let (v, se) = (r.estimate, r.std_error);
+    assert_eq!(r.noise, "sqrt(0.05·t(1−t))");
+    assert!(v < exact + 4.0 * se, "core {v} ± {se}, exact {exact}");
+    assert!(v > 0.9 * exact - 4.0 * se, "core {v} ± {se}, exact {exact}");
+    assert!(r.p_value.unwrap() < 0.01);
+}
+
+#[test]
 fn mismatched_dimensions_are_refused() {
     let _g = lock();
     let (p0, _) = gaussian_1d();

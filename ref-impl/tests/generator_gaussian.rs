@@ -43,7 +43,10 @@ fn run(steps: usize, dir: &std::path::Path) -> ToyReport {
 /// target standard deviations and each standard deviation within 10% (with 4000 samples the
 /// sampling SEs are 1.6% and 1.1% of the target standard deviation, so sampling noise alone
 /// fails them with probability < 1e-8), the correlation below 0.1 in magnitude (SE 0.016), and
-/// both divergence estimates at least ten times smaller than before training.
+/// all three divergence measures at least ten times smaller than before training: the held-out
+/// neural-critic estimate, the core crate's cross-fitted estimate (`midpoint::estimate`) and
+/// the exact D_t-mid of the generated samples' Gaussian fit. Before training the core crate's
+/// sign-flip test must reject `p_generated = p_target` (p < 0.01).
 #[test]
 fn generator_learns_a_shifted_rescaled_gaussian() {
     tch::set_num_threads(1);
@@ -58,12 +61,17 @@ fn generator_learns_a_shifted_rescaled_gaussian() {
         / (samples.nrows() as f64 - 1.0)
         / (std[0] * std[1]);
     let report = format!(
-        "mean {mean}, std {std}, corr {corr:.3}; held-out D_t-mid {:.4} → {:.4}, Gaussian-fit D_t-mid {:?} → {:?}",
+        "mean {mean}, std {std}, corr {corr:.3}; held-out D_t-mid {:.4} → {:.4}, core estimate {:.4} ± {:.4} → {:.4} ± {:.4}, Gaussian-fit D_t-mid {:?} → {:?}",
         before.tmid_estimate,
         after.tmid_estimate,
+        before.tmid_core_estimate,
+        before.tmid_core_std_error,
+        after.tmid_core_estimate,
+        after.tmid_core_std_error,
         before.tmid_gaussian_fit_exact,
         after.tmid_gaussian_fit_exact
     );
+    eprintln!("{report}");
     for i in 0..2 {
         assert!((mean[i] - MEAN[i]).abs() < 0.1 * STD[i], "{report}");
         assert!((std[i] / STD[i] - 1.0).abs() < 0.1, "{report}");
@@ -73,6 +81,11 @@ fn generator_learns_a_shifted_rescaled_gaussian() {
         after.tmid_estimate < before.tmid_estimate / 10.0,
         "{report}"
     );
+    assert!(
+        after.tmid_core_estimate < before.tmid_core_estimate / 10.0,
+        "{report}"
+    );
+    assert!(before.tmid_core_p_value.unwrap() < 0.01, "{report}");
     let (b, a) = (
         before.tmid_gaussian_fit_exact.unwrap(),
         after.tmid_gaussian_fit_exact.unwrap(),

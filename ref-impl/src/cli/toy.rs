@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, default_value_t = 256)]
     batch: i64,
     /// Learning rate of both Adam optimizers (β1 = 0).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-4)]
     lr: f64,
     /// Decay of the generator weight EMA used for the samples and metrics (App. B; 0: last
     /// weights).
@@ -55,6 +55,9 @@ pub struct Args {
     /// Critic steps of the held-out D_t-mid estimate.
     #[arg(long, default_value_t = 2000)]
     eval_steps: usize,
+    /// Steps between points of the energy-distance curve (curve.csv; 0: none).
+    #[arg(long, default_value_t = 500)]
+    curve_every: usize,
     /// auto (CUDA if available), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -90,6 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.blocks = a.blocks;
     cfg.eval_samples = a.eval_samples;
     cfg.eval_sigma = a.eval_sigma;
+    cfg.curve_every = a.curve_every;
     cfg.eval_fit = CriticFit {
         steps: a.eval_steps,
         seed: a.seed.wrapping_add(1),
@@ -102,12 +106,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     let r = run_toy(&target, &cfg, device, &a.out, &progress)?;
     println!(
-        "{} on {}: energy distance {:.5}, D_t-mid (held-out) {:.5} ± {:.5}{}; wrote {}",
+        "{} on {}: energy distance {:.5}, D_t-mid (held-out) {:.5} ± {:.5}, D_t-mid (core estimate) {:.5} ± {:.5} (sign-flip p = {}){}; wrote {}",
         a.variant.name(),
         target.name(),
         r.energy_distance,
         r.tmid_estimate,
         r.tmid_std_error,
+        r.tmid_core_estimate,
+        r.tmid_core_std_error,
+        r.tmid_core_p_value
+            .map(|p| format!("{p:.4}"))
+            .unwrap_or_else(|| "-".into()),
         r.tmid_gaussian_fit_exact
             .map(|v| format!(", D_t-mid (Gaussian fit, exact) {v:.5}"))
             .unwrap_or_default(),
