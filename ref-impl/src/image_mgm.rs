@@ -27,14 +27,18 @@
 //! **Randomness.** Step `k` starts with `tch::manual_seed(derive(seed, k))`; `z`, `t`, `b`,
 //! `ε` and dropout masks come from that, and its two data batches are images `2k` and `2k + 1`
 //! of an [`ImageSource`], a pure function of their index. Nothing random is carried across
-//! steps, so weights, EMA, optimizer state and `k` determine the rest of a run (exact resume
-//! needs an optimizer whose state can be saved: see [`ImageMgm::state`]).
+//! steps, so weights, EMA, optimizer state and `k` determine the rest of a run (so [`ImageMgm::save`]
+//! and [`ImageMgm::resume`] give exact resume: bit-identical on the CPU).
 
+use crate::checkpoint::{self, Checkpoint, CheckpointError};
+use crate::data::order::derive_seed;
+use crate::data::{BatchOrder, ImageSet};
 use crate::edm::precond::SIGMA_MIN;
 use crate::edm::{DenoiserField, EdmPrecond, OneStepGenerator, UNetConfig};
 use crate::error::TrainError;
 use crate::mgm::{Ema, Generator, Mgm, MgmConfig, MgmTrainer, Network, StepLosses, Variant};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Settings of MGM training on images.
@@ -102,32 +106,74 @@ impl ImageMgmConfig {
 /// Training images (or any law over images) as a pure function of a batch index, so that a
 /// resumed run sees exactly the batches of the uninterrupted one.
 ///
-/// TODO(merge, branch `edm`): implement for `data::ImageSet` + `data::order::BatchOrder`
-/// (`set.batch(&order.indices(index, n), &order.flips(index, n, xflip), device)`).
+/// [`DataImages`] is the training set; [`LawImages`] a synthetic law.
 pub trait ImageSource {
     /// Batch `index` of `n` images `[n, C, H, W]`, fp32 in `[−1, 1]`, on `device`.
     fn batch(&mut self, index: u64, n: i64, device: Device) -> Result<Tensor, TrainError>;
+
+    /// What the images are (stored in checkpoints; a resume on other data is refused).
+    fn describe(&self) -> String {
+        "unnamed image source".into()
+    }
 }
 
-/// SplitMix64 finaliser (decorrelates nearby seeds).
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A training set ([`ImageSet`]: CIFAR-10 binary or a PNG folder) visited in the epoch-wise
+/// permutations of [`BatchOrder`], optionally mirrored left–right with probability ½.
+#[derive(Debug)]
+pub struct DataImages {
+    set: ImageSet,
+    order: BatchOrder,
+    xflip: bool,
+    seed: u64,
 }
 
-/// The seed of stream `stream` at position `k` of run `seed`.
-///
-/// TODO(merge, branch `edm`): the same rule as `data::order::derive_seed`; use that one.
-pub fn derive_seed(seed: u64, stream: u64, k: u64) -> u64 {
-    splitmix64(splitmix64(seed ^ splitmix64(stream)) ^ k)
+impl DataImages {
+    /// The images of `set` in the order of run seed `seed`.
+    pub fn new(set: ImageSet, seed: u64, xflip: bool) -> Result<Self, TrainError> {
+        if set.is_empty() {
+            return Err(TrainError::InvalidOption(format!(
+                "{}: no training images",
+                set.source()
+            )));
+        }
+        let order = BatchOrder::new(set.len(), derive_seed(seed, DATA_STREAM, 0));
+        Ok(DataImages {
+            set,
+            order,
+            xflip,
+            seed,
+        })
+    }
+}
+
+impl ImageSource for DataImages {
+    fn batch(&mut self, index: u64, n: i64, device: Device) -> Result<Tensor, TrainError> {
+        let n = usize::try_from(n)
+            .map_err(|_| TrainError::InvalidOption(format!("batch of {n} images")))?;
+        let idx = self.order.indices(index, n);
+        let flips = self.order.flips(index, n, self.xflip);
+        Ok(self.set.batch(&idx, &flips, device))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} ({} images, xflip {}, seed {})",
+            self.set.source(),
+            self.set.len(),
+            self.xflip,
+            self.seed
+        )
+    }
 }
 
 /// Stream of the per-step torch seeds.
 const TORCH_STREAM: u64 = 0x004d_474d;
 /// Stream of the fixed latents of the sample grids.
 const GRID_STREAM: u64 = 0x4752_4944;
+/// Stream of the training set's batch order.
+const DATA_STREAM: u64 = 0x4441_5441;
+/// Checkpoint format tag.
+pub const FORMAT: &str = "midpoint-mgm-v1";
 
 /// Checks that `dst` and `src` hold the same variable names with the same shapes (so that a
 /// warmup of another architecture is refused instead of broadcast into place), then copies.
@@ -171,8 +217,9 @@ impl ImageMgm {
     /// Starts from the warmup's weights `warmup` (the variables of an [`EdmPrecond`] of
     /// `config.arch`, e.g. the warmup's EMA): `G_θ`, `f_ψ` and the EMA are three copies.
     ///
-    /// TODO(merge, branch `edm`): the CLI loads `warmup` from the warmup checkpoint (`ema.*`
-    /// tensors of `checkpoint::load`) into a VarStore of `EdmPrecond::new(config.arch)`.
+    /// The CLI passes the EMA of a warmup checkpoint ([`crate::warmup::Warmup::open`]).
+    /// Both networks get the hand-written Adam ([`Network::with_saveable_adam`]) so that a
+    /// checkpoint holds their moments.
     pub fn from_warmup(
         warmup: &nn::VarStore,
         config: ImageMgmConfig,
@@ -188,12 +235,12 @@ impl ImageMgm {
         let (g, g_vs) = copy()?;
         let (f, f_vs) = copy()?;
         let (e, e_vs) = copy()?;
-        let generator = Network::new(OneStepGenerator::new(g), g_vs, config.lr)?;
+        let generator = Network::with_saveable_adam(OneStepGenerator::new(g), g_vs, config.lr)?;
         let field = DenoiserField {
             net: f,
             sigma_min: config.t_floor,
         };
-        let field = Network::new(field, f_vs, config.lr)?;
+        let field = Network::with_saveable_adam(field, f_vs, config.lr)?;
         let ema = Ema::new(e_vs, &generator.vs, config.ema_decay)?;
         let mgm = Mgm::new(&MgmConfig {
             variant: config.variant,
@@ -281,11 +328,7 @@ impl ImageMgm {
 
     /// Every variable of the run as `generator.*`, `field.*`, `ema.*` (what a checkpoint must
     /// hold besides the optimizers' state, `k` and the config).
-    ///
-    /// TODO(merge, branch `edm`): tch's `nn::Optimizer` (used by `mgm::Network`) does not
-    /// expose Adam's moments, so a resume from these tensors restarts Adam. Exact resume needs
-    /// `mgm::Network` over `adam::Adam` (its `state`/`load_state`), saved under `adam_g.*` and
-    /// `adam_f.*`, and `checkpoint::save` of these tensors.
+    /// [`ImageMgm::save`] adds both Adams' moments.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (prefix, vs) in [
@@ -330,6 +373,155 @@ impl ImageMgm {
     }
 }
 
+impl ImageMgm {
+    /// Writes a checkpoint to `path` (atomic, SHA-256; [`checkpoint::save`]): the weights of
+    /// [`ImageMgm::state`], both Adams' moments (`adam_g.*`, `adam_f.*`), and in the
+    /// metadata the step, Adam's step counts, the config and `data` (the training images).
+    pub fn save(&self, path: &Path, data: &str) -> Result<(), TrainError> {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .state()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach()))
+            .collect();
+        let (g, f) = self.adams()?;
+        tensors.extend(g.state("adam_g"));
+        tensors.extend(f.state("adam_f"));
+        let mut meta = BTreeMap::new();
+        meta.insert("format".to_string(), FORMAT.to_string());
+        meta.insert("step".to_string(), self.steps_done().to_string());
+        meta.insert("adam_g_step".to_string(), g.steps().to_string());
+        meta.insert("adam_f_step".to_string(), f.steps().to_string());
+        meta.insert(
+            "config".to_string(),
+            serde_json::to_string(&self.config).expect("config serialises"),
+        );
+        meta.insert("data".to_string(), data.to_string());
+        meta.insert(
+            "rng".to_string(),
+            "stateless: step k reseeds torch with derive_seed(seed, k); batches from (seed, k)"
+                .into(),
+        );
+        meta.insert(
+            "torch_version".to_string(),
+            crate::device::TORCH_VERSION.to_string(),
+        );
+        checkpoint::save(path, &tensors, &meta)?;
+        Ok(())
+    }
+
+    fn adams(&self) -> Result<(&crate::adam::Adam, &crate::adam::Adam), TrainError> {
+        let g = self.trainer.generator.opt.saveable();
+        let f = self.trainer.critic.opt.saveable();
+        g.zip(f).ok_or_else(|| {
+            TrainError::InvalidOption("image MGM networks without a saveable Adam".into())
+        })
+    }
+
+    /// The config a checkpoint was written with (verified file).
+    pub fn saved_config(path: &Path) -> Result<ImageMgmConfig, TrainError> {
+        let ckpt = checkpoint::load(path)?;
+        Ok(read_config(&ckpt, path)?)
+    }
+
+    /// Resumes from the checkpoint at `path`, which must have been written with the same
+    /// `config` and the same training images `data`. The file is verified, every tensor is
+    /// checked for presence, dtype and shape, and only then is anything copied.
+    pub fn resume(
+        path: &Path,
+        config: ImageMgmConfig,
+        data: &str,
+        device: Device,
+    ) -> Result<Self, TrainError> {
+        let ckpt = checkpoint::load(path)?;
+        let saved = read_config(&ckpt, path)?;
+        if saved != config {
+            return Err(TrainError::InvalidOption(format!(
+                "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --sigma, --critic-sigma, --variant, --ema, --seed",
+                path.display(),
+                diff(&saved, &config)
+            )));
+        }
+        let saved_data = ckpt.meta(path, "data")?;
+        if saved_data != data {
+            return Err(TrainError::InvalidOption(format!(
+                "--resume: {} was trained on {saved_data}, not on {data}",
+                path.display()
+            )));
+        }
+        let parse = |key: &str| -> Result<u64, TrainError> {
+            ckpt.meta(path, key)?
+                .parse::<u64>()
+                .map_err(|e| CheckpointError::content(path, format!("{key}: {e}")).into())
+        };
+        let (step, g_step, f_step) = (parse("step")?, parse("adam_g_step")?, parse("adam_f_step")?);
+        let mut run = ImageMgm::from_random_init(config, device)?;
+        for (name, t) in run.state() {
+            let src = ckpt.tensor(path, &name)?;
+            if src.size() != t.size() || src.kind() != t.kind() {
+                return Err(CheckpointError::content(
+                    path,
+                    format!(
+                        "{name}: {:?} {:?}, expected {:?} {:?}",
+                        src.kind(),
+                        src.size(),
+                        t.kind(),
+                        t.size()
+                    ),
+                )
+                .into());
+            }
+        }
+        let (g, f) = run.adams()?;
+        g.check_state(&ckpt, path, "adam_g")?;
+        f.check_state(&ckpt, path, "adam_f")?;
+        tch::no_grad(|| {
+            for (name, mut t) in run.state() {
+                t.copy_(&ckpt.tensors[&name]);
+            }
+        });
+        let t = &mut run.trainer;
+        if let Some(a) = t.generator.opt.saveable_mut() {
+            a.load_state(&ckpt, "adam_g", g_step as i64);
+        }
+        if let Some(a) = t.critic.opt.saveable_mut() {
+            a.load_state(&ckpt, "adam_f", f_step as i64);
+        }
+        t.set_steps_done(step as usize);
+        Ok(run)
+    }
+}
+
+fn read_config(ckpt: &Checkpoint, path: &Path) -> Result<ImageMgmConfig, CheckpointError> {
+    let format = ckpt.meta(path, "format")?;
+    if format != FORMAT {
+        return Err(CheckpointError::content(
+            path,
+            format!("format {format:?}, expected {FORMAT:?}"),
+        ));
+    }
+    serde_json::from_str(ckpt.meta(path, "config")?)
+        .map_err(|e| CheckpointError::content(path, format!("config: {e}")))
+}
+
+/// The settings that differ, with both values.
+fn diff(saved: &ImageMgmConfig, now: &ImageMgmConfig) -> String {
+    let a = serde_json::to_value(saved).expect("serialise");
+    let b = serde_json::to_value(now).expect("serialise");
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return String::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            format!(
+                "{k}: checkpoint {v}, now {}",
+                b.get(k).cloned().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Images drawn from a law over flattened images (e.g. a [`midpoint::Law`] of dimension
 /// `C·H·W`): batch `index` is `n` draws from a generator seeded by `(seed, index)`.
 #[derive(Debug, Clone)]
@@ -364,5 +556,13 @@ impl ImageSource for LawImages {
         let x = crate::critic_check::law_tensor(&self.law, n as usize, &mut rng, device)?;
         let [c, h, w] = self.shape;
         Ok(x.reshape([n, c, h, w]))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "synthetic law of dimension {} (seed {})",
+            self.law.dim(),
+            self.seed
+        )
     }
 }

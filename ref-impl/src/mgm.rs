@@ -153,6 +153,60 @@ impl<F: Fn(&Tensor, &Tensor) -> Tensor> Field for F {
     }
 }
 
+/// The optimizer of a [`Network`]: libtorch's Adam (tch's `nn::Optimizer`; the toy trainer
+/// and the critic checks, whose recorded results were made with it) or the hand-written
+/// [`crate::adam::Adam`] with the same update, whose moments a checkpoint can hold (image
+/// MGM, for exact resume). Both use `β1 = 0`, `β2 = 0.999`, `ε = 1e-8` (App. B).
+pub enum Optimizer {
+    /// libtorch's `torch::optim::Adam` (state not readable from Rust).
+    Torch(nn::Optimizer),
+    /// [`crate::adam::Adam`] at learning rate `lr` (state in plain tensors).
+    Saveable {
+        /// The optimizer.
+        adam: crate::adam::Adam,
+        /// Its learning rate.
+        lr: f64,
+    },
+}
+
+impl Optimizer {
+    /// Zeroes the gradients, back-propagates `loss`, takes one step.
+    pub fn backward_step(&mut self, loss: &Tensor) {
+        match self {
+            Optimizer::Torch(opt) => opt.backward_step(loss),
+            Optimizer::Saveable { adam, lr } => {
+                adam.zero_grad();
+                loss.backward();
+                adam.step(*lr);
+            }
+        }
+    }
+
+    /// Sets the learning rate.
+    pub fn set_lr(&mut self, new: f64) {
+        match self {
+            Optimizer::Torch(opt) => opt.set_lr(new),
+            Optimizer::Saveable { lr, .. } => *lr = new,
+        }
+    }
+
+    /// The hand-written Adam, if this is one (for checkpoints).
+    pub fn saveable(&self) -> Option<&crate::adam::Adam> {
+        match self {
+            Optimizer::Torch(_) => None,
+            Optimizer::Saveable { adam, .. } => Some(adam),
+        }
+    }
+
+    /// The hand-written Adam, mutably, if this is one (for resume).
+    pub fn saveable_mut(&mut self) -> Option<&mut crate::adam::Adam> {
+        match self {
+            Optimizer::Torch(_) => None,
+            Optimizer::Saveable { adam, .. } => Some(adam),
+        }
+    }
+}
+
 /// A network with its variables and its optimizer.
 pub struct Network<N> {
     /// The module.
@@ -160,24 +214,45 @@ pub struct Network<N> {
     /// Its variables (frozen while the other network is updated through it).
     pub vs: nn::VarStore,
     /// Its Adam optimizer.
-    pub opt: nn::Optimizer,
+    pub opt: Optimizer,
 }
 
 impl<N> Network<N> {
-    /// Wraps `net` (whose variables live in `vs`) with [`adam`] at learning rate `lr`.
+    /// Wraps `net` (whose variables live in `vs`) with libtorch's [`adam`] at learning rate `lr`.
     pub fn new(net: N, vs: nn::VarStore, lr: f64) -> Result<Self, TrainError> {
-        let opt = adam(&vs, lr)?;
+        let opt = Optimizer::Torch(adam(&vs, lr)?);
         Ok(Network { net, vs, opt })
+    }
+
+    /// Wraps `net` with the hand-written [`crate::adam::Adam`] (`β1 = 0`) at learning rate
+    /// `lr`, whose state can be checkpointed.
+    pub fn with_saveable_adam(net: N, vs: nn::VarStore, lr: f64) -> Result<Self, TrainError> {
+        check_lr(lr)?;
+        let config = crate::adam::AdamConfig {
+            beta1: 0.0,
+            ..Default::default()
+        };
+        let adam = crate::adam::Adam::new(&vs, config);
+        Ok(Network {
+            net,
+            vs,
+            opt: Optimizer::Saveable { adam, lr },
+        })
     }
 }
 
-/// Adam with `β1 = 0`, `β2 = 0.999`, `ε = 1e-8`, no weight decay (App. B).
-pub fn adam(vs: &nn::VarStore, lr: f64) -> Result<nn::Optimizer, TrainError> {
+fn check_lr(lr: f64) -> Result<(), TrainError> {
     if !(lr.is_finite() && lr > 0.0) {
         return Err(TrainError::InvalidOption(format!(
             "learning rate must be finite and > 0, got {lr}"
         )));
     }
+    Ok(())
+}
+
+/// Adam with `β1 = 0`, `β2 = 0.999`, `ε = 1e-8`, no weight decay (App. B).
+pub fn adam(vs: &nn::VarStore, lr: f64) -> Result<nn::Optimizer, TrainError> {
+    check_lr(lr)?;
     use nn::OptimizerConfig;
     Ok(nn::Adam::default().beta1(0.0).build(vs, lr)?)
 }
@@ -491,6 +566,11 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
     /// Steps done so far.
     pub fn steps_done(&self) -> usize {
         self.step
+    }
+
+    /// Sets the step counter (resuming from a checkpoint written after `k` steps).
+    pub fn set_steps_done(&mut self, k: usize) {
+        self.step = k;
     }
 
     /// One iteration of Algorithm 1: a critic step on one fresh batch `(z, x1) = batch()`,

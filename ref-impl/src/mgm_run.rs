@@ -9,18 +9,22 @@
 //! | `fid.jsonl` | one line per FID evaluation: `step`, `samples`, `fid` |
 //! | `grids/step_NNNNNNN.png` | 8×8 grids of the EMA generator on fixed latents |
 //! | `losses.png` | critic and generator losses (window means) |
+//! | `fid.png` | FID against step (one panel per sample count) |
+//! | `checkpoint.safetensors` | [`ImageMgm::save`]: weights, Adam moments, step, config |
 //! | `summary.json` | steps, final losses, last FID, timing |
 //!
-//! Checkpoints and FID come from the rest of the crate through [`RunHooks`].
+//! Checkpoints and FID come through [`RunHooks`] ([`TrainHooks`]).
 
 use crate::error::TrainError;
+use crate::fid::{frechet_distance, ImageBatch, Inception, Statistics};
+use crate::grid::write_grid;
 use crate::image_mgm::{ImageMgm, ImageMgmConfig, ImageSource};
 use crate::mgm::StepLosses;
 use crate::plot::{loss_panels, Series};
 use crate::progress::Progress;
 use std::io::Write;
 use std::path::Path;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// Periodic work of a run (0 disables an item).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,11 +56,7 @@ impl Default for RunOptions {
     }
 }
 
-/// What the loop needs from the checkpoint and FID code.
-///
-/// TODO(merge, branches `edm` and `fid`): a hook that writes `checkpoint::save` of
-/// [`ImageMgm::state`] plus both Adams' moments, and one that computes FID of
-/// [`ImageMgm::samples`] against the training set's Inception statistics.
+/// What the loop needs from the checkpoint and FID code ([`TrainHooks`] in the CLI).
 pub trait RunHooks {
     /// Writes a checkpoint of `run` (after `run.steps_done()` steps) to `path`.
     fn checkpoint(&mut self, run: &ImageMgm, path: &Path) -> Result<(), TrainError>;
@@ -80,6 +80,73 @@ impl RunHooks for NoHooks {
         Err(TrainError::InvalidOption(
             "FID is not available in this build (use --fid-every 0 --final-fid 0)".into(),
         ))
+    }
+}
+
+/// FID of the EMA generator against fixed reference statistics (§5.1: FID-10k during
+/// training, FID-50K at the end).
+pub struct FidEval {
+    /// The Inception network.
+    pub inception: Inception,
+    /// Statistics of the reference images (the training set).
+    pub reference: Statistics,
+    /// Samples per generated batch.
+    pub batch: usize,
+    /// Seed of the latents (the same latents at every evaluation of a run).
+    pub seed: u64,
+}
+
+/// Stream of the FID latents.
+const FID_STREAM: u64 = 0x0046_4944;
+
+impl FidEval {
+    /// FID of `n ≥ 2` samples `G_ema(z)`, generated batch by batch and quantized to bytes like
+    /// saved images ([`ImageBatch::Signed`]). Reseeds torch; training steps reseed themselves,
+    /// so this leaves the run's trajectory unchanged.
+    pub fn fid(&self, run: &ImageMgm, n: usize) -> Result<f64, TrainError> {
+        if n < 2 || self.batch == 0 {
+            return Err(TrainError::InvalidOption(format!(
+                "FID needs at least 2 samples and a batch ≥ 1, got {n} and {}",
+                self.batch
+            )));
+        }
+        let [c, h, w] = run.config().image_shape();
+        tch::manual_seed(crate::data::order::derive_seed(self.seed, FID_STREAM, 0) as i64);
+        let b = self.batch;
+        let device = self.inception.device();
+        let batches = (0..n).step_by(b).map(|i| {
+            let m = b.min(n - i) as i64;
+            let z = Tensor::randn([m, c, h, w], (Kind::Float, tch::Device::Cpu));
+            Ok::<_, TrainError>(ImageBatch::Signed(run.samples(&z).to_device(device)))
+        });
+        let stats =
+            crate::fid::statistics_from_batches(&self.inception, batches, &Progress::hidden())?;
+        Ok(frechet_distance(&stats, &self.reference)?)
+    }
+}
+
+/// The hooks of `midpoint-train mgm`: checkpoints through [`ImageMgm::save`] (with the
+/// description of the training images), FID through [`FidEval`] (an error if absent).
+pub struct TrainHooks {
+    /// [`crate::image_mgm::ImageSource::describe`] of the training images.
+    pub data: String,
+    /// FID, when a reference was given.
+    pub fid: Option<FidEval>,
+}
+
+impl RunHooks for TrainHooks {
+    fn checkpoint(&mut self, run: &ImageMgm, path: &Path) -> Result<(), TrainError> {
+        run.save(path, &self.data)
+    }
+
+    fn fid(&mut self, run: &ImageMgm, n: usize) -> Result<f64, TrainError> {
+        match &self.fid {
+            Some(f) => f.fid(run, n),
+            None => Err(TrainError::InvalidOption(
+                "FID needs a reference (--fid-ref STATS|DIR), or --fid-every 0 --final-fid 0"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -158,54 +225,6 @@ pub fn read_losses(path: &Path) -> Result<Vec<LossLine>, TrainError> {
         .collect()
 }
 
-/// Writes `images` `[N, 3, H, W]` in `[−1, 1]` as a PNG grid of `cols` columns (values clamped,
-/// `round((v + 1)·127.5)`).
-///
-/// TODO(merge, branch `edm`): the same as `grid::write_grid`; use that one.
-pub fn write_grid(path: &Path, images: &Tensor, cols: i64) -> Result<(), TrainError> {
-    let size = images.size();
-    if size.len() != 4 || size[1] != 3 || cols < 1 || size[0] < 1 {
-        return Err(TrainError::InvalidOption(format!(
-            "image grid needs [N ≥ 1, 3, H, W] images and cols ≥ 1, got {size:?}"
-        )));
-    }
-    let (n, h, w) = (size[0], size[2], size[3]);
-    let rows = (n + cols - 1) / cols;
-    let x = ((images
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .clamp(-1.0, 1.0)
-        + 1.0)
-        * 127.5)
-        .round()
-        .to_kind(Kind::Uint8);
-    let x = Tensor::cat(
-        &[
-            x,
-            Tensor::zeros([rows * cols - n, 3, h, w], (Kind::Uint8, Device::Cpu)),
-        ],
-        0,
-    );
-    let hwc = x
-        .reshape([rows, cols, 3, h, w])
-        .permute([0, 3, 1, 4, 2])
-        .contiguous()
-        .reshape([-1]);
-    let bytes = Vec::<u8>::try_from(&hwc)?;
-    let file = std::fs::File::create(path).map_err(io(path))?;
-    let mut enc = png::Encoder::new(
-        std::io::BufWriter::new(file),
-        (cols * w) as u32,
-        (rows * h) as u32,
-    );
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| TrainError::io(path, e))?;
-    writer
-        .write_image_data(&bytes)
-        .map_err(|e| TrainError::io(path, e))
-}
-
 /// Window means of a series, about 400 points.
 fn smooth(points: &[(usize, f64)]) -> Vec<(f64, f64)> {
     let w = points.len().div_ceil(400).max(1);
@@ -219,6 +238,40 @@ fn smooth(points: &[(usize, f64)]) -> Vec<(f64, f64)> {
             )
         })
         .collect()
+}
+
+/// Reads `fid.jsonl` (every line must parse).
+pub fn read_fid(path: &Path) -> Result<Vec<FidLine>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| TrainError::io(path, format!("line {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// Draws `fid.png` (FID against step, one panel per sample count) from `fid.jsonl`.
+pub fn plot_fid(out: &Path) -> Result<(), TrainError> {
+    let lines = read_fid(&out.join("fid.jsonl"))?;
+    let mut counts: Vec<usize> = lines.iter().map(|l| l.samples).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let series: Vec<Series> = counts
+        .iter()
+        .map(|&n| Series {
+            title: format!("FID ({n} samples) of the EMA generator"),
+            points: lines
+                .iter()
+                .filter(|l| l.samples == n)
+                .map(|l| (l.step as f64, l.fid))
+                .collect(),
+        })
+        .collect();
+    loss_panels(&out.join("fid.png"), &series)?;
+    Ok(())
 }
 
 /// Draws `losses.png` from `losses.jsonl`.
@@ -277,6 +330,7 @@ pub fn run(
             fid: hooks.fid(run, n)?,
         };
         append_line(&out.join("fid.jsonl"), &line)?;
+        plot_fid(out)?;
         Ok(line)
     };
     let checkpoint = |run: &ImageMgm, hooks: &mut dyn RunHooks| {

@@ -121,7 +121,7 @@ fn bad_invocations_end_in_one_line() {
         let e = one_line_error(&o);
         assert!(e.contains(says), "{flag} {value}: {e}");
     }
-    // Asking for checkpoints or FID where this build has none: a clear error, not a panic.
+    // Asking for FID without a reference: a clear error, not a panic.
     let base = [
         "mgm",
         "--init",
@@ -151,18 +151,7 @@ fn bad_invocations_end_in_one_line() {
     ]);
     let e = one_line_error(&run(&args));
     assert!(e.contains("FID"), "{e}");
-    let mut args = base.to_vec();
-    args.extend([
-        "--fid-every",
-        "0",
-        "--final-fid",
-        "0",
-        "--checkpoint-every",
-        "1",
-    ]);
-    let e = one_line_error(&run(&args));
-    assert!(e.contains("checkpoint"), "{e}");
-    // --warmup and --resume are refused with the reason until the checkpoint code is wired.
+    // A warmup checkpoint that does not exist: the reason, naming the file.
     let e = one_line_error(&run(&[
         "mgm",
         "--warmup",
@@ -173,5 +162,10 @@ fn bad_invocations_end_in_one_line() {
         "--device",
         "cpu",
     ]));
+    assert!(e.contains("w.safetensors"), "{e}");
+    // --resume without a checkpoint in --out.
+    let mut args = base.to_vec();
+    args.extend(["--fid-every", "0", "--final-fid", "0", "--resume"]);
+    let e = one_line_error(&run(&args));
     assert!(e.contains("checkpoint"), "{e}");
 }

@@ -1,14 +1,18 @@
-//! `midpoint-train mgm (--warmup CKPT | --init random) (--data DIR | --synthetic) --out DIR
-//! [--steps N] [--batch 256] [--lr 1e-5] [--sigma 0] [--critic-sigma 0.01]
-//! [--variant mgm|midpoint] [--ema 0.999] [--arch ddpmpp] [--resume]`
+//! `midpoint-train mgm (--warmup CKPT | --init random | --resume) (--data DIR | --synthetic)
+//! --out DIR [--steps N] [--batch 256] [--lr 1e-5] [--sigma 0] [--critic-sigma 0.01]
+//! [--variant mgm|midpoint] [--ema 0.999] [--arch NAME] [--xflip]
+//! [--fid-ref STATS|DIR --fid-every 10000 --fid-n 10000 --final-fid 50000]`
 
 use midpoint::{Gaussian, Law};
+use midpoint_train::data::ImageSet;
 use midpoint_train::edm::UNetConfig;
-use midpoint_train::image_mgm::{ImageMgm, ImageMgmConfig, LawImages};
+use midpoint_train::fid::{stats_file, ImageBatch, Inception, Statistics};
+use midpoint_train::image_mgm::{DataImages, ImageMgm, ImageMgmConfig, ImageSource, LawImages};
 use midpoint_train::mgm::Variant;
-use midpoint_train::mgm_run::{run as run_mgm, NoHooks, RunOptions};
+use midpoint_train::mgm_run::{run as run_mgm, FidEval, RunOptions, TrainHooks};
 use midpoint_train::progress::Progress;
-use std::path::PathBuf;
+use midpoint_train::warmup::Warmup;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Init {
@@ -19,7 +23,11 @@ enum Init {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Warmup checkpoint whose (EMA) weights start the generator and the field.
-    #[arg(long, required_unless_present = "init", conflicts_with = "init")]
+    #[arg(
+        long,
+        required_unless_present_any = ["init", "resume"],
+        conflicts_with = "init"
+    )]
     warmup: Option<PathBuf>,
     /// Start from a fresh network instead of a warmup.
     #[arg(long, value_enum)]
@@ -37,9 +45,13 @@ pub struct Args {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Network: ddpmpp, ddpmpp-noaug or tiny.
-    #[arg(long, default_value = "ddpmpp")]
-    arch: String,
+    /// Network: ddpmpp, ddpmpp-noaug or tiny (default: the warmup's, or the checkpoint's on
+    /// --resume, else ddpmpp).
+    #[arg(long)]
+    arch: Option<String>,
+    /// Mirror training images left–right with probability ½.
+    #[arg(long)]
+    xflip: bool,
     /// Iterations of Algorithm 1 (one critic and one generator update each).
     #[arg(long, default_value_t = 200_000)]
     steps: usize,
@@ -70,12 +82,23 @@ pub struct Args {
     /// Checkpoint every this many steps (0: none).
     #[arg(long, default_value_t = 5000)]
     checkpoint_every: usize,
-    /// FID-10k every this many steps (0: none).
+    /// FID every this many steps (0: none; needs --fid-ref).
     #[arg(long, default_value_t = 10_000)]
     fid_every: usize,
-    /// Samples of the periodic FID.
-    #[arg(long, default_value_t = 10_000)]
+    /// Samples of the periodic FID (FID-10k).
+    #[arg(long = "fid-n", default_value_t = 10_000)]
     fid_samples: usize,
+    /// FID reference: a statistics file of `fid-ref`, or a folder of images (CIFAR-10 binary
+    /// or PNG) whose statistics are computed once at the start.
+    #[arg(long)]
+    fid_ref: Option<PathBuf>,
+    /// Images per Inception batch.
+    #[arg(long, default_value_t = 64)]
+    fid_batch: usize,
+    /// Inception weights (default: $MIDPOINT_INCEPTION, else the cache path of
+    /// scripts/ensure-inception.sh).
+    #[arg(long)]
+    inception: Option<PathBuf>,
     /// Samples of the final FID (0: none).
     #[arg(long, default_value_t = 50_000)]
     final_fid: usize,
@@ -103,10 +126,39 @@ fn synthetic_law(arch: &UNetConfig) -> anyhow::Result<Law> {
     Ok(Gaussian::isotropic(mean, 0.04)?.into())
 }
 
+/// Reference statistics: a `fid-ref` file, or the images of a folder.
+fn reference_stats(inception: &Inception, path: &Path, batch: usize) -> anyhow::Result<Statistics> {
+    if path.is_file() {
+        return Ok(stats_file::load(path)?);
+    }
+    let set = ImageSet::open(path)?;
+    let n = set.len();
+    let batches = (0..n).step_by(batch).map(|i| {
+        Ok::<_, anyhow::Error>(ImageBatch::Bytes(set.images().narrow(
+            0,
+            i as i64,
+            batch.min(n - i) as i64,
+        )))
+    });
+    midpoint_train::fid::statistics_from_batches(inception, batches, &Progress::hidden())
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     super::set_threads(a.threads);
     let device = midpoint_train::device::parse_device(&a.device)?;
-    let arch = UNetConfig::named(&a.arch)?;
+    let ckpt_path = a.out.join("checkpoint.safetensors");
+    // The warmup is opened first (its architecture is the default); on --resume the weights
+    // come from the checkpoint and the warmup is not read.
+    let warmup = match (&a.warmup, a.resume) {
+        (Some(path), false) => Some(Warmup::open(path, device)?),
+        _ => None,
+    };
+    let arch = match (&a.arch, &warmup) {
+        (Some(name), _) => UNetConfig::named(name)?,
+        (None, Some(w)) => w.options().arch.clone(),
+        (None, None) if a.resume => ImageMgm::saved_config(&ckpt_path)?.arch,
+        (None, None) => UNetConfig::named("ddpmpp")?,
+    };
     let config = ImageMgmConfig {
         variant: a.variant,
         sigma: a.sigma,
@@ -117,36 +169,56 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed,
         ..ImageMgmConfig::paper(arch.clone())
     };
-    if a.resume {
-        // TODO(merge, branch `edm`): checkpoint::load of OUT/checkpoint.safetensors, then
-        // ImageMgm::load_state and the Adam moments, and continue at its step.
-        anyhow::bail!("--resume needs the checkpoint code (not in this build)");
-    }
-    let mut mgm = match (&a.warmup, a.init) {
-        (Some(path), _) => {
-            // TODO(merge, branch `edm`): load the warmup checkpoint's EMA weights into a
-            // VarStore of EdmPrecond::new(arch) and call ImageMgm::from_warmup.
-            anyhow::bail!(
-                "{}: loading warmup checkpoints needs the checkpoint code (not in this build); use --init random",
-                path.display()
-            );
-        }
-        (None, Some(Init::Random)) => ImageMgm::from_random_init(config, device)?,
-        (None, None) => anyhow::bail!("give --warmup CKPT or --init random"),
-    };
-    let mut data = match &a.data {
-        Some(dir) => {
-            // TODO(merge, branch `edm`): data::ImageSet::open(dir) with its BatchOrder as an
-            // ImageSource.
-            anyhow::bail!(
-                "{}: image folders need the data loaders (not in this build); use --synthetic",
-                dir.display()
-            );
-        }
+    let mut data: Box<dyn ImageSource> = match &a.data {
+        Some(dir) => Box::new(DataImages::new(ImageSet::open(dir)?, a.seed, a.xflip)?),
         None => {
             let shape = [arch.img_channels, arch.img_resolution, arch.img_resolution];
-            LawImages::new(synthetic_law(&arch)?, shape, a.seed)?
+            Box::new(LawImages::new(synthetic_law(&arch)?, shape, a.seed)?)
         }
+    };
+    let described = data.describe();
+    let mut mgm = if a.resume {
+        ImageMgm::resume(&ckpt_path, config, &described, device)?
+    } else {
+        match (&warmup, a.init) {
+            (Some(w), _) => {
+                if w.options().arch != arch {
+                    anyhow::bail!(
+                        "invalid option: --arch differs from the warmup's network ({:?})",
+                        w.options().arch
+                    );
+                }
+                ImageMgm::from_warmup(w.ema().1, config, device)?
+            }
+            (None, Some(Init::Random)) => ImageMgm::from_random_init(config, device)?,
+            (None, None) => anyhow::bail!("give --warmup CKPT, --init random or --resume"),
+        }
+    };
+    drop(warmup);
+    let fid = match &a.fid_ref {
+        Some(r) => {
+            if a.fid_batch == 0 {
+                anyhow::bail!("invalid option: --fid-batch must be at least 1");
+            }
+            if !(r.is_file() || r.is_dir()) {
+                anyhow::bail!(
+                    "{}: --fid-ref is neither a statistics file nor a folder",
+                    r.display()
+                );
+            }
+            let inception = match &a.inception {
+                Some(p) => Inception::load(p, device)?,
+                None => Inception::load_default(device)?,
+            };
+            let reference = reference_stats(&inception, r, a.fid_batch)?;
+            Some(FidEval {
+                inception,
+                reference,
+                batch: a.fid_batch,
+                seed: a.seed,
+            })
+        }
+        None => None,
     };
     let options = RunOptions {
         steps: a.steps,
@@ -156,12 +228,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         fid_samples: a.fid_samples,
         final_fid_samples: a.final_fid,
     };
+    if fid.is_none() && (options.fid_every > 0 || options.final_fid_samples > 0) {
+        anyhow::bail!(
+            "invalid option: FID needs --fid-ref STATS|DIR (or --fid-every 0 --final-fid 0)"
+        );
+    }
+    let mut hooks = TrainHooks {
+        data: described,
+        fid,
+    };
     let progress = Progress::new(a.steps as u64, "mgm", super::show_progress(a.quiet));
     let summary = run_mgm(
         &mut mgm,
-        &mut data,
+        data.as_mut(),
         &options,
-        &mut NoHooks,
+        &mut hooks,
         &a.out,
         &progress,
     )?;
@@ -176,6 +257,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             a.out.display()
         ),
         None => println!("nothing to do: {} steps already done", summary.steps),
+    }
+    if let Some(f) = summary.last_fid {
+        println!(
+            "FID {:.4} ({} samples) at step {}",
+            f.fid, f.samples, f.step
+        );
     }
     Ok(())
 }
