@@ -64,25 +64,6 @@ pub trait RunHooks {
     fn fid(&mut self, run: &ImageMgm, n: usize) -> Result<f64, TrainError>;
 }
 
-/// Hooks for a build without checkpoint or FID code: asking for either is an error.
-#[derive(Debug, Default)]
-pub struct NoHooks;
-
-impl RunHooks for NoHooks {
-    fn checkpoint(&mut self, _: &ImageMgm, path: &Path) -> Result<(), TrainError> {
-        Err(TrainError::io(
-            path,
-            "checkpoints are not available in this build (use --checkpoint-every 0)",
-        ))
-    }
-
-    fn fid(&mut self, _: &ImageMgm, _: usize) -> Result<f64, TrainError> {
-        Err(TrainError::InvalidOption(
-            "FID is not available in this build (use --fid-every 0 --final-fid 0)".into(),
-        ))
-    }
-}
-
 /// FID of the EMA generator against fixed reference statistics (§5.1: FID-10k during
 /// training, FID-50K at the end).
 pub struct FidEval {

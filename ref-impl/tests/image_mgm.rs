@@ -310,3 +310,35 @@ fn midpoint_variant_trains_too() {
     let l = run.step(&mut images(2)).unwrap();
     assert!(l.critic.is_finite() && l.generator.is_finite());
 }
+
+/// The training set as an image source: batches of one epoch visit every image exactly once
+/// (scaled to `[−1, 1]`), a batch is a pure function of its index, and an empty set is refused.
+#[test]
+fn data_images_visit_each_image_once_per_epoch() {
+    use midpoint_train::data::ImageSet;
+    use midpoint_train::image_mgm::DataImages;
+    let _g = lock();
+    // Image i is the constant 40·i (u8), i.e. 40·i/127.5 − 1 after scaling.
+    let images = Tensor::arange(6, (Kind::Uint8, Device::Cpu)).reshape([6, 1, 1, 1]) * 40;
+    let images = images.expand([6, 3, 8, 8], false).contiguous();
+    let set = ImageSet::new(images, None, "six constant images".into());
+    let mut data = DataImages::new(set, 9, false).unwrap();
+    let mut seen = Vec::new();
+    for k in 0..3 {
+        let x = data.batch(k, 2, Device::Cpu).unwrap();
+        assert_eq!(x.size(), [2, 3, 8, 8]);
+        for v in Vec::<f32>::try_from(x.reshape([2, -1]).select(1, 0)).unwrap() {
+            seen.push(((v + 1.0) * 127.5 / 40.0).round() as i64);
+        }
+        assert!(x.equal(&data.batch(k, 2, Device::Cpu).unwrap()));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
+    assert!(data.describe().contains("6 images"), "{}", data.describe());
+    let empty = ImageSet::new(
+        Tensor::zeros([0, 3, 8, 8], (Kind::Uint8, Device::Cpu)),
+        None,
+        "none".into(),
+    );
+    assert!(DataImages::new(empty, 0, false).is_err());
+}

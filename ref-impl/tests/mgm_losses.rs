@@ -298,3 +298,29 @@ fn adam_has_beta1_zero() {
     );
     assert!(adam(&vs, 0.0).is_err() && adam(&vs, f64::NAN).is_err());
 }
+
+/// The saveable optimizer of image MGM ([`Network::with_saveable_adam`], the hand-written
+/// Adam) takes the same two hand-computed β1 = 0 steps as `adam_has_beta1_zero`, and refuses
+/// a bad learning rate.
+#[test]
+fn saveable_adam_has_beta1_zero() {
+    let _g = lock();
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let w = vs.root().var("w", &[1], nn::Init::Const(0.0));
+    let mut net = Network::with_saveable_adam((), vs, 0.01).unwrap();
+    net.opt.backward_step(&(&w * 1.0).sum(Kind::Float));
+    let w1 = values(&w.detach())[0];
+    net.opt.backward_step(&(&w * -3.0).sum(Kind::Float));
+    let w2 = values(&w.detach())[0];
+    let v2 = (0.999 * 0.001 * 1.0 + 0.001 * 9.0) / (1.0 - 0.999f64 * 0.999);
+    let want = 0.01 * 3.0 / (v2.sqrt() + 1e-8);
+    assert!((w1 + 0.01).abs() < 1e-6, "first step {w1}");
+    assert!(
+        (w2 - w1 - want).abs() < 1e-6,
+        "second step {} vs {want}",
+        w2 - w1
+    );
+    assert_eq!(net.opt.saveable().unwrap().steps(), 2);
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    assert!(Network::with_saveable_adam((), vs, f64::NAN).is_err());
+}
