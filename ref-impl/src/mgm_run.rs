@@ -305,6 +305,7 @@ pub fn run(
         write_grid(&path, &run.samples(&latents), 8)
     };
     let fid = |run: &ImageMgm, hooks: &mut dyn RunHooks, n: usize| -> Result<FidLine, TrainError> {
+        progress.message(format!("FID of {n} samples at step {}", run.steps_done()));
         let line = FidLine {
             step: run.steps_done(),
             samples: n,
