@@ -21,6 +21,11 @@ fn main() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("panic");
+        // A closed stdout (`midpoint-train info --json | head`) ends the program quietly, as
+        // for any Unix filter, not as an internal error.
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
         eprintln!("error: internal: {}", one_line(msg));
     }));
     let parsed = match cli::Cli::try_parse() {
