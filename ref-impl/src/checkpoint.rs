@@ -268,3 +268,24 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
     metadata.remove(DIGEST_KEY);
     Ok(Checkpoint { tensors, metadata })
 }
+
+/// The top-level settings (JSON object fields) that differ between what a checkpoint was written
+/// with and what a resumed run asks for, as `name: checkpoint X, now Y`, joined by `; ` — so a
+/// refused `--resume` names every difference.
+pub fn settings_diff<T: serde::Serialize>(saved: &T, now: &T) -> String {
+    let a = serde_json::to_value(saved).expect("serialise");
+    let b = serde_json::to_value(now).expect("serialise");
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return String::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            format!(
+                "{k}: checkpoint {v}, now {}",
+                b.get(k).cloned().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -438,7 +438,7 @@ impl ImageMgm {
             return Err(TrainError::InvalidOption(format!(
                 "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --sigma, --critic-sigma, --variant, --ema, --seed",
                 path.display(),
-                diff(&saved, &config)
+                crate::checkpoint::settings_diff(&saved, &config)
             )));
         }
         let saved_data = ckpt.meta(path, "data")?;
@@ -501,25 +501,6 @@ fn read_config(ckpt: &Checkpoint, path: &Path) -> Result<ImageMgmConfig, Checkpo
     }
     serde_json::from_str(ckpt.meta(path, "config")?)
         .map_err(|e| CheckpointError::content(path, format!("config: {e}")))
-}
-
-/// The settings that differ, with both values.
-fn diff(saved: &ImageMgmConfig, now: &ImageMgmConfig) -> String {
-    let a = serde_json::to_value(saved).expect("serialise");
-    let b = serde_json::to_value(now).expect("serialise");
-    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
-        return String::new();
-    };
-    a.iter()
-        .filter(|(k, v)| b.get(*k) != Some(*v))
-        .map(|(k, v)| {
-            format!(
-                "{k}: checkpoint {v}, now {}",
-                b.get(k).cloned().unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Images drawn from a law over flattened images (e.g. a [`midpoint::Law`] of dimension

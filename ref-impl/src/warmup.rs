@@ -290,7 +290,7 @@ impl Warmup {
             return Err(TrainError::InvalidOption(format!(
                 "--resume: {} was written with different options ({}); resume with the same --arch, --batch, --lr, --tau-max, --seed, ...",
                 path.display(),
-                options_diff(&saved, &options)
+                crate::checkpoint::settings_diff(&saved, &options)
             )));
         }
         let parse = |key: &str| -> Result<u64, TrainError> {
@@ -321,25 +321,6 @@ impl Warmup {
         drop(ckpt);
         Warmup::resume(path, options, device)
     }
-}
-
-/// Names of the options that differ, with both values.
-fn options_diff(saved: &WarmupOptions, now: &WarmupOptions) -> String {
-    let a = serde_json::to_value(saved).expect("serialise");
-    let b = serde_json::to_value(now).expect("serialise");
-    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
-        return String::new();
-    };
-    a.iter()
-        .filter(|(k, v)| b.get(*k) != Some(*v))
-        .map(|(k, v)| {
-            format!(
-                "{k}: checkpoint {v}, now {}",
-                b.get(k).cloned().unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn check_vars(
