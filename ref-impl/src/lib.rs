@@ -39,6 +39,7 @@ pub mod fid;
 pub mod grid;
 pub mod image_critic;
 pub mod image_mgm;
+pub mod jsonl;
 pub mod metrics;
 pub mod mgm;
 pub mod mgm_run;

@@ -195,15 +195,7 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), TrainErr
 
 /// Reads `losses.jsonl` (every line must parse).
 pub fn read_losses(path: &Path) -> Result<Vec<LossLine>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| TrainError::io(path, format!("line {}: {e}", i + 1)))
-        })
-        .collect()
+    crate::jsonl::read(path)
 }
 
 /// Window means of a series, about 400 points.
@@ -223,15 +215,7 @@ fn smooth(points: &[(usize, f64)]) -> Vec<(f64, f64)> {
 
 /// Reads `fid.jsonl` (every line must parse).
 pub fn read_fid(path: &Path) -> Result<Vec<FidLine>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| TrainError::io(path, format!("line {}: {e}", i + 1)))
-        })
-        .collect()
+    crate::jsonl::read(path)
 }
 
 /// Draws `fid.png` (FID against step, one panel per sample count) from `fid.jsonl`.

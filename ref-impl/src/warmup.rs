@@ -410,11 +410,7 @@ pub struct LossRecord {
 
 /// Reads `losses.jsonl`.
 pub fn read_losses(path: &Path) -> Result<Vec<LossRecord>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| TrainError::io(path, e)))
-        .collect()
+    crate::jsonl::read(path)
 }
 
 /// Runs (or resumes) a warmup on `data`, writing `checkpoint.safetensors`, `losses.jsonl`
