@@ -170,6 +170,41 @@ impl ChunkSums {
         self.s2 += y * y;
     }
 
+    /// Pushes every value of `xs` in one pass with [`LANES`](crate::vecmath::LANES) partial
+    /// sums (vectorizable; the order of additions is fixed, so the sums are deterministic).
+    #[inline(always)]
+    pub fn push_slice(&mut self, xs: &[f64]) {
+        use crate::vecmath::LANES;
+        let Some(&first) = xs.first() else { return };
+        if self.n == 0 {
+            self.shift = first;
+        }
+        let shift = self.shift;
+        let (mut a1, mut a2) = ([0.0; LANES], [0.0; LANES]);
+        let chunks = xs.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                let y = c[l] - shift;
+                a1[l] += y;
+                a2[l] = y.mul_add(y, a2[l]);
+            }
+        }
+        for &x in rest {
+            let y = x - shift;
+            a1[0] += y;
+            a2[0] += y * y;
+        }
+        self.n += xs.len() as u64;
+        self.s1 += a1.iter().sum::<f64>();
+        self.s2 += a2.iter().sum::<f64>();
+    }
+
+    /// Whether the sums are finite (a NaN draw poisons them).
+    pub fn is_finite(&self) -> bool {
+        self.s1.is_finite() && self.s2.is_finite()
+    }
+
     pub fn moments(self) -> Moments {
         if self.n == 0 {
             return Moments::default();
