@@ -7,6 +7,10 @@
 //! CPU-only libtorch has no `libtorch_cuda.so` and nothing is added. The torch lib dir also goes
 //! into the binary's RUNPATH, so it runs on the build machine without `LD_LIBRARY_PATH`
 //! (which still takes precedence, e.g. on a GPU machine with its own torch).
+//!
+//! It also compiles `csrc/torch_shim.cpp`, the few libtorch calls tch does not bind (autocast
+//! with a chosen dtype, TF32 for cuBLAS, CUDA allocator peak statistics), against the same
+//! torch headers (`<torch>/include` beside the lib dir) and C++ ABI as torch-sys.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +26,25 @@ fn torch_version(lib: &Path) -> Option<String> {
     Some(text.trim().to_string())
 }
 
+/// Compiles `csrc/torch_shim.cpp` into a static library linked into this crate.
+fn compile_shim(lib: &Path) {
+    println!("cargo:rerun-if-changed=csrc/torch_shim.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let include = lib.parent().map(|p| p.join("include")).unwrap_or_default();
+    // torch-sys' default; pip wheels of torch 2.11 use the C++11 ABI as well.
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/torch_shim.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .warnings(false)
+        .compile("midpoint_torch_shim");
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     // Set by torch-sys (`links = "tch"`, `cargo:libtorch_lib=...`) for its direct dependents.
@@ -32,8 +55,9 @@ fn main() {
         version.as_deref().unwrap_or("unknown")
     );
     let Some(lib) = lib else {
-        return;
+        panic!("torch-sys did not report the libtorch lib dir (DEP_TCH_LIBTORCH_LIB); csrc/torch_shim.cpp needs the torch headers beside it");
     };
+    compile_shim(&lib);
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {

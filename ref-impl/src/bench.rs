@@ -4,6 +4,12 @@
 //! Forward cost per image is [`UNetConfig::forward_flops`] (42.4 GFLOP for `ddpm++`); a
 //! training step costs about 3× that per image (forward + backward). At a peak of `P` FLOP/s
 //! the bound is `P / (3·F)` images/s; the reported fraction is achieved/bound.
+//!
+//! Submodules: [`mgm`] (`bench mgm`: iterations of Algorithm 1 on images) and [`matmul`]
+//! (`bench matmul`: the machine's own dense matmul peak).
+
+pub mod matmul;
+pub mod mgm;
 
 use crate::data::ImageSet;
 use crate::edm::UNetConfig;
@@ -46,7 +52,8 @@ pub struct BenchResult {
     pub flop_bound_fraction: Option<f64>,
 }
 
-fn sync(device: Device) {
+/// Waits for the device's queued work (a no-op on the CPU).
+pub(crate) fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
     }

@@ -37,6 +37,7 @@ use crate::edm::precond::SIGMA_MIN;
 use crate::edm::{DenoiserField, EdmPrecond, OneStepGenerator, UNetConfig};
 use crate::error::TrainError;
 use crate::mgm::{Ema, Generator, Mgm, MgmConfig, MgmTrainer, Network, StepLosses, Variant};
+use crate::precision::Precision;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -62,6 +63,11 @@ pub struct ImageMgmConfig {
     pub t_floor: f64,
     /// Seed of the per-step torch seeds.
     pub seed: u64,
+    /// Arithmetic of the forward passes and losses (`fp32`, or `bf16` autocast with fp32
+    /// weights and Adam state; [`crate::precision`]). Checkpoints written before this setting
+    /// existed were fp32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl ImageMgmConfig {
@@ -77,6 +83,7 @@ impl ImageMgmConfig {
             ema_decay: 0.999,
             t_floor: SIGMA_MIN,
             seed: 0,
+            precision: Precision::Fp32,
         }
     }
 
@@ -226,6 +233,7 @@ impl ImageMgm {
         device: Device,
     ) -> Result<Self, TrainError> {
         config.validate()?;
+        config.precision.check(device)?;
         let copy = || -> Result<(EdmPrecond, nn::VarStore), TrainError> {
             let mut vs = nn::VarStore::new(device);
             let net = EdmPrecond::new(&vs.root(), &config.arch)?;
@@ -247,7 +255,8 @@ impl ImageMgm {
             interpolant: midpoint::Interpolant::Linear,
             sigma: config.sigma,
             critic_sigma: config.critic_sigma,
-        })?;
+        })?
+        .with_precision(config.precision);
         Ok(ImageMgm {
             trainer: MgmTrainer::new(mgm, generator, field),
             ema,
@@ -436,7 +445,7 @@ impl ImageMgm {
         let saved = read_config(&ckpt, path)?;
         if saved != config {
             return Err(TrainError::InvalidOption(format!(
-                "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --sigma, --critic-sigma, --variant, --ema, --seed",
+                "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --sigma, --critic-sigma, --variant, --ema, --seed, --precision",
                 path.display(),
                 crate::checkpoint::settings_diff(&saved, &config)
             )));

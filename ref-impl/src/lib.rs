@@ -13,8 +13,10 @@
 //! | [`toy_run`] | `midpoint-train toy`: Algorithm 1 on toy data with metrics and plots | Fig. 3 |
 //! | [`plot`] | scatter panels (PNG) | |
 //! | [`warmup`] | `midpoint-train warmup`: the EDM denoising warmup with checkpoints and exact resume; `bench warmup` | App. B |
-//! | [`bench`] | `midpoint-train bench warmup`: throughput against the FLOP bound | |
+//! | [`bench`] | `midpoint-train bench warmup|mgm|matmul`: throughput against the FLOP bound, the machine's matmul peak, peak GPU memory | |
+//! | [`crops`] | `midpoint-train crops`: training and held-out crops of photographs that share no pixel | |
 //! | [`checkpoint`] | safetensors checkpoints with a SHA-256 checksum, written atomically | |
+//! | [`precision`] | `fp32`, or `bf16` autocast (weights and Adam in fp32) through a small libtorch shim; TF32 switch and CUDA peak memory | |
 //! | [`adam`] | Adam with inspectable state (PyTorch's update) | |
 //! | [`grid`] | image grids (PNG) | |
 //! | [`data`] | CIFAR-10 binary batches and PNG folders as batches in [−1, 1] | §5.1 |
@@ -31,6 +33,7 @@ pub mod adam;
 pub mod bench;
 pub mod checkpoint;
 pub mod critic_check;
+pub mod crops;
 pub mod data;
 pub mod device;
 pub mod edm;
@@ -45,6 +48,7 @@ pub mod mgm;
 pub mod mgm_run;
 pub mod nets;
 pub mod plot;
+pub mod precision;
 pub mod progress;
 pub mod toy;
 pub mod toy_run;

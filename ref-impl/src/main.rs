@@ -1,4 +1,4 @@
-//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`, `warmup`,
+//! The `midpoint-train` command line: `info`, `toy`, `critic-check`, `panels`, `warmup`, `mgm`, `crops`,
 //! `fid-ref`, `fid`, `bench`.
 
 mod cli;

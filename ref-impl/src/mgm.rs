@@ -33,6 +33,7 @@
 //! Algorithm 2.
 
 use crate::error::TrainError;
+use crate::precision::Precision;
 use midpoint::interpolant::{Branch, Interpolant, NoiseSchedule, Observation};
 use midpoint::montecarlo::TimeLaw;
 use midpoint::StochasticInterpolant;
@@ -369,6 +370,7 @@ pub struct Mgm {
     variant: Variant,
     critic_si: StochasticInterpolant,
     generator_si: StochasticInterpolant,
+    precision: Precision,
 }
 
 /// Losses of one [`MgmTrainer::step`].
@@ -402,7 +404,20 @@ impl Mgm {
             variant: config.variant,
             critic_si: si(config.critic_sigma)?,
             generator_si: si(config.sigma)?,
+            precision: Precision::Fp32,
         })
+    }
+
+    /// The same objective with the forward passes and losses in `precision` (bf16 autocast:
+    /// [`crate::precision`]); the backward passes and the optimizers stay fp32.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The precision of the forward passes and losses.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The variant.
@@ -473,7 +488,9 @@ impl Mgm {
         x1: &Tensor,
         step: usize,
     ) -> Result<f64, TrainError> {
-        let loss = self.critic_objective(&critic.net, x0, x1)?;
+        let loss = self
+            .precision
+            .autocast(x1.device(), || self.critic_objective(&critic.net, x0, x1))??;
         let value = finite("critic", &loss, step)?;
         critic.opt.backward_step(&loss);
         Ok(value)
@@ -492,7 +509,9 @@ impl Mgm {
     ) -> Result<f64, TrainError> {
         critic.vs.freeze();
         let result = (|| {
-            let loss = self.generator_objective(&generator.net, &critic.net, z, x1)?;
+            let loss = self.precision.autocast(x1.device(), || {
+                self.generator_objective(&generator.net, &critic.net, z, x1)
+            })??;
             let value = finite("generator", &loss, step)?;
             generator.opt.backward_step(&loss);
             Ok(value)
@@ -575,13 +594,15 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
 
     /// One iteration of Algorithm 1: a critic step on one fresh batch `(z, x1) = batch()`,
     /// then a generator step on another fresh batch. `x0 = G(z)` is computed without a graph
-    /// (and with `train = false`) for the critic step.
+    /// (and with `train = false`) for the critic step, in the objective's precision.
     pub fn step(
         &mut self,
         batch: &mut dyn FnMut() -> Result<(Tensor, Tensor), TrainError>,
     ) -> Result<StepLosses, TrainError> {
         let (z, x1) = batch()?;
-        let x0 = tch::no_grad(|| self.generator.net.generate(&z, false));
+        let x0 = self.mgm.precision.autocast(z.device(), || {
+            tch::no_grad(|| self.generator.net.generate(&z, false))
+        })?;
         let critic = self
             .mgm
             .critic_step(&mut self.critic, &x0, &x1, self.step)?;

@@ -41,6 +41,10 @@ pub struct RunOptions {
     pub fid_samples: usize,
     /// Samples of the final FID (FID-50k; 0 skips it).
     pub final_fid_samples: usize,
+    /// Stop after the step during which this many seconds have passed in this invocation
+    /// (final grid, checkpoint and FID as at `steps`); `None`: run to `steps`.
+    #[serde(default)]
+    pub max_seconds: Option<f64>,
 }
 
 impl Default for RunOptions {
@@ -52,6 +56,7 @@ impl Default for RunOptions {
             fid_every: 10_000,
             fid_samples: 10_000,
             final_fid_samples: 50_000,
+            max_seconds: None,
         }
     }
 }
@@ -172,6 +177,8 @@ pub struct Summary {
     pub seconds: f64,
     /// Device.
     pub device: String,
+    /// Whether `max_seconds` ended this invocation before `steps`.
+    pub time_limited: bool,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
@@ -267,6 +274,11 @@ pub fn run(
     progress: &Progress,
 ) -> Result<Summary, TrainError> {
     let start = std::time::Instant::now();
+    if let Some(s) = options.max_seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(TrainError::InvalidOption(format!(
+            "--max-seconds must be finite and > 0, got {s}"
+        )));
+    }
     std::fs::create_dir_all(out.join("grids")).map_err(io(out))?;
     #[derive(serde::Serialize)]
     struct Settings<'a> {
@@ -312,6 +324,7 @@ pub fn run(
     let images = 2 * run.config().batch;
     let mut recent: Vec<StepLosses> = Vec::new();
     let mut last_fid = None;
+    let mut time_limited = false;
     for _ in first..options.steps {
         let t0 = std::time::Instant::now();
         let step = run.steps_done();
@@ -340,6 +353,14 @@ pub fn run(
         }
         if every(options.checkpoint_every) {
             checkpoint(run, hooks)?;
+        }
+        if done < options.steps
+            && options
+                .max_seconds
+                .is_some_and(|s| start.elapsed().as_secs_f64() >= s)
+        {
+            time_limited = true;
+            break;
         }
     }
     if run.steps_done() > first {
@@ -372,6 +393,7 @@ pub fn run(
         last_fid,
         seconds: start.elapsed().as_secs_f64(),
         device: crate::device::device_name(run.trainer().generator.vs.device()),
+        time_limited,
     };
     write_json(&out.join("summary.json"), &summary)?;
     Ok(summary)

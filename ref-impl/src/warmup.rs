@@ -370,6 +370,9 @@ pub struct RunOptions {
     pub grid_every: u64,
     /// Draw a progress bar.
     pub progress: bool,
+    /// Stop after the step during which this many seconds of training have passed (with the
+    /// final checkpoint and grid, as at `steps`); `None`: run to `steps`.
+    pub max_seconds: Option<f64>,
 }
 
 /// What a finished (or stopped) run reports.
@@ -395,6 +398,8 @@ pub struct Summary {
     pub checkpoint: PathBuf,
     /// The last sample grid.
     pub grid: Option<PathBuf>,
+    /// Whether `max_seconds` ended the run before `steps`.
+    pub time_limited: bool,
 }
 
 /// One line of `losses.jsonl`.
@@ -484,8 +489,14 @@ pub fn run(
     let mut order = BatchOrder::new(data.len(), w.options.seed);
     let bar = Progress::new(run.steps.saturating_sub(start), "warmup", run.progress);
     let timer = std::time::Instant::now();
+    if let Some(s) = run.max_seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(TrainError::InvalidOption(format!(
+            "--max-seconds must be finite and > 0, got {s}"
+        )));
+    }
     let mut last_loss = None;
     let mut grid = None;
+    let mut time_limited = false;
     while w.step_count() < run.steps {
         let k = w.step_count();
         let lr = w.options.lr_at(k);
@@ -497,14 +508,22 @@ pub fn run(
         bar.inc();
         bar.message(format!("loss {loss:.4}"));
         let done = w.step_count();
-        if done % run.checkpoint_every == 0 || done == run.steps {
+        time_limited = done < run.steps
+            && run
+                .max_seconds
+                .is_some_and(|s| timer.elapsed().as_secs_f64() >= s);
+        let last = done == run.steps || time_limited;
+        if done % run.checkpoint_every == 0 || last {
             log.flush().map_err(|e| TrainError::io(&log_path, e))?;
             w.save(&ckpt)?;
         }
-        if (run.grid_every > 0 && done % run.grid_every == 0) || done == run.steps {
+        if (run.grid_every > 0 && done % run.grid_every == 0) || last {
             let path = run.out.join(format!("samples-{done:08}.png"));
             crate::grid::write_grid(&path, &w.samples(&z), 8)?;
             grid = Some(path);
+        }
+        if time_limited {
+            break;
         }
     }
     bar.finish();
@@ -520,5 +539,6 @@ pub fn run(
         seconds: timer.elapsed().as_secs_f64(),
         checkpoint: ckpt,
         grid,
+        time_limited,
     })
 }

@@ -34,6 +34,7 @@ fn data() -> ImageSet {
 
 fn run_opts(out: &Path, steps: u64, resume: bool, every: u64) -> RunOptions {
     RunOptions {
+        max_seconds: None,
         steps,
         out: out.to_path_buf(),
         resume,
@@ -156,6 +157,32 @@ fn resume_refuses_other_options_missing_and_corrupt_checkpoints() {
 
 /// EDM's schedules: lr ramps linearly over `lr_rampup_kimg`; the EMA β is 0 at step 0 (the
 /// EMA starts as a copy), then `0.5^(B / min(halflife, k·B·ratio))`.
+#[test]
+fn max_seconds_stops_early_with_the_final_checkpoint_and_grid() {
+    let _g = TORCH.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // One step always takes longer than a nanosecond: the run stops after its first step.
+    let opts = RunOptions {
+        max_seconds: Some(1e-9),
+        ..run_opts(&out, 50, false, 1000)
+    };
+    let s = run(&data(), options(), &opts, Device::Cpu).unwrap();
+    assert_eq!((s.steps, s.time_limited), (1, true));
+    assert_eq!(
+        checkpoint::load(&out.join(CHECKPOINT)).unwrap().metadata["step"],
+        "1"
+    );
+    assert!(out.join("samples-00000001.png").exists());
+    let bad = RunOptions {
+        max_seconds: Some(0.0),
+        ..run_opts(&dir.path().join("bad"), 5, false, 1000)
+    };
+    let e = run(&data(), options(), &bad, Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("--max-seconds"), "{e}");
+}
+
 #[test]
 fn edm_learning_rate_and_ema_schedules() {
     let mut o = WarmupOptions::edm(UNetConfig::tiny());

@@ -88,6 +88,47 @@ fn tiny_run_writes_losses_grids_and_plot() {
 }
 
 #[test]
+fn bf16_run_stops_at_max_seconds_and_records_its_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut args = TINY.to_vec();
+    // One step takes longer than a nanosecond: the run ends after its first step.
+    args.extend([
+        "--steps",
+        "50",
+        "--max-seconds",
+        "1e-9",
+        "--precision",
+        "bf16",
+        "--grid-every",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
+    ]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let losses = read_losses(&out.join("losses.jsonl")).unwrap();
+    assert_eq!(losses.len(), 1);
+    assert!(losses[0].critic.is_finite() && losses[0].generator.is_finite());
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(f)).unwrap()).unwrap()
+    };
+    let summary = read("summary.json");
+    assert_eq!(
+        (summary["steps"].as_u64(), summary["time_limited"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let config = read("config.json");
+    assert_eq!(config["config"]["precision"], "bf16");
+    assert_eq!(config["options"]["max_seconds"], 1e-9);
+}
+
+#[test]
 fn bad_invocations_end_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x");
@@ -105,6 +146,7 @@ fn bad_invocations_end_in_one_line() {
         ("--critic-sigma", "-0.5", "σ"),
         ("--lr", "0", "learning rate"),
         ("--ema", "1", "EMA"),
+        ("--max-seconds", "0", "--max-seconds"),
     ] {
         let mut args = TINY.to_vec();
         let flag_value = format!("{flag}={value}");

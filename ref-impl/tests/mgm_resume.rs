@@ -1,11 +1,12 @@
 //! Checkpoints of image MGM (issue 5): N + M steps in one go and N steps, a checkpoint, and M
 //! resumed steps give bit-identical losses and weights on the CPU (Adam's moments, the step
-//! and the per-step seeds are restored); a checkpoint of other settings, of other training
+//! and the per-step seeds are restored); a checkpoint of other settings (precision included), of other training
 //! images, or a corrupt or truncated file is refused with the reason.
 
 use midpoint::{Gaussian, Law};
 use midpoint_train::edm::UNetConfig;
 use midpoint_train::image_mgm::{ImageMgm, ImageMgmConfig, ImageSource, LawImages};
+use midpoint_train::precision::Precision;
 use ndarray::Array1;
 use std::sync::Mutex;
 use tch::Device;
@@ -115,6 +116,19 @@ fn other_settings_data_and_corrupt_files_are_refused() {
         .unwrap();
     assert!(
         e.to_string().contains("lr: checkpoint 0.001, now 0.002"),
+        "{e}"
+    );
+    // The precision is part of the settings: an fp32 checkpoint does not resume as bf16.
+    let bf16 = ImageMgmConfig {
+        precision: Precision::Bf16,
+        ..config()
+    };
+    let e = ImageMgm::resume(&path, bf16, &data.describe(), Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .contains("precision: checkpoint \"fp32\", now \"bf16\""),
         "{e}"
     );
     let e = ImageMgm::resume(&path, config(), "cifar-10 train", Device::Cpu)

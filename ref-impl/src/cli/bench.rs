@@ -2,12 +2,18 @@
 //!
 //! - `bench warmup --arch ddpmpp --batch 512 --steps N`: warmup steps (images/s) against the
 //!   FLOP bound, JSON;
-//! - `bench inception --batch 250 -n 5000 [--json]`: Inception feature throughput.
+//! - `bench inception --batch 250 -n 5000 [--json]`: Inception feature throughput;
+//! - `bench mgm --arch ddpmpp --batch 256 --steps N [--precision fp32|bf16]`: iterations of
+//!   Algorithm 1 on images (images/s, FLOP-bound fraction, peak GPU memory), JSON;
+//! - `bench matmul [--dtype fp32|tf32|bf16] [--n 8192]`: the machine's dense matmul TFLOP/s.
 
 use midpoint_train::bench::bench_warmup;
+use midpoint_train::bench::matmul::{bench_matmul, MatmulDtype};
+use midpoint_train::bench::mgm::{bench_mgm, MgmBenchConfig, Peak};
 use midpoint_train::edm::UNetConfig;
 use midpoint_train::fid::bench::{bench_inception, BenchConfig};
 use midpoint_train::fid::Inception;
+use midpoint_train::precision::Precision;
 use midpoint_train::progress::Progress;
 use std::path::PathBuf;
 
@@ -23,6 +29,74 @@ enum What {
     Warmup(WarmupArgs),
     /// Inception feature throughput (images/s) on synthetic images made in-process.
     Inception(InceptionArgs),
+    /// MGM iterations (critic step + generator step) per second, FLOP-bound fraction, peak
+    /// GPU memory.
+    Mgm(MgmArgs),
+    /// Dense matmul TFLOP/s of this machine (the peak for `bench mgm --peak-tflops`).
+    Matmul(MatmulArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MgmArgs {
+    /// Network of both G and f: ddpmpp, ddpmpp-noaug or tiny.
+    #[arg(long, default_value = "ddpmpp")]
+    arch: String,
+    /// Images per batch (two fresh batches per iteration).
+    #[arg(long, default_value_t = 256)]
+    batch: i64,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 20)]
+    steps: u64,
+    /// Untimed iterations first.
+    #[arg(long, default_value_t = 3)]
+    warmup_steps: u64,
+    /// fp32, or bf16 autocast (as `mgm --precision`).
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    precision: Precision,
+    /// Peak TFLOP/s for the bound (default on CUDA: measured first by `bench matmul`, TF32
+    /// for fp32 and bf16 for bf16; on the CPU: none unless --measure-peak).
+    #[arg(long, conflicts_with = "measure_peak")]
+    peak_tflops: Option<f64>,
+    /// Measure the peak with a matmul also on the CPU.
+    #[arg(long)]
+    measure_peak: bool,
+    /// Side of the matrices of the peak measurement.
+    #[arg(long, default_value_t = 8192)]
+    peak_n: i64,
+    /// Timed products of the peak measurement.
+    #[arg(long, default_value_t = 50)]
+    peak_reps: u32,
+    /// Print JSON (else one line).
+    #[arg(long)]
+    json: bool,
+    /// auto (CUDA if available), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// libtorch intra-op threads; 0 keeps libtorch's default.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct MatmulArgs {
+    /// fp32 (TF32 off), tf32 (CUDA only) or bf16.
+    #[arg(long, value_enum, default_value_t = MatmulDtype::Bf16)]
+    dtype: MatmulDtype,
+    /// Side of the square matrices.
+    #[arg(long, default_value_t = 8192)]
+    n: i64,
+    /// Timed products (after 3 untimed).
+    #[arg(long, default_value_t = 50)]
+    reps: u32,
+    /// Print JSON (else one line).
+    #[arg(long)]
+    json: bool,
+    /// auto (CUDA if available), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// libtorch intra-op threads; 0 keeps libtorch's default.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +170,62 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 w.peak_tflops,
             )?;
             println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+        What::Mgm(m) => {
+            super::set_threads(m.threads);
+            let device = midpoint_train::device::parse_device(&m.device)?;
+            let peak = match (m.peak_tflops, m.measure_peak || device.is_cuda()) {
+                (Some(p), _) => Peak::Given(p),
+                (None, true) => Peak::Measure {
+                    n: m.peak_n,
+                    reps: m.peak_reps,
+                },
+                (None, false) => Peak::None,
+            };
+            let config = MgmBenchConfig {
+                arch: UNetConfig::named(&m.arch)?,
+                batch: m.batch,
+                steps: m.steps,
+                warmup_steps: m.warmup_steps,
+                precision: m.precision,
+                peak,
+            };
+            let r = bench_mgm(&config, device)?;
+            if m.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let pct = |f: Option<f64>| f.map_or("n/a".into(), |f| format!("{:.1}%", 100.0 * f));
+                let gib = |b: Option<u64>| {
+                    b.map_or("n/a".into(), |b| {
+                        format!("{:.2} GiB", b as f64 / 1073741824.0)
+                    })
+                };
+                println!(
+                    "MGM {} {} batch {} on {}: {:.2} it/s, {:.1} images/s, {:.2} TFLOP/s ({} of the bound), peak GPU memory {}",
+                    r.arch, r.precision.name(), r.batch, r.device, r.iterations_per_s, r.images_per_s,
+                    r.achieved_tflops, pct(r.flop_bound_fraction), gib(r.peak_gpu_memory_bytes)
+                );
+            }
+            Ok(())
+        }
+        What::Matmul(m) => {
+            super::set_threads(m.threads);
+            let device = midpoint_train::device::parse_device(&m.device)?;
+            let r = bench_matmul(m.dtype, m.n, m.reps, device)?;
+            if m.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "matmul {} n = {} on {}: {:.2} TFLOP/s ({} products in {:.3} s)",
+                    r.dtype.name(),
+                    r.n,
+                    r.device,
+                    r.tflops,
+                    r.reps,
+                    r.seconds
+                );
+            }
             Ok(())
         }
         What::Inception(a) => {

@@ -1,7 +1,7 @@
 //! `midpoint-train mgm (--warmup CKPT | --init random | --resume) (--data DIR | --synthetic)
 //! --out DIR [--steps N] [--batch 256] [--lr 1e-5] [--sigma 0] [--critic-sigma 0.01]
-//! [--variant mgm|midpoint] [--ema 0.999] [--arch NAME] [--xflip]
-//! [--fid-ref STATS|DIR --fid-every 10000 --fid-n 10000 --final-fid 50000]`
+//! [--variant mgm|midpoint] [--ema 0.999] [--arch NAME] [--xflip] [--precision fp32|bf16]
+//! [--fid-ref STATS|DIR --fid-every 10000 --fid-n 10000 --final-fid 50000] [--max-seconds S]`
 
 use midpoint::{Gaussian, Law};
 use midpoint_train::data::ImageSet;
@@ -10,6 +10,7 @@ use midpoint_train::fid::{stats_file, ImageBatch, Inception, Statistics};
 use midpoint_train::image_mgm::{DataImages, ImageMgm, ImageMgmConfig, ImageSource, LawImages};
 use midpoint_train::mgm::Variant;
 use midpoint_train::mgm_run::{run as run_mgm, FidEval, RunOptions, TrainHooks};
+use midpoint_train::precision::Precision;
 use midpoint_train::progress::Progress;
 use midpoint_train::warmup::Warmup;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,10 @@ pub struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// fp32, or bf16 autocast (forward passes and losses in bf16; weights, gradients and Adam
+    /// state in fp32). A checkpoint records it; --resume with another precision is refused.
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    precision: Precision,
     /// Sample grid every this many steps (0: none).
     #[arg(long, default_value_t = 1000)]
     grid_every: usize,
@@ -114,6 +119,10 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Stop after the step during which this many seconds have passed (final grid,
+    /// checkpoint and FID as at --steps; --resume continues towards --steps).
+    #[arg(long)]
+    max_seconds: Option<f64>,
 }
 
 /// The synthetic image law: `N(μ, 0.2²I)` with a smooth colour pattern `μ` in `[−0.4, 0.4]`.
@@ -167,6 +176,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         batch: a.batch,
         ema_decay: a.ema,
         seed: a.seed,
+        precision: a.precision,
         ..ImageMgmConfig::paper(arch.clone())
     };
     let mut data: Box<dyn ImageSource> = match &a.data {
@@ -227,6 +237,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         fid_every: a.fid_every,
         fid_samples: a.fid_samples,
         final_fid_samples: a.final_fid,
+        max_seconds: a.max_seconds,
     };
     if fid.is_none() && (options.fid_every > 0 || options.final_fid_samples > 0) {
         anyhow::bail!(

@@ -3,6 +3,7 @@
 mod arch;
 mod bench;
 mod critic_check;
+mod crops;
 mod fid;
 mod info;
 mod mgm;
@@ -36,10 +37,12 @@ enum Command {
     FidRef(fid::RefArgs),
     /// FID between a folder of images and a reference folder or statistics file.
     Fid(fid::FidArgs),
-    /// Throughput benchmarks on synthetic data (`bench warmup`, `bench inception`; JSON).
+    /// Throughput benchmarks on synthetic data (`bench warmup|mgm|matmul|inception`; JSON).
     Bench(bench::Args),
     /// Algorithm 1 on images: EDM generator and field from a warmup; grids, losses, FID.
     Mgm(mgm::Args),
+    /// Training and held-out crops (PNG) of a folder of photographs, sharing no pixel.
+    Crops(crops::Args),
 }
 
 /// Runs the parsed command.
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fid(a) => fid::run_fid(a),
         Command::Bench(a) => bench::run(a),
         Command::Mgm(a) => mgm::run(a),
+        Command::Crops(a) => crops::run(a),
     }
 }
 

@@ -60,6 +60,10 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Stop after the step during which this many seconds of training have passed (final
+    /// checkpoint and grid as usual; --resume continues towards --steps).
+    #[arg(long)]
+    max_seconds: Option<f64>,
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
@@ -86,6 +90,7 @@ pub fn run_cmd(a: Args) -> anyhow::Result<()> {
         checkpoint_every: a.checkpoint_every,
         grid_every: a.grid_every.unwrap_or(a.checkpoint_every),
         progress: super::show_progress(a.quiet),
+        max_seconds: a.max_seconds,
     };
     let summary = run(&data, options, &run_opts, device)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);

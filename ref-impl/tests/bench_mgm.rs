@@ -1,0 +1,158 @@
+//! `bench mgm` and `bench matmul` (issue 5's GPU figures) on the CPU with tiny sizes: the JSON
+//! fields are consistent with one another (9 forward-equivalents per image, the bound from the
+//! peak), the peak can be measured in-process, and bad options end in one line.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_midpoint-train"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+#[test]
+fn bench_mgm_reports_a_consistent_flop_bound() {
+    for precision in ["fp32", "bf16"] {
+        let v = json(&run(&[
+            "bench",
+            "mgm",
+            "--arch",
+            "tiny",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--warmup-steps",
+            "0",
+            "--precision",
+            precision,
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--measure-peak",
+            "--peak-n",
+            "64",
+            "--peak-reps",
+            "2",
+            "--json",
+        ]));
+        let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
+        assert_eq!(v["precision"], precision);
+        assert_eq!(f("forward_equivalents"), 9.0);
+        assert!(close(f("images_per_s"), 2.0 * f("iterations_per_s")));
+        let per_image = 9.0 * f("forward_gflop_per_image") * 1e9;
+        assert!(close(
+            f("achieved_tflops"),
+            f("images_per_s") * per_image / 1e12
+        ));
+        assert!(close(
+            f("flop_bound_images_per_s"),
+            f("peak_tflops") * 1e12 / per_image
+        ));
+        assert!(close(
+            f("flop_bound_fraction"),
+            f("images_per_s") / f("flop_bound_images_per_s")
+        ));
+        // On the CPU the peak is an fp32 (or bf16) matmul, and there is no GPU memory figure.
+        let dtype = if precision == "bf16" { "bf16" } else { "fp32" };
+        let source = v["peak_source"].as_str().unwrap();
+        assert!(
+            source.contains(&format!("--dtype {dtype} --n 64")),
+            "{source}"
+        );
+        assert!(v["peak_gpu_memory_bytes"].is_null());
+        assert!(v["peak_gpu_memory_note"]
+            .as_str()
+            .unwrap()
+            .contains("not on CUDA"));
+        assert!(v["last_losses"]["critic"].as_f64().unwrap().is_finite());
+    }
+    // A given peak is used as is.
+    let v = json(&run(&[
+        "bench",
+        "mgm",
+        "--arch",
+        "tiny",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--warmup-steps",
+        "0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--peak-tflops",
+        "2.5",
+        "--json",
+    ]));
+    assert_eq!(v["peak_tflops"].as_f64(), Some(2.5));
+}
+
+#[test]
+fn bench_matmul_rate_is_two_n_cubed_per_second() {
+    for dtype in ["fp32", "bf16"] {
+        let v = json(&run(&[
+            "bench",
+            "matmul",
+            "--dtype",
+            dtype,
+            "--n",
+            "48",
+            "--reps",
+            "3",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--json",
+        ]));
+        let (s, t) = (
+            v["seconds"].as_f64().unwrap(),
+            v["tflops"].as_f64().unwrap(),
+        );
+        assert!(s > 0.0);
+        assert!(close(t, 2.0 * 48f64.powi(3) * 3.0 / s / 1e12), "{v}");
+        assert_eq!(v["dtype"], dtype);
+    }
+}
+
+#[test]
+fn bad_bench_options_fail_in_one_line() {
+    for args in [
+        vec!["bench", "matmul", "--dtype", "tf32", "--device", "cpu"],
+        vec!["bench", "matmul", "--n", "0", "--device", "cpu"],
+        vec![
+            "bench", "mgm", "--arch", "tiny", "--steps", "0", "--device", "cpu",
+        ],
+        vec![
+            "bench",
+            "mgm",
+            "--arch",
+            "tiny",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--peak-tflops",
+            "0",
+        ],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(e.trim_end().lines().count(), 1, "{args:?}: {e}");
+    }
+}

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Issue 5 on a lent GPU machine: the MGM throughput figures (fp32 and bf16, batch 256, ddpm++,
+# fraction of the FLOP bound, peak GPU memory), issue 4's missing warmup and Inception figures,
+# and a short real run on 32×32 crops of scikit-image's photographs with FID against held-out
+# crops. See docs/performance.md ("GPU figures (issue 5)") and docs/cifar10.md.
+#
+#   scripts/gpu-issue5.sh bundle          # here, on the build machine: binary + weights -> gpu-bundle/
+#   scripts/gpu-issue5.sh bench OUT       # device call 1, carry ["gpu-bundle/a"]
+#   scripts/gpu-issue5.sh run OUT         # device call 2, carry ["gpu-bundle/b"], AT ONCE after call 1
+#   scripts/gpu-issue5.sh --cpu-smoke DIR # here: bundle + both phases with tiny settings on the CPU
+#
+# Why two device calls. The device machine has no Rust and no network, so the binary (built here)
+# and the Inception weights (87.3 MB) travel with the working tree, which is limited to 64 MiB per
+# call; one command may also run 10 minutes at most. `bundle` therefore writes
+#   gpu-bundle/a: midpoint-train.gz (stripped, ~3 MB) + inception.part1 (first 44,000,000 bytes)
+#   gpu-bundle/b: midpoint-train.gz                   + inception.part2 (the rest, 43.3 MB)
+# Call 1 stages its part under $MIDPOINT_STAGE (/tmp/midpoint-issue5 on the device machine) and
+# runs the benches; call 2 must reach the same machine (it stays warm about 30 s after a call),
+# joins the two parts, checks their SHA-1 and runs the real run. If call 2 lands on a fresh machine
+# it stops at once and says so: repeat call 1, then call 2.
+#
+# The device calls (run tool), e.g.:
+#   run(command="bash scripts/gpu-issue5.sh bench $OUT", carry=["gpu-bundle/a"], timeout_s=600)
+#   run(command="bash scripts/gpu-issue5.sh run $OUT",   carry=["gpu-bundle/b"], timeout_s=600)
+# Each writes at most 3 files to OUT (the device tool returns at most 8, 16 MiB each):
+# issue5-<phase>.json (the figures), issue5-<phase>.log, issue5-<phase>.tar.gz (everything else:
+# JSONL logs, grids, plots, crops.json; no checkpoints).
+#
+# Budget (device time, 30 min per session; aim at ~20):
+#   machine start                               ~1.5 min
+#   call 1 (bench):  info, 3 matmuls (8192², 50 products: ~1 s each at 200-800 TFLOP/s),
+#                    bench mgm fp32 + bf16 (3 + 20 iterations of ~100 TFLOP each, plus their own
+#                    matmul peak: ~10-60 s each), bench warmup 512 (3 + 20 steps of 65 TFLOP:
+#                    ~10-30 s). Each capped by `timeout` (BENCH_TIMEOUT, 150 s): worst case
+#                    3×150 s + small ones, < 9 min; expected 2-3 min.
+#   call 2 (run):    weights + bench inception 5000 images (< 30 s), crops (< 20 s), fid-ref of
+#                    the held-out crops (< 30 s), warmup WARMUP_SECONDS = 150 s (+ final
+#                    checkpoint, ~10 s), mgm MGM_SECONDS = 240 s including its FID-2k every
+#                    FID_EVERY = 50 iterations (~5-10 s each, mostly the 2048² matrix square root
+#                    on the CPU), final FID-5k (~15 s), packing (< 10 s): ~8.5 min < 10 min.
+#   warm tails between and after the calls      ~1 min
+#   total                                       ~14 min expected, ~20 min worst case
+# Override any size by environment variables (names in `gpu_profile` below).
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUNDLE="${MIDPOINT_BUNDLE:-$ROOT/gpu-bundle}"
+STAGE="${MIDPOINT_STAGE:-/tmp/midpoint-issue5}"
+INCEPTION_SHA1="a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+SPLIT_BYTES=44000000
+# scikit-image's shipped images that are not photographs, or that duplicate another one
+# (motorcycle_right is the stereo twin of motorcycle_left: its regions would leak into the
+# held-out set). Grayscale images are skipped by `crops` itself.
+EXCLUDE="logo.png color.png chessboard_RGB.png motorcycle_right.png"
+
+die() { echo "gpu-issue5: $*" >&2; exit 1; }
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+gpu_profile() {
+  DEVICE="${DEVICE:-auto}"
+  ARCH="${ARCH:-ddpmpp}"
+  MGM_BATCH="${MGM_BATCH:-256}"
+  BENCH_STEPS="${BENCH_STEPS:-20}"
+  BENCH_WARMUP_STEPS="${BENCH_WARMUP_STEPS:-3}"
+  BENCH_TIMEOUT="${BENCH_TIMEOUT:-150}"
+  WARMUP_BENCH_BATCH="${WARMUP_BENCH_BATCH:-512}"
+  MATMUL_N="${MATMUL_N:-8192}"
+  MATMUL_REPS="${MATMUL_REPS:-50}"
+  INCEPTION_N="${INCEPTION_N:-5000}"
+  INCEPTION_BATCH="${INCEPTION_BATCH:-250}"
+  PER_IMAGE="${PER_IMAGE:-1000}"
+  WARMUP_BATCH="${WARMUP_BATCH:-256}"
+  WARMUP_SECONDS="${WARMUP_SECONDS:-150}"
+  WARMUP_GRID_EVERY="${WARMUP_GRID_EVERY:-500}"
+  MGM_SECONDS="${MGM_SECONDS:-240}"
+  MGM_PRECISION="${MGM_PRECISION:-fp32}"
+  FID_EVERY="${FID_EVERY:-50}"
+  FID_N="${FID_N:-2000}"
+  FINAL_FID="${FINAL_FID:-5000}"
+  FID_BATCH="${FID_BATCH:-250}"
+  GRID_EVERY="${GRID_EVERY:-100}"
+  THREADS="${THREADS:-0}"
+}
+
+smoke_profile() {
+  DEVICE=cpu ARCH=tiny MGM_BATCH=2 BENCH_STEPS=1 BENCH_WARMUP_STEPS=0 BENCH_TIMEOUT=120
+  WARMUP_BENCH_BATCH=2 MATMUL_N=64 MATMUL_REPS=2 INCEPTION_N=2 INCEPTION_BATCH=2 PER_IMAGE=4
+  WARMUP_BATCH=2 WARMUP_SECONDS=2 WARMUP_GRID_EVERY=1 MGM_SECONDS=3 MGM_PRECISION=bf16
+  FID_EVERY=2 FID_N=2 FINAL_FID=3 FID_BATCH=2 GRID_EVERY=2 THREADS=2
+}
+
+# The device machine's own torch (PyTorch 2.11.0+cu130) for the binary built here.
+torch_env() {
+  local py=/opt/torch/.venv/bin/python3 lib
+  if [ -x "$py" ] && lib="$("$py" -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")' 2>/dev/null)"; then
+    export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    PYTHON="$py"
+  else
+    PYTHON="$(command -v python3 || true)"   # here: the binary's RUNPATH finds torch
+  fi
+}
+
+sha1() { sha1sum "$1" | cut -d' ' -f1; }
+
+# --- bundle (build machine) ---------------------------------------------------------------
+do_bundle() {
+  local build=1
+  [ "${1:-}" = "--no-build" ] && build=0
+  cd "$ROOT"
+  if [ "$build" = 1 ]; then
+    # shellcheck source=/dev/null
+    source scripts/ensure-libtorch.sh
+    cargo build --release -p midpoint-train
+  fi
+  # shellcheck source=/dev/null
+  source scripts/ensure-inception.sh
+  local bin="$ROOT/target/release/midpoint-train"
+  [ -x "$bin" ] || die "$bin missing: build it (cargo build --release -p midpoint-train)"
+  rm -rf "$BUNDLE"
+  mkdir -p "$BUNDLE/a" "$BUNDLE/b"
+  strip -o "$BUNDLE/a/midpoint-train" "$bin"
+  gzip -9 "$BUNDLE/a/midpoint-train"
+  cp "$BUNDLE/a/midpoint-train.gz" "$BUNDLE/b/"
+  head -c "$SPLIT_BYTES" "$MIDPOINT_INCEPTION" >"$BUNDLE/a/inception.part1"
+  tail -c +"$((SPLIT_BYTES + 1))" "$MIDPOINT_INCEPTION" >"$BUNDLE/b/inception.part2"
+  [ "$(cat "$BUNDLE/a/inception.part1" "$BUNDLE/b/inception.part2" | sha1sum | cut -d' ' -f1)" = "$INCEPTION_SHA1" ] ||
+    die "the two parts do not join to the Inception weights"
+  # What travels per call: the working tree (tracked and untracked-not-ignored files) + one part.
+  local tree part
+  tree="$(git ls-files -co --exclude-standard -z | xargs -0 -r du -cb 2>/dev/null | tail -1 | cut -f1)"
+  for part in a b; do
+    local bytes=$(( tree + $(du -cb "$BUNDLE/$part" | tail -1 | cut -f1) ))
+    [ "$bytes" -lt $((64 * 1024 * 1024)) ] || die "call with gpu-bundle/$part would send $bytes bytes (limit 64 MiB)"
+    echo "gpu-bundle/$part: $bytes bytes with the working tree"
+  done
+  case "$BUNDLE" in "$ROOT"/*) ;; *) return 0 ;; esac
+  git check-ignore -q "$BUNDLE/a/inception.part1" || echo "warning: $BUNDLE is not ignored by git; add it to .gitignore or .git/info/exclude" >&2
+}
+
+# --- staging on the device machine ---------------------------------------------------------
+stage_part() {
+  local part="$1"
+  mkdir -p "$STAGE"
+  [ -d "$BUNDLE/$part" ] || die "$BUNDLE/$part missing: carry [\"gpu-bundle/$part\"] (made by 'scripts/gpu-issue5.sh bundle')"
+  cp "$BUNDLE/$part"/inception.part* "$STAGE/"
+  gzip -dc "$BUNDLE/$part/midpoint-train.gz" >"$STAGE/midpoint-train"
+  chmod +x "$STAGE/midpoint-train"
+  B="$STAGE/midpoint-train"
+}
+
+join_weights() {
+  [ -f "$STAGE/inception.part1" ] || die "inception.part1 is not staged in $STAGE: this is a fresh machine, not the one of call 1. Make call 1 ('bench') again, then call 2 ('run') at once after it"
+  [ -f "$STAGE/inception.part2" ] || die "inception.part2 missing in $STAGE"
+  cat "$STAGE/inception.part1" "$STAGE/inception.part2" >"$STAGE/default_1.pt"
+  [ "$(sha1 "$STAGE/default_1.pt")" = "$INCEPTION_SHA1" ] || die "joined Inception weights have the wrong SHA-1"
+  export MIDPOINT_INCEPTION="$STAGE/default_1.pt"
+}
+
+# Runs "$@" with a time cap; records a failure (OOM, timeout) in the log instead of stopping.
+capped() {
+  local name="$1"; shift
+  log "$name: $*"
+  if timeout "$BENCH_TIMEOUT" "$@" >"$W/$name.json" 2>"$W/$name.err"; then
+    log "$name: done"
+  else
+    log "$name: FAILED (exit $?): $(tail -n 1 "$W/$name.err")"
+    rm -f "$W/$name.json"
+  fi
+}
+
+# $OUT/issue5-<phase>.json: every <name>.json of the work folder as one object.
+collect() {
+  local phase="$1"
+  "$PYTHON" - "$W" "$OUT/issue5-$phase.json" <<'PY'
+import json, os, sys
+work, dest = sys.argv[1], sys.argv[2]
+out = {}
+for name in sorted(os.listdir(work)):
+    if name.endswith(".json"):
+        try:
+            with open(os.path.join(work, name)) as f:
+                out[name[:-5]] = json.load(f)
+        except ValueError as e:
+            out[name[:-5]] = {"unreadable": str(e)}
+with open(dest, "w") as f:
+    json.dump(out, f, indent=1)
+PY
+  # No checkpoints (GB), no crop PNGs (thousands; crops.json says where each came from).
+  local ex=(--exclude='*.safetensors' --exclude='*.pt' --exclude='photos' --exclude='crops/train'
+    --exclude='crops/held-out')
+  tar -czf "$OUT/issue5-$phase.tar.gz" -C "$W" "${ex[@]}" .
+  # The device tool returns files of at most 16 MiB: drop the grids (~190 kB each) if needed.
+  if [ "$(wc -c <"$OUT/issue5-$phase.tar.gz")" -gt 16000000 ]; then
+    echo "issue5-$phase.tar.gz over 16 MB: packed again without sample grids" >>"$W/log.txt"
+    tar -czf "$OUT/issue5-$phase.tar.gz" -C "$W" "${ex[@]}" --exclude='grids' --exclude='samples-*.png' .
+  fi
+  cp "$W/log.txt" "$OUT/issue5-$phase.log"
+}
+
+# --- call 1: benches -----------------------------------------------------------------------
+do_bench() {
+  stage_part a
+  W="$STAGE/bench"; rm -rf "$W"; mkdir -p "$W"
+  {
+    log "bench phase; device $DEVICE, arch $ARCH"
+    "$B" info --json >"$W/info.json" && log "info: $(tr -d '\n ' <"$W/info.json")"
+    local th=(--threads "$THREADS")
+    if [ "$DEVICE" = cpu ]; then
+      capped matmul-fp32 "$B" bench matmul --dtype fp32 --n "$MATMUL_N" --reps "$MATMUL_REPS" --device cpu "${th[@]}" --json
+      capped matmul-bf16 "$B" bench matmul --dtype bf16 --n "$MATMUL_N" --reps "$MATMUL_REPS" --device cpu "${th[@]}" --json
+    else
+      for dt in tf32 bf16 fp32; do
+        capped "matmul-$dt" "$B" bench matmul --dtype "$dt" --n "$MATMUL_N" --reps "$MATMUL_REPS" --device "$DEVICE" "${th[@]}" --json
+      done
+    fi
+    local peak=()
+    [ "$DEVICE" = cpu ] && peak=(--measure-peak)
+    for p in fp32 bf16; do
+      capped "mgm-$p" "$B" bench mgm --arch "$ARCH" --batch "$MGM_BATCH" --steps "$BENCH_STEPS" \
+        --warmup-steps "$BENCH_WARMUP_STEPS" --precision "$p" --peak-n "$MATMUL_N" \
+        --peak-reps "$MATMUL_REPS" "${peak[@]}" --device "$DEVICE" "${th[@]}" --json
+    done
+    capped warmup-bench "$B" bench warmup --arch "$ARCH" --batch "$WARMUP_BENCH_BATCH" \
+      --steps "$BENCH_STEPS" --warmup-steps "$BENCH_WARMUP_STEPS" --device "$DEVICE" "${th[@]}"
+    log "bench phase done"
+  } 2>&1 | tee "$W/log.txt" || true
+  # The run phase picks its MGM batch from here (a failed batch-256 bench suggests no room).
+  rm -rf "$STAGE/bench-results"
+  cp -r "$W" "$STAGE/bench-results"
+  collect bench
+}
+
+# --- call 2: the real run ------------------------------------------------------------------
+photo_dir() {
+  if [ -n "${PHOTOS:-}" ]; then echo "$PHOTOS"; return; fi
+  "$PYTHON" -c 'import importlib.util as u, os; s = u.find_spec("skimage"); print(os.path.join(s.submodule_search_locations[0], "data") if s else "")'
+}
+
+do_run() {
+  stage_part b
+  join_weights
+  W="$STAGE/run"; rm -rf "$W"; mkdir -p "$W"
+  {
+    log "run phase; device $DEVICE, arch $ARCH"
+    local th=(--threads "$THREADS")
+    capped inception-bench "$B" bench inception --batch "$INCEPTION_BATCH" -n "$INCEPTION_N" --device "$DEVICE" "${th[@]}" --json --quiet
+    local src; src="$(photo_dir)"
+    [ -n "$src" ] && [ -d "$src" ] || die "no scikit-image data folder (set PHOTOS=DIR)"
+    log "photographs from $src"
+    mkdir -p "$W/photos"
+    local f
+    for f in "$src"/*.png "$src"/*.jpg "$src"/*.jpeg; do
+      [ -f "$f" ] || continue
+      case " $EXCLUDE " in *" $(basename "$f") "*) continue ;; esac
+      ln -s "$f" "$W/photos/"
+    done
+    "$B" crops --from "$W/photos" --out "$W/crops" --size 32 --held-out-fraction 0.2 --per-image "$PER_IMAGE" --seed 0
+    "$B" fid-ref --data "$W/crops/held-out" -o "$W/held-out-stats.safetensors" --batch "$FID_BATCH" --device "$DEVICE" "${th[@]}" --quiet
+    local batch="$MGM_BATCH"
+    if [ "$DEVICE" != cpu ] && [ ! -s "$STAGE/bench-results/mgm-$MGM_PRECISION.json" ] && [ -z "${KEEP_BATCH:-}" ]; then
+      batch=$((MGM_BATCH / 2))
+      log "bench mgm $MGM_PRECISION at batch $MGM_BATCH failed or is missing: the run uses batch $batch"
+    fi
+    log "warmup for ${WARMUP_SECONDS}s"
+    "$B" warmup --data "$W/crops/train" --arch "$ARCH" --batch "$WARMUP_BATCH" --steps 100000000 \
+      --max-seconds "$WARMUP_SECONDS" --lr-rampup-kimg 20 --checkpoint-every 100000000 \
+      --grid-every "$WARMUP_GRID_EVERY" --device "$DEVICE" "${th[@]}" --quiet --out "$W/warmup" >"$W/warmup-summary.json"
+    log "warmup: $(tr -d '\n ' <"$W/warmup-summary.json")"
+    log "mgm for ${MGM_SECONDS}s, batch $batch, $MGM_PRECISION, FID-$FID_N every $FID_EVERY steps"
+    "$B" mgm --warmup "$W/warmup/checkpoint.safetensors" --data "$W/crops/train" \
+      --fid-ref "$W/held-out-stats.safetensors" --fid-every "$FID_EVERY" --fid-n "$FID_N" \
+      --final-fid "$FINAL_FID" --fid-batch "$FID_BATCH" --batch "$batch" --precision "$MGM_PRECISION" \
+      --steps 100000000 --max-seconds "$MGM_SECONDS" --grid-every "$GRID_EVERY" --checkpoint-every 0 \
+      --device "$DEVICE" "${th[@]}" --quiet --out "$W/mgm"
+    cp "$W/mgm/summary.json" "$W/mgm-summary.json"
+    "$PYTHON" - "$W/crops/crops.json" "$W/crops-summary.json" "$W/mgm/fid.jsonl" "$W/fid.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+json.dump({k: c[k] for k in ("config", "images", "skipped", "train", "held_out")}, open(sys.argv[2], "w"), indent=1)
+json.dump([json.loads(l) for l in open(sys.argv[3]) if l.strip()], open(sys.argv[4], "w"), indent=1)
+PY
+    log "FID over the run: $(tr -d '\n ' <"$W/fid.json")"
+    log "run phase done"
+  } 2>&1 | tee "$W/log.txt" || true
+  [ -s "$W/mgm-summary.json" ] || { collect run; die "the run did not finish (see issue5-run.log)"; }
+  collect run
+}
+
+# --- CPU smoke: the same code paths, tiny, here ---------------------------------------------
+do_smoke() {
+  local dir="$1"
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  BUNDLE="$dir/bundle" STAGE="$dir/stage"
+  rm -rf "$STAGE"
+  do_bundle --no-build
+  smoke_profile
+  if [ -z "${PHOTOS:-}" ] && [ -z "$(photo_dir)" ]; then
+    PHOTOS="$ROOT/docs/two-sample"   # colour PNG plots stand in for photographs here
+  fi
+  mkdir -p "$dir/out-bench" "$dir/out-run"
+  OUT="$dir/out-bench" do_bench
+  OUT="$dir/out-run" do_run
+  ls -l "$dir/out-bench" "$dir/out-run"
+}
+
+mode="${1:-}"
+case "$mode" in
+  bundle) do_bundle "${2:-}" ;;
+  bench | run)
+    [ -n "${2:-}" ] || die "usage: $0 $mode OUT"
+    OUT="$2"; mkdir -p "$OUT"
+    gpu_profile; torch_env
+    if [ "$mode" = bench ]; then do_bench; else do_run; fi ;;
+  --cpu-smoke)
+    [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke DIR"
+    torch_env; do_smoke "$2" ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac
