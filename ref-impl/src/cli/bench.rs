@@ -69,12 +69,8 @@ struct MgmArgs {
     /// Print JSON (else one line).
     #[arg(long)]
     json: bool,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    run_on: super::RunOn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,12 +87,8 @@ struct MatmulArgs {
     /// Print JSON (else one line).
     #[arg(long)]
     json: bool,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    run_on: super::RunOn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,12 +108,8 @@ struct WarmupArgs {
     /// Peak TFLOP/s for the bound (default on CUDA: 494.7, H100/H200 SXM dense TF32).
     #[arg(long)]
     peak_tflops: Option<f64>,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    run_on: super::RunOn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -138,12 +126,8 @@ struct InceptionArgs {
     /// Seed of the synthetic pixels.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default (all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    run_on: super::RunOn,
     /// Inception weights (default: $MIDPOINT_INCEPTION or the cache path).
     #[arg(long)]
     inception: Option<PathBuf>,
@@ -158,8 +142,7 @@ struct InceptionArgs {
 pub fn run(a: Args) -> anyhow::Result<()> {
     match a.what {
         What::Warmup(w) => {
-            super::set_threads(w.threads);
-            let device = midpoint_train::device::parse_device(&w.device)?;
+            let device = w.run_on.device()?;
             let arch = UNetConfig::named(&w.arch)?;
             let r = bench_warmup(
                 arch,
@@ -173,8 +156,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Ok(())
         }
         What::Mgm(m) => {
-            super::set_threads(m.threads);
-            let device = midpoint_train::device::parse_device(&m.device)?;
+            let device = m.run_on.device()?;
             let peak = match (m.peak_tflops, m.measure_peak || device.is_cuda()) {
                 (Some(p), _) => Peak::Given(p),
                 (None, true) => Peak::Measure {
@@ -210,8 +192,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Ok(())
         }
         What::Matmul(m) => {
-            super::set_threads(m.threads);
-            let device = midpoint_train::device::parse_device(&m.device)?;
+            let device = m.run_on.device()?;
             let r = bench_matmul(m.dtype, m.n, m.reps, device)?;
             if m.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -229,8 +210,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Ok(())
         }
         What::Inception(a) => {
-            super::set_threads(a.threads);
-            let device = midpoint_train::device::parse_device(&a.device)?;
+            let device = a.run_on.device()?;
             let inception = match &a.inception {
                 Some(p) => Inception::load(p, device)?,
                 None => Inception::load_default(device)?,

@@ -16,12 +16,8 @@ pub struct Common {
     /// Images per Inception batch.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default (all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    run_on: super::RunOn,
     /// Inception weights (default: $MIDPOINT_INCEPTION, else the cache path that
     /// scripts/ensure-inception.sh fills).
     #[arg(long)]
@@ -36,8 +32,7 @@ impl Common {
         if self.batch == 0 {
             anyhow::bail!("invalid option: --batch must be at least 1");
         }
-        super::set_threads(self.threads);
-        let device = midpoint_train::device::parse_device(&self.device)?;
+        let device = self.run_on.device()?;
         Ok(match &self.inception {
             Some(p) => Inception::load(p, device)?,
             None => Inception::load_default(device)?,

@@ -110,12 +110,8 @@ pub struct Args {
     /// Continue from OUT/checkpoint.safetensors.
     #[arg(long)]
     resume: bool,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    run_on: super::RunOn,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -153,8 +149,7 @@ fn reference_stats(inception: &Inception, path: &Path, batch: usize) -> anyhow::
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    super::set_threads(a.threads);
-    let device = midpoint_train::device::parse_device(&a.device)?;
+    let device = a.run_on.device()?;
     let ckpt_path = a.out.join("checkpoint.safetensors");
     // The warmup is opened first (its architecture is the default); on --resume the weights
     // come from the checkpoint and the warmup is not read.

@@ -51,12 +51,8 @@ pub struct Args {
     /// Continue the run in --out from its checkpoint (same options required).
     #[arg(long)]
     resume: bool,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    run_on: super::RunOn,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -70,8 +66,7 @@ pub struct Args {
 }
 
 pub fn run_cmd(a: Args) -> anyhow::Result<()> {
-    super::set_threads(a.threads);
-    let device = midpoint_train::device::parse_device(&a.device)?;
+    let device = a.run_on.device()?;
     let mut options = WarmupOptions::edm(UNetConfig::named(&a.arch)?);
     options.batch = a.batch;
     options.lr = a.lr;
