@@ -521,13 +521,19 @@ fn narrow_breaks(centres: &[(Vec<f64>, Vec<f64>)], big_r: f64, s1: Option<f64>) 
 /// points wherever a narrower component sits.
 fn general(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
     match post.dim() {
-        1 => general_d::<1>(post, tol),
+        1 => match crate::exact1d::general(post, tol) {
+            Some(e) => Ok(e),
+            None => general_d::<1>(post, tol),
+        },
         2 => general_d::<2>(post, tol),
         d => unreachable!("route 4 serves d ≤ 2, got {d}"),
     }
 }
 
-fn general_d<const D: usize>(post: &Posterior, tol: f64) -> Result<Exact, NonFiniteIntegrand> {
+pub(crate) fn general_d<const D: usize>(
+    post: &Posterior,
+    tol: f64,
+) -> Result<Exact, NonFiniteIntegrand> {
     let cmax = post
         .comps
         .iter()
