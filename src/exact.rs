@@ -17,7 +17,8 @@
 //!    Used when `r ≤ 2`.
 //! 4. **General** mixtures in `d ≤ 2`: each component's expectation by quadrature in its own
 //!    Cholesky coordinates `x = μ_j + L_j s`, the field evaluated relative to `μ_j`, with break
-//!    points at every narrower component.
+//!    points at every narrower component. In one dimension [`crate::exact1d`] does the same
+//!    faster wherever no break points are needed.
 //!
 //! Anything else (several covariance classes in `d ≥ 3`, or a mixture too large for the work
 //! budget) is reported as needing Monte Carlo.
