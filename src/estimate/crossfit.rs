@@ -45,6 +45,8 @@ const Z_BUDGET: usize = 1 << 24;
 const Q_FLOPS: usize = 1 << 28;
 /// Draws per unit of work of the RFF fitting pass.
 const CHUNK_ROWS: usize = 4096;
+/// Blocks per matrix product when building `Q`.
+const Q_RUN: usize = 16;
 
 /// The sign-flip test's quadratic form over blocks.
 #[derive(Debug, Clone)]
@@ -342,24 +344,27 @@ fn run_rff(
     let (d, r, kf) = (ctx.d, ctx.design.draws, ctx.design.folds());
     let nb = ctx.design.blocks.len();
     // Tuning and feature maps per critic.
-    let mut fmaps = Vec::with_capacity(kf);
-    let mut picks = Vec::with_capacity(kf);
-    for (k, (std, td)) in stds.iter().enumerate() {
-        let c = rff::tune(td, std, d, r, o, ctx.opts.seed)?;
-        fmaps.push(FeatureMap::new(
-            std.clone(),
-            d,
-            o.features,
-            c.bandwidth,
-            ctx.opts.seed,
-        ));
-        picks.push(c);
-        progress(Progress {
-            stage: Stage::Tuning,
-            done: k as u64 + 1,
-            total: kf as u64,
-        });
-    }
+    // Folds tuned in parallel (each over its bandwidths in parallel too), collected in order.
+    let tuned = std::sync::atomic::AtomicU64::new(0);
+    let picks: Vec<rff::RffChoice> = stds
+        .par_iter()
+        .map(|(std, td)| {
+            let c = rff::tune(td, std, d, r, o, ctx.opts.seed);
+            progress(Progress {
+                stage: Stage::Tuning,
+                done: tuned.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                total: kf as u64,
+            });
+            c
+        })
+        .collect::<Result<_, _>>()?;
+    let fmaps: Vec<FeatureMap> = stds
+        .iter()
+        .zip(&picks)
+        .map(|((std, _), c)| {
+            FeatureMap::new(std.clone(), d, o.features, c.bandwidth, ctx.opts.seed)
+        })
+        .collect();
     let m = fmaps[0].dim();
     // Pass 1: Gram matrices and training cross-products per critic. Work units are runs of
     // consecutive blocks with at least CHUNK_ROWS draws (fixed by the design), each with one
@@ -425,8 +430,10 @@ fn run_rff(
     let mut inv: Vec<Mat<f64>> = Vec::with_capacity(kf);
     let mut weights: Vec<[Mat<f64>; 3]> = Vec::with_capacity(kf);
     let q = fmaps[0].unpenalized();
-    let solve = |g: &Mat<f64>, r: &Mat<f64>, penalty: f64| {
-        let a = rff::PartialRidge::new(g, q)?.inverse(penalty);
+    // The test critic's inverse is kept (the refitted quadratic form needs it); the half
+    // critics need only their weights.
+    let solve_inverse = |g: &Mat<f64>, r: &Mat<f64>, penalty: f64| {
+        let a = rff::ridge_inverse(g, q, penalty)?;
         let mut w = Mat::<f64>::zeros(m, d);
         matmul(
             w.as_mut(),
@@ -456,13 +463,13 @@ fn run_rff(
             rff::symmetrize(g);
         }
         let undersmoothed = final_penalty(&picks[k], o);
-        let (_, wa) = solve(&gk[0], &rk[0], undersmoothed)?;
-        let (_, wb) = solve(&gk[1], &rk[1], undersmoothed)?;
+        let wa = rff::ridge_solve(&gk[0], q, rk[0].as_ref(), undersmoothed)?;
+        let wb = rff::ridge_solve(&gk[1], q, rk[1].as_ref(), undersmoothed)?;
         let mut g_all = gk[0].clone();
         g_all += &gk[1];
         let mut r_all = rk[0].clone();
         r_all += &rk[1];
-        let (a, wt) = solve(&g_all, &r_all, picks[k].penalty)?;
+        let (a, wt) = solve_inverse(&g_all, &r_all, picks[k].penalty)?;
         inv.push(a);
         weights.push([wa, wb, wt]);
     }
@@ -607,38 +614,47 @@ fn rff_quadratic(
     for k in 0..ctx.design.folds() {
         let rows: Vec<usize> = (0..nb).filter(|&g| blocks[g].fold == k).collect();
         let cols: Vec<usize> = (0..nb).filter(|&g| blocks[g].fold != k).collect();
-        // Y_{g'} = A_k Z_{g'}^{(k)}, flattened column-major (m·d) into column j of ymat.
-        let ys: Vec<Vec<f64>> = cols
-            .par_iter()
-            .map(|&g| {
-                let z = &z_train[g][z_index(k, blocks[g].fold)];
-                let mut y = Mat::<f64>::zeros(m, d);
+        // Q[g, g'] = Σ_c Z_g[:, c]ᵀ A_k Z_g'[:, c] / r as products over runs of Q_RUN blocks:
+        // Y = A_k [Z_g' …] (training blocks side by side), then held-out rows against Y.
+        // A product per block (d columns) ran far below the machine's peak. The runs are
+        // fixed by the design, not by the thread count, so neither are the sums.
+        let ys: Vec<Mat<f64>> = cols
+            .par_chunks(Q_RUN)
+            .map(|run| {
+                let zc = Mat::<f64>::from_fn(m, d * run.len(), |i, jc| {
+                    let g = run[jc / d];
+                    z_train[g][z_index(k, blocks[g].fold)][(i, jc % d)]
+                });
+                let mut y = Mat::<f64>::zeros(m, d * run.len());
                 matmul(
                     y.as_mut(),
                     Accum::Replace,
                     inv[k].as_ref(),
-                    z.as_ref(),
+                    zc.as_ref(),
                     1.0,
                     Par::Seq,
                 );
-                (0..d).flat_map(|c| y.col_as_slice(c).to_vec()).collect()
+                // Regrouped as one column of length m·d per block (column-major, like `extra`).
+                Mat::<f64>::from_fn(md, run.len(), |ic, j| y[(ic % m, j * d + ic / m)])
             })
             .collect();
-        let ymat = Mat::<f64>::from_fn(md, cols.len(), |i, j| ys[j][i]);
+        let ymat = Mat::<f64>::from_fn(md, cols.len(), |ic, j| ys[j / Q_RUN][(ic, j % Q_RUN)]);
         let qrows: Vec<Vec<f64>> = rows
-            .par_iter()
-            .map(|&g| {
-                let zg = Mat::<f64>::from_fn(1, md, |_, i| evals[g].extra[i]);
-                let mut out = Mat::<f64>::zeros(1, cols.len());
+            .par_chunks(Q_RUN)
+            .flat_map_iter(|run| {
+                let zr = Mat::<f64>::from_fn(run.len(), md, |i, ic| evals[run[i]].extra[ic]);
+                let mut out = Mat::<f64>::zeros(run.len(), cols.len());
                 matmul(
                     out.as_mut(),
                     Accum::Replace,
-                    zg.as_ref(),
+                    zr.as_ref(),
                     ymat.as_ref(),
                     1.0 / r as f64,
                     Par::Seq,
                 );
-                (0..cols.len()).map(|j| out[(0, j)]).collect()
+                (0..run.len())
+                    .map(|i| (0..cols.len()).map(|j| out[(i, j)]).collect::<Vec<f64>>())
+                    .collect::<Vec<_>>()
             })
             .collect();
         for (&g, row) in rows.iter().zip(qrows) {
