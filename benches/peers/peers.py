@@ -93,8 +93,12 @@ def timed(cmd, mem_gb, timeout):
         return False, time.perf_counter() - t, float("nan"), f"timeout after {timeout} s"
     wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all waited-for children: only meaningful when it grew.
+    # ru_maxrss of children is the max over all waited-for children: only meaningful when it
+    # grew; /usr/bin/time -v (where the command runs under it) reports this child's own peak.
     peak = rss / 1024 if rss > before else float("nan")
+    for line in r.stderr.splitlines():
+        if "Maximum resident set size (kbytes)" in line:
+            peak = int(line.rsplit(":", 1)[1]) / 1024
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]
         return False, wall, peak, last[:160]
@@ -112,10 +116,18 @@ def cmd_timing(a):
         np.save(fx, x)
         np.save(fy, y)
         del x, y
-        ok, wall, peak, out = timed(
-            ["/usr/bin/time", "-v", OURS, "estimate", "--x0", fx, "--x1", fy, "--permutations",
-             str(a.resamples), "--quiet", "--json", "--seed", "1"],
-            a.mem_limit_gb, a.timeout)
+        cmd = ["/usr/bin/time", "-v", OURS, "estimate", "--x0", fx, "--x1", fy, "--permutations",
+               str(a.resamples), "--quiet", "--json", "--seed", "1"]
+        if n == a.ours_ns[0]:
+            # Untimed warm-up: on the 2-vCPU build guest the first heavy process after an idle
+            # spell runs ~1.5x slower (docs/performance.md); the peers run after ours, warm.
+            timed(cmd, a.mem_limit_gb, a.timeout)
+        # Median wall time of `--ours-repeats` runs (each a fresh process), largest peak.
+        runs = [timed(cmd, a.mem_limit_gb, a.timeout) for _ in range(a.ours_repeats)]
+        ok = all(r[0] for r in runs)
+        wall = sorted(r[1] for r in runs)[len(runs) // 2]
+        peak = max((r[2] for r in runs if r[2] == r[2]), default=float("nan"))
+        out = runs[0][3]
         p = json.loads(out)["p_value"] if ok else None
         rows.append(("midpoint (tmid; rff; sign-flip)", n, ok, wall, peak, p, "" if ok else out))
         print(rows[-1], flush=True)
@@ -172,6 +184,7 @@ def main():
                    default=[1000, 2000, 5000, 10000, 100000, 1000000])
     t.add_argument("--tools", type=lambda s: s.split(","), default=["dcor", "hyppo"])
     t.add_argument("--resamples", type=int, default=200)
+    t.add_argument("--ours-repeats", type=int, default=3)
     t.add_argument("--timeout", type=int, default=900)
     t.add_argument("--mem-limit-gb", type=float, default=16)
     t.add_argument("--out", default=os.path.join(HERE, "results"))
