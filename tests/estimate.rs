@@ -97,8 +97,12 @@ fn d_tmid_matches_exact_value_from_below() {
 /// a single critic's `2⟨f, Δ⟩ − ‖f‖²` was low by its whole mean squared error (0.38 for 0.83
 /// at `n = 10³`: docs/two-sample.md). With two critics on disjoint halves only the critic's
 /// squared bias remains (about −0.03 at `n = 10³`, 200 replications). Two-sided 5 SE: the
-/// reported SE is about 0.75× the sd across replications here (conditional on the critics), so
-/// 5 SE ≈ 3.7 sd, and with the remaining bias the false-failure probability is about 5e-4.
+/// reported SE is the jackknife one, which at `n = 10³` is about 1.3× the sd across
+/// replications (docs/two-sample.md, coverage table), so 5 SE ≈ 6 sd; with the remaining
+/// bias (a quarter of an sd) the false-failure probability is below 1e-8. Also checks that
+/// the RFF default reports the jackknife SE and that it is not below the conditional one
+/// by more than its own sampling error (about 1/√(2(G−1)) ≈ 11% relative for G = 40): the
+/// critics' variation only adds to the spread.
 #[test]
 fn d_tmid_in_ten_dimensions_is_not_dragged_down_by_critic_noise() {
     let p0: Law = Gaussian::isotropic(Array1::zeros(10), 1.0).unwrap().into();
@@ -121,6 +125,14 @@ fn d_tmid_in_ten_dimensions_is_not_dragged_down_by_critic_noise() {
         "{} ± {} vs {exact}",
         r.estimate,
         r.std_error
+    );
+    assert_eq!(r.se_method, midpoint::estimate::SeMethod::Jackknife);
+    assert!(r.jackknife_groups.is_some_and(|g| g >= 30));
+    assert!(
+        r.std_error > 0.6 * r.std_error_conditional,
+        "jackknife {} vs conditional {}",
+        r.std_error,
+        r.std_error_conditional
     );
 }
 

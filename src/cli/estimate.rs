@@ -68,10 +68,10 @@ pub struct Args {
     /// Resamples B of the test (default 1000 for signflip, 100 for permutation).
     #[arg(long)]
     permutations: Option<usize>,
-    /// Draws of (t, B, ε) per pair (default: clamp(2^20/pairs, 1, 8)).
+    /// Draws of (t, B, ε) per pair (default: clamp(2^17/pairs, 1, 8)).
     #[arg(long)]
     draws: Option<usize>,
-    /// Random Fourier features M of the rff critic.
+    /// Random Fourier features M of the rff critic (at most half its training pairs).
     #[arg(long, default_value_t = 256)]
     features: usize,
     /// Bins of the D(t) profile.
@@ -239,6 +239,15 @@ fn print_text(r: &EstimateReport) {
         "  estimate {:.6}  std error {:.6}  95% CI [{:.6}, {:.6}]",
         r.estimate, r.std_error, r.ci95[0], r.ci95[1]
     );
+    match r.jackknife_groups {
+        Some(g) => println!(
+            "  std error: delete-a-group jackknife, critics refitted ({g} groups; t quantile, \
+             {} degrees of freedom); given the critics it would be {:.6}",
+            g - 1,
+            r.std_error_conditional
+        ),
+        None => println!("  std error: given the fitted critics (no jackknife)"),
+    }
     if let Some(p) = r.p_value {
         println!(
             "  {} test of p0 = p1: p = {:.4} ({} resamples)",

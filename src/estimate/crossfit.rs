@@ -23,6 +23,7 @@ use faer::{Accum, Mat, Par};
 use ndarray::{ArrayView2, CowArray, Ix2};
 use rayon::prelude::*;
 
+use super::jackknife::{self, Groups, HeldOut, JackknifeParts, JackknifeSe};
 use super::knn::{self, Tree};
 use super::pairs::{Design, DrawGen, MIN_PAIRS_PER_FOLD};
 use super::profile::{ProfileAcc, ProfileBin};
@@ -47,6 +48,14 @@ const Q_FLOPS: usize = 1 << 28;
 const CHUNK_ROWS: usize = 4096;
 /// Blocks per matrix product when building `Q`.
 const Q_RUN: usize = 16;
+/// Jackknife groups (pairs deleted together), at most: about 40 keeps the Student-t
+/// quantile of the interval within 3% of the normal one at one Cholesky factorization per
+/// group and other fold.
+pub(crate) const JK_GROUPS: usize = 40;
+/// Fewest jackknife groups worth running; with fewer the conditional SE is reported.
+const JK_MIN_GROUPS: usize = 8;
+/// Bytes allowed for the jackknife's per-group Gram matrices (256 MiB).
+const JK_BUDGET: usize = 1 << 28;
 
 /// The sign-flip test's quadratic form over blocks.
 #[derive(Debug, Clone)]
@@ -67,7 +76,10 @@ impl Quadratic {
 /// Output of a cross-fitted run.
 pub(crate) struct Fit {
     pub estimate: f64,
-    pub std_error: f64,
+    /// `c·sd(V)/√N`: the standard error given the critics.
+    pub std_error_conditional: f64,
+    /// The jackknife standard error, where it was computed.
+    pub jackknife: Option<JackknifeSe>,
     pub pairs: usize,
     pub draws: usize,
     pub choices: Vec<CriticChoice>,
@@ -173,12 +185,34 @@ fn draws_per_pair(opts: &EstimateOptions, pairs: usize) -> usize {
     }
 }
 
-/// Runs the cross-fitted estimate; builds `Q` when `need_q`.
+/// What a run computes besides the estimate and its conditional standard error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Needs {
+    /// The sign-flip test's quadratic form `Q`.
+    pub q: bool,
+    /// The jackknife standard error (RFF critic only; see [`jackknife`]).
+    pub jackknife: bool,
+}
+
+impl Needs {
+    /// Everything: what [`super::estimate`] reports.
+    pub const ALL: Needs = Needs {
+        q: true,
+        jackknife: true,
+    };
+    /// The estimate alone (permutation replicates, refit checks).
+    pub const ESTIMATE: Needs = Needs {
+        q: false,
+        jackknife: false,
+    };
+}
+
+/// Runs the cross-fitted estimate; builds `Q` and the jackknife as `needs` says.
 pub(crate) fn run(
     x0: ArrayView2<'_, f64>,
     x1: ArrayView2<'_, f64>,
     opts: &EstimateOptions,
-    need_q: bool,
+    needs: Needs,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Fit, EstimateError> {
     let (n0, n1, d) = (x0.nrows(), x1.nrows(), x0.ncols());
@@ -203,15 +237,31 @@ pub(crate) fn run(
     // least 32, at most the
     // requested M.
     let critic = match &opts.critic {
-        CriticKind::Rff(o) => CriticKind::Rff(super::RffOptions {
-            features: o.features.min((n0.min(n1) * (k - 1) / k / 2).max(32)),
-            ..o.clone()
-        }),
+        CriticKind::Rff(o) => {
+            let half_pairs = n0.min(n1) * (k - 1) / k / 2;
+            CriticKind::Rff(super::RffOptions {
+                features: o.features.min(half_pairs.max(32)),
+                cubic: Some(
+                    o.cubic
+                        .unwrap_or_else(|| rff::cubic_wanted(d + 1, half_pairs)),
+                ),
+                undersmooth: Some(
+                    o.undersmooth
+                        .unwrap_or_else(|| opts.divergence.default_undersmooth()),
+                ),
+                ..o.clone()
+            })
+        }
         c => c.clone(),
     };
     let max_blocks = match &critic {
         CriticKind::Rff(o) => {
-            let md = (2 + d + rff::quadratic_terms(d + 1) + o.features) * d;
+            let cubic = if o.cubic == Some(true) {
+                rff::cubic_terms(d + 1)
+            } else {
+                0
+            };
+            let md = (2 + d + rff::quadratic_terms(d + 1) + cubic + o.features) * d;
             // Memory for the stored Z matrices, and blocks²·M·d ≤ Q_FLOPS for Q.
             let by_q = ((Q_FLOPS / md) as f64).sqrt() as usize;
             (Z_BUDGET / (k * md))
@@ -243,8 +293,8 @@ pub(crate) fn run(
         })
         .collect();
     let out = match &critic {
-        CriticKind::Rff(o) => run_rff(&ctx, o, &stds, need_q, progress)?,
-        CriticKind::Knn(o) => run_knn(&ctx, o, &stds, need_q, progress)?,
+        CriticKind::Rff(o) => run_rff(&ctx, o, &stds, needs, progress)?,
+        CriticKind::Knn(o) => run_knn(&ctx, o, &stds, needs.q, progress)?,
     };
     Ok(out)
 }
@@ -254,8 +304,16 @@ struct EvalBlock {
     v: Moments,
     sum_t: f64,
     profile: ProfileAcc,
-    /// RFF: `Z_g` in the own critic's features; kNN: the block's row of `Q`.
+    /// RFF with the test: `Z_g` in the own critic's features, flattened; kNN: the block's
+    /// row of `Q`.
     extra: Vec<f64>,
+    /// RFF: `Z_g = Σ φ Δᵀ` over the block's draws in the own critic's features.
+    z: Option<Mat<f64>>,
+    /// RFF with the jackknife: `Σ φ f_Aᵀ` and `Σ φ f_Bᵀ` over the block's draws (`H W_A`,
+    /// `H W_B` for the block's Gram `H`).
+    hw: Option<[Mat<f64>; 2]>,
+    /// RFF: `Σ Vᵢ` over the block's pairs in each jackknife group it meets.
+    group_v: Vec<(usize, f64)>,
 }
 
 /// Folds the evaluation results into a [`Fit`].
@@ -264,6 +322,7 @@ fn finish(
     evals: Vec<EvalBlock>,
     choices: Vec<CriticChoice>,
     quadratic: Option<Quadratic>,
+    jackknife: Option<JackknifeSe>,
 ) -> Fit {
     let mut v = Moments::default();
     let mut sum_t = 0.0;
@@ -287,7 +346,8 @@ fn finish(
     };
     Fit {
         estimate: c * v.mean,
-        std_error: c * (var / v.n as f64).sqrt(),
+        std_error_conditional: c * (var / v.n as f64).sqrt(),
+        jackknife,
         pairs: ctx.design.total_pairs(),
         draws: ctx.design.draws,
         choices,
@@ -338,7 +398,7 @@ fn run_rff(
     ctx: &Ctx<'_>,
     o: &super::RffOptions,
     stds: &[(Standardizer, TuneData)],
-    need_q: bool,
+    needs: Needs,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Fit, EstimateError> {
     let (d, r, kf) = (ctx.d, ctx.design.draws, ctx.design.folds());
@@ -362,19 +422,34 @@ fn run_rff(
         .iter()
         .zip(&picks)
         .map(|((std, _), c)| {
-            FeatureMap::new(std.clone(), d, o.features, c.bandwidth, ctx.opts.seed)
+            FeatureMap::new(
+                std.clone(),
+                d,
+                o.features,
+                c.bandwidth,
+                o.cubic.unwrap_or(false),
+                ctx.opts.seed,
+            )
         })
         .collect();
     let m = fmaps[0].dim();
-    // Pass 1: Gram matrices and training cross-products per critic. Work units are runs of
-    // consecutive blocks with at least CHUNK_ROWS draws (fixed by the design), each with one
-    // Gram partial per critic, reduced in chunk order.
-    // Two critics per fold, one per half of its training blocks (`half`).
-    let mut grams: Vec<[Mat<f64>; 2]> = (0..kf)
-        .map(|_| [Mat::zeros(m, m), Mat::zeros(m, m)])
-        .collect();
+    // Jackknife groups: up to JK_GROUPS, fewer where their Gram matrices (one per group and
+    // other fold) would pass JK_BUDGET; below JK_MIN_GROUPS none, and the groups are just the
+    // folds' halves (one Gram matrix per critic, as the fit needs anyway).
+    let affordable = JK_BUDGET / (m * m * 8) / (kf - 1);
+    let jk = needs.jackknife && affordable >= JK_MIN_GROUPS;
+    let groups = Groups::new(
+        &ctx.design,
+        half,
+        if jk { affordable.min(JK_GROUPS) } else { 0 },
+    );
+    let ng = groups.len();
+    // Pass 1: Gram matrices and training cross-products per critic and group. Work units are
+    // runs of consecutive blocks with at least CHUNK_ROWS draws (fixed by the design), each
+    // with one partial per critic and group it touches, reduced in chunk order.
+    let mut ggram: Vec<Vec<Option<Mat<f64>>>> = vec![vec![None; ng]; kf];
+    let mut gcross: Vec<Vec<Option<Mat<f64>>>> = vec![vec![None; ng]; kf];
     let mut z_train: Vec<Vec<Mat<f64>>> = vec![Vec::new(); nb];
-    let all: Vec<usize> = (0..nb).collect();
     let mut chunks: Vec<Vec<usize>> = vec![Vec::new()];
     let mut rows = 0;
     for g in 0..nb {
@@ -391,7 +466,8 @@ fn run_rff(
         Stage::Fitting,
         progress,
         |c| {
-            let mut part: Vec<[Option<Mat<f64>>; 2]> = vec![[None, None]; kf];
+            let mut gpart: Vec<Vec<Option<Mat<f64>>>> = vec![vec![None; ng]; kf];
+            let mut rpart: Vec<Vec<Option<Mat<f64>>>> = vec![vec![None; ng]; kf];
             let mut zs = Vec::with_capacity(chunks[c].len());
             for &g in &chunks[c] {
                 let bd = ctx.block_draws(g);
@@ -402,21 +478,26 @@ fn run_rff(
                         continue;
                     }
                     let phi = fm.features(&bd.xt, &bd.t);
-                    rff::add_gram(
-                        part[k][half(g)].get_or_insert_with(|| Mat::zeros(m, m)),
-                        phi.as_ref(),
-                    );
+                    for &(a, e, id) in &groups.segments[g] {
+                        let seg = phi.as_ref().subrows(a * r, (e - a) * r);
+                        rff::add_gram(gpart[k][id].get_or_insert_with(|| Mat::zeros(m, m)), seg);
+                        let z = rff::cross(seg, &bd.delta[a * d..e * d], d, r);
+                        add_into(&mut rpart[k][id], &z);
+                    }
                     zg.push(rff::cross(phi.as_ref(), &bd.delta, d, r));
                 }
                 zs.push((g, zg));
             }
-            Ok((part, zs))
+            Ok((gpart, rpart, zs))
         },
-        |_, (part, zs)| {
-            for (k, parts) in part.into_iter().enumerate() {
-                for (h, gk) in parts.into_iter().enumerate() {
-                    if let Some(gk) = gk {
-                        grams[k][h] += gk;
+        |_, (gpart, rpart, zs)| {
+            for (k, (gp, rp)) in gpart.into_iter().zip(rpart).enumerate() {
+                for (id, (x, y)) in gp.into_iter().zip(rp).enumerate() {
+                    if let Some(x) = x {
+                        add_into(&mut ggram[k][id], &x);
+                    }
+                    if let Some(y) = y {
+                        add_into(&mut gcross[k][id], &y);
                     }
                 }
             }
@@ -425,33 +506,19 @@ fn run_rff(
             }
         },
     )?;
-    // Solve each fold's critics: one per half (the estimate, undersmoothed) and their union
-    // (the test statistic, at the CV penalty: the most powerful critic the data allow).
-    let mut inv: Vec<Mat<f64>> = Vec::with_capacity(kf);
-    let mut weights: Vec<[Mat<f64>; 3]> = Vec::with_capacity(kf);
-    let q = fmaps[0].unpenalized();
-    // The test critic's inverse is kept (the refitted quadratic form needs it); the half
-    // critics need only their weights.
-    let solve_inverse = |g: &Mat<f64>, r: &Mat<f64>, penalty: f64| {
-        let a = rff::ridge_inverse(g, q, penalty)?;
-        let mut w = Mat::<f64>::zeros(m, d);
-        matmul(
-            w.as_mut(),
-            Accum::Replace,
-            a.as_ref(),
-            r.as_ref(),
-            1.0,
-            Par::Seq,
-        );
-        Ok::<_, EstimateError>((a, w))
-    };
-    for (k, gk) in grams.iter_mut().enumerate() {
+    // Each fold's two halves: the sums of their groups, in group order.
+    let mut grams: Vec<[Mat<f64>; 2]> = Vec::with_capacity(kf);
+    let mut crosses: Vec<[Mat<f64>; 2]> = Vec::with_capacity(kf);
+    for k in 0..kf {
+        let mut gk = [Mat::<f64>::zeros(m, m), Mat::<f64>::zeros(m, m)];
         let mut rk = [Mat::<f64>::zeros(m, d), Mat::<f64>::zeros(m, d)];
         let mut count = [0usize; 2];
-        for (g, b) in ctx.design.blocks.iter().enumerate() {
-            if b.fold != k {
-                rk[half(g)] += &z_train[g][z_index(k, b.fold)];
-                count[half(g)] += 1;
+        for id in (0..ng).filter(|&id| groups.fold[id] != k) {
+            let h = groups.half[id];
+            if let (Some(x), Some(y)) = (&ggram[k][id], &gcross[k][id]) {
+                gk[h] += x;
+                rk[h] += y;
+                count[h] += 1;
             }
         }
         if let Some(h) = (0..2).find(|&h| count[h] == 0) {
@@ -462,6 +529,17 @@ fn run_rff(
         for g in gk.iter_mut() {
             rff::symmetrize(g);
         }
+        grams.push(gk);
+        crosses.push(rk);
+    }
+    // Solve each fold's critics: one per half (the estimate, undersmoothed) and their union
+    // (the test statistic, at the CV penalty: the most powerful critic the data allow).
+    let mut inv: Vec<Mat<f64>> = Vec::with_capacity(kf);
+    let mut weights: Vec<[Mat<f64>; 3]> = Vec::with_capacity(kf);
+    let mut penalties: Vec<f64> = Vec::with_capacity(kf);
+    let q = fmaps[0].unpenalized();
+    for k in 0..kf {
+        let (gk, rk) = (&grams[k], &crosses[k]);
         let undersmoothed = final_penalty(&picks[k], o);
         let wa = rff::ridge_solve(&gk[0], q, rk[0].as_ref(), undersmoothed)?;
         let wb = rff::ridge_solve(&gk[1], q, rk[1].as_ref(), undersmoothed)?;
@@ -469,46 +547,59 @@ fn run_rff(
         g_all += &gk[1];
         let mut r_all = rk[0].clone();
         r_all += &rk[1];
-        let (a, wt) = solve_inverse(&g_all, &r_all, picks[k].penalty)?;
+        // The test critic's inverse is kept (the refitted quadratic form needs it).
+        let a = rff::ridge_inverse(&g_all, q, picks[k].penalty)?;
+        let mut wt = Mat::<f64>::zeros(m, d);
+        matmul(
+            wt.as_mut(),
+            Accum::Replace,
+            a.as_ref(),
+            r_all.as_ref(),
+            1.0,
+            Par::Seq,
+        );
         inv.push(a);
         weights.push([wa, wb, wt]);
+        penalties.push(undersmoothed);
     }
     // Pass 2: held-out terms.
     let mut evals: Vec<EvalBlock> = Vec::with_capacity(nb);
+    let all: Vec<usize> = (0..nb).collect();
     let tmid = ctx.opts.divergence == DivergenceKind::TMid;
-    for_blocks(
-        &all,
-        Stage::Evaluating,
-        progress,
-        |g| {
-            let bd = ctx.block_draws(g);
-            let k = ctx.design.blocks[g].fold;
-            let phi = fmaps[k].features(&bd.xt, &bd.t);
-            let predict = |w: &Mat<f64>| {
-                let mut f = Mat::<f64>::zeros(phi.nrows(), d);
-                matmul(
-                    f.as_mut(),
-                    Accum::Replace,
-                    phi.as_ref(),
-                    w.as_ref(),
-                    1.0,
-                    Par::Seq,
-                );
-                f
-            };
-            let [fa, fb, ft] = [0, 1, 2].map(|c| predict(&weights[k][c]));
-            let mut ev = EvalBlock {
-                v: Moments::default(),
-                sum_t: 0.0,
-                profile: ProfileAcc::new(ctx.opts.profile_bins, tmid),
-                extra: Vec::new(),
-            };
-            let mut acc = PairAcc {
-                draws: Vec::with_capacity(r),
-                v: 0.0,
-                t: 0.0,
-            };
-            for j in 0..bd.delta.len() / d {
+    let eval_block = |g: usize| -> Result<EvalBlock, EstimateError> {
+        let bd = ctx.block_draws(g);
+        let k = ctx.design.blocks[g].fold;
+        let phi = fmaps[k].features(&bd.xt, &bd.t);
+        let predict = |w: &Mat<f64>| {
+            let mut f = Mat::<f64>::zeros(phi.nrows(), d);
+            matmul(
+                f.as_mut(),
+                Accum::Replace,
+                phi.as_ref(),
+                w.as_ref(),
+                1.0,
+                Par::Seq,
+            );
+            f
+        };
+        let [fa, fb, ft] = [0, 1, 2].map(|c| predict(&weights[k][c]));
+        let mut ev = EvalBlock {
+            v: Moments::default(),
+            sum_t: 0.0,
+            profile: ProfileAcc::new(ctx.opts.profile_bins, tmid),
+            extra: Vec::new(),
+            z: None,
+            hw: None,
+            group_v: Vec::with_capacity(groups.segments[g].len()),
+        };
+        let mut acc = PairAcc {
+            draws: Vec::with_capacity(r),
+            v: 0.0,
+            t: 0.0,
+        };
+        for &(a, e, id) in &groups.segments[g] {
+            let mut gsum = 0.0;
+            for j in a..e {
                 let delta = &bd.delta[j * d..(j + 1) * d];
                 acc.draws.clear();
                 acc.v = 0.0;
@@ -533,18 +624,52 @@ fn run_rff(
                     ));
                 }
                 ev.v.push(vi);
+                gsum += vi;
                 ev.sum_t += ti;
                 ev.profile.add_pair(&acc.draws);
             }
-            if need_q {
-                let z = rff::cross(phi.as_ref(), &bd.delta, d, r);
-                ev.extra = (0..d).flat_map(|c| z.col_as_slice(c).to_vec()).collect();
-            }
-            Ok(ev)
-        },
-        |_, ev| evals.push(ev),
-    )?;
-    let quadratic = if need_q {
+            ev.group_v.push((id, gsum));
+        }
+        let z = rff::cross(phi.as_ref(), &bd.delta, d, r);
+        if needs.q {
+            ev.extra = (0..d).flat_map(|c| z.col_as_slice(c).to_vec()).collect();
+        }
+        ev.z = Some(z);
+        if jk {
+            ev.hw = Some([&fa, &fb].map(|f| {
+                let mut out = Mat::<f64>::zeros(m, d);
+                matmul(
+                    out.as_mut(),
+                    Accum::Replace,
+                    phi.transpose(),
+                    f.as_ref(),
+                    1.0,
+                    Par::Seq,
+                );
+                out
+            }));
+        }
+        Ok(ev)
+    };
+    for_blocks(&all, Stage::Evaluating, progress, eval_block, |_, ev| {
+        evals.push(ev)
+    })?;
+    let jackknife = if jk {
+        let parts = JackknifeParts {
+            groups: &groups,
+            grams: &grams,
+            crosses: &crosses,
+            ggram: &ggram,
+            gcross: &gcross,
+            weights: &weights,
+            penalties: &penalties,
+            unpenalized: q,
+        };
+        Some(rff_jackknife(ctx, &parts, &evals)?)
+    } else {
+        None
+    };
+    let quadratic = if needs.q {
         Some(rff_quadratic(ctx, &inv, &z_train, &evals, m, d, r))
     } else {
         None
@@ -560,7 +685,47 @@ fn run_rff(
             cv_mse: c.cv_mse,
         })
         .collect();
-    Ok(finish(ctx, evals, choices, quadratic))
+    Ok(finish(ctx, evals, choices, quadratic, jackknife))
+}
+
+/// `slot += x`, allocating on first use.
+fn add_into(slot: &mut Option<Mat<f64>>, x: &Mat<f64>) {
+    match slot {
+        Some(s) => *s += x,
+        None => *slot = Some(x.clone()),
+    }
+}
+
+/// Per-fold held-out cross-products `Z_k`, `H_k W_A`, `H_k W_B` and per-group held-out sums
+/// (in block order), then the jackknife.
+fn rff_jackknife(
+    ctx: &Ctx<'_>,
+    parts: &JackknifeParts<'_>,
+    evals: &[EvalBlock],
+) -> Result<JackknifeSe, EstimateError> {
+    let (kf, d) = (ctx.design.folds(), ctx.d);
+    let m = parts.grams[0][0].nrows();
+    let mut held = HeldOut {
+        z: (0..kf).map(|_| Mat::zeros(m, d)).collect(),
+        hw: (0..kf)
+            .map(|_| [Mat::zeros(m, d), Mat::zeros(m, d)])
+            .collect(),
+        group_sum: vec![0.0; parts.groups.len()],
+    };
+    for (b, e) in ctx.design.blocks.iter().zip(evals) {
+        held.z[b.fold] += e.z.as_ref().expect("RFF blocks carry Z");
+        let [ha, hb] = e.hw.as_ref().expect("jackknife blocks carry H·W");
+        held.hw[b.fold][0] += ha;
+        held.hw[b.fold][1] += hb;
+        for &(id, s) in &e.group_v {
+            held.group_sum[id] += s;
+        }
+    }
+    let c = match ctx.opts.divergence {
+        DivergenceKind::Mid => 1.0,
+        DivergenceKind::TMid => 0.5,
+    };
+    jackknife::rff(parts, &held, ctx.design.draws, c)
 }
 
 /// Index of critic `k`'s matrix among the `K − 1` stored for a block of fold `own`.
@@ -571,7 +736,8 @@ fn run_rff(
 /// −0.21 ± 1.20 for an exact 1.0.
 fn final_penalty(c: &rff::RffChoice, o: &super::RffOptions) -> f64 {
     let floor = o.ridges.iter().copied().fold(f64::INFINITY, f64::min);
-    c.penalty * (o.undersmooth.max(floor / c.ridge))
+    let undersmooth = o.undersmooth.expect("resolved in `run`");
+    c.penalty * (undersmooth.max(floor / c.ridge))
 }
 
 /// Which of a fold's two critics block `g` trains when it is outside the held-out fold.
@@ -586,7 +752,7 @@ fn final_penalty(c: &rff::RffChoice, o: &super::RffOptions) -> f64 {
 /// sign-flip statistic uses a third critic fitted on both halves at the cross-validated
 /// penalty: averaging the half critics instead cost power in a development run (mean shift,
 /// `n = 1000`: 0.61 against 0.85 with the full-data critic).
-fn half(g: usize) -> usize {
+pub(crate) fn half(g: usize) -> usize {
     g % 2
 }
 
@@ -747,6 +913,9 @@ fn run_knn(
                 sum_t: 0.0,
                 profile: ProfileAcc::new(ctx.opts.profile_bins, tmid),
                 extra: if need_q { vec![0.0; nb] } else { Vec::new() },
+                z: None,
+                hw: None,
+                group_v: Vec::new(),
             };
             let mut buf = vec![0.0; d + 1];
             let mut f = [vec![0.0; d], vec![0.0; d]];
@@ -820,5 +989,5 @@ fn run_knn(
             cv_mse: c.cv_mse,
         })
         .collect();
-    Ok(finish(ctx, evals, choices, quadratic))
+    Ok(finish(ctx, evals, choices, quadratic, None))
 }

@@ -32,11 +32,13 @@
 //!    squared error `‖Δ − f‖²` is the criterion, which equals `‖Δ‖²` minus the variational
 //!    objective pair by pair, so the two criteria pick the same critic.
 //! 4. **Estimate and interval**: `V_i` is pair `i`'s average over its draws of
-//!    `2⟨f, Δ⟩ − ‖f‖²`; the estimate is `mean V` (`D_mid`) or `½ mean V` (`D_t-mid`, since
-//!    `∫₀^½ D(t) dt = ½ E_{t~U[0,½]} D(t)`), its standard error `sd(V)/√N` (times ½), the
-//!    interval `± 1.96 SE`. The SE treats the `N` pair terms as independent given the critics,
-//!    which holds exactly inside a fold; across folds the critics depend on each other's data
-//!    and the SE is the usual cross-fitting approximation (see `docs/two-sample.md`).
+//!    `⟨f_A, Δ⟩ + ⟨f_B, Δ⟩ − ⟨f_A, f_B⟩` (two critics on disjoint halves; `2⟨f, Δ⟩ − ‖f‖²`
+//!    with the critic's noise cancelled); the estimate is `mean V` (`D_mid`) or `½ mean V`
+//!    (`D_t-mid`, since `∫₀^½ D(t) dt = ½ E_{t~U[0,½]} D(t)`). Its standard error
+//!    ([`jackknife`], RFF critic): the delete-a-group jackknife with the critics refitted in
+//!    every replicate, so that it sees how the critics move with the data, which `sd(V)/√N`
+//!    (exact given the critics, also reported) does not; the interval is `± t_{G−1}·SE`.
+//!    For the kNN critic the SE is `sd(V)/√N` and the interval `± 1.96 SE`.
 //! 5. **Profile** ([`profile`]): held-out draws binned by `t` give `D(t)` per bin, with
 //!    cluster-robust standard errors (draws of one pair form a cluster).
 //! 6. **Test** ([`signflip`], [`permutation`]): see [`TestKind`].
@@ -62,6 +64,7 @@
 //! ```
 
 pub(crate) mod crossfit;
+pub mod jackknife;
 pub mod knn;
 pub mod pairs;
 pub mod permutation;
@@ -85,6 +88,19 @@ pub enum DivergenceKind {
 }
 
 impl DivergenceKind {
+    /// The default undersmoothing of the RFF critic (see [`RffOptions::undersmooth`]).
+    ///
+    /// ```
+    /// use midpoint::estimate::DivergenceKind;
+    /// assert_eq!(DivergenceKind::TMid.default_undersmooth(), 0.003);
+    /// ```
+    pub fn default_undersmooth(&self) -> f64 {
+        match self {
+            DivergenceKind::Mid => 0.01,
+            DivergenceKind::TMid => 0.003,
+        }
+    }
+
     /// `mid` or `tmid`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -98,21 +114,33 @@ impl DivergenceKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RffOptions {
     /// Number of random Fourier features (default 256; capped at half the critic's training
-    /// pairs, and at least 32). A constant, the `d + 1` linear terms and, for `d ≤ 21`, their
-    /// products are added to them.
+    /// pairs, and at least 32). A constant, the `d + 1` linear terms, for `d ≤ 21` their
+    /// products and, for `d ≤ 10` once the data allow ([`rff::cubic_wanted`]), their cubic
+    /// products are added to them. Cross-validation uses at most [`rff::TUNE_FEATURES`].
     pub features: usize,
     /// Bandwidth multipliers tried by cross-validation, in units of `√(d+1)` on standardized
     /// inputs (default `[0.25, 0.5, 1, 2, 4]`). One value disables the search.
     pub bandwidths: Vec<f64>,
     /// Ridge penalties per training draw tried by cross-validation (default `1e-6 … 1`).
     pub ridges: Vec<f64>,
-    /// Factor applied to the cross-validated penalty for the final critics (default 0.01:
-    /// undersmoothing). Cross-validation picks the penalty that predicts `Δ` best, trading the
-    /// critic's bias against its variance; with the two half critics of the estimate only the
-    /// bias (`‖E f − m‖²`) lowers the expected estimate, so a smaller penalty than the
+    /// Factor applied to the cross-validated penalty for the final critics: undersmoothing
+    /// (`None`, the default: 0.003 for `tmid`, 0.01 for `mid`; 1 keeps the CV choice).
+    /// Cross-validation picks the penalty that predicts `Δ` best, trading the critic's bias
+    /// against its variance; with the two half critics of the estimate only the bias
+    /// (`‖E f − m‖²`) lowers the expected estimate, so a smaller penalty than the
     /// prediction-optimal one is the better trade for the divergence (the usual advice for
-    /// plug-in estimates of functionals). Measured in `docs/two-sample.md`; 1 keeps the CV choice.
-    pub undersmooth: f64,
+    /// plug-in estimates of functionals), up to the point where the critics' noise widens the
+    /// interval more than their bias shifts it. Where that point lies depends on the field:
+    /// `D_t-mid` integrates down to `t = 0`, where the field is steepest and `D(t)` largest
+    /// (three times `D_mid` in the 10-D example of `docs/two-sample.md`), so it is
+    /// undersmoothed further; at `t = ½` the field is smooth, and 0.003 there doubled the
+    /// interval width of `D_mid` in one and two dimensions at `n = 10³` for no gain in
+    /// coverage (measured in `docs/two-sample.md`).
+    pub undersmooth: Option<f64>,
+    /// Cubic products `uᵢuⱼuₖ` of the standardized inputs among the features: `None` (default)
+    /// decides by [`rff::cubic_wanted`] — once the data can pay for them, as a sieve's degree
+    /// grows with `n`; `Some(b)` forces the choice.
+    pub cubic: Option<bool>,
 }
 
 impl Default for RffOptions {
@@ -121,7 +149,8 @@ impl Default for RffOptions {
             features: 256,
             bandwidths: vec![0.25, 0.5, 1.0, 2.0, 4.0],
             ridges: vec![1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
-            undersmooth: 0.01,
+            undersmooth: None,
+            cubic: None,
         }
     }
 }
@@ -289,7 +318,7 @@ impl EstimateOptions {
                 if o.ridges.is_empty() || o.ridges.iter().any(|&b| !(b > 0.0 && b.is_finite())) {
                     return bad("RFF ridges must be a non-empty list of finite positive numbers");
                 }
-                if !(o.undersmooth > 0.0 && o.undersmooth <= 1.0) {
+                if o.undersmooth.is_some_and(|u| !(u > 0.0 && u <= 1.0)) {
                     return bad("RFF undersmoothing factor must be in (0, 1]");
                 }
             }
@@ -460,9 +489,17 @@ pub struct EstimateReport {
     pub divergence: DivergenceKind,
     /// The estimate.
     pub estimate: f64,
-    /// Its standard error (from the i.i.d. pair terms; see the module docs).
+    /// Its standard error: the jackknife one (critics refitted per replicate) for the RFF
+    /// critic, else the conditional one; see [`SeMethod`].
     pub std_error: f64,
-    /// `estimate ± 1.959964·std_error`.
+    /// How `std_error` was computed.
+    pub se_method: SeMethod,
+    /// `sd(V)/√N` (times ½ for `tmid`): the standard error given the fitted critics.
+    pub std_error_conditional: f64,
+    /// Jackknife groups `G` (`None` without the jackknife).
+    pub jackknife_groups: Option<usize>,
+    /// `estimate ± q·std_error`, `q` the 97.5% quantile of Student's t with `G − 1`
+    /// degrees of freedom for the jackknife, of the normal law (1.959964) otherwise.
     pub ci95: [f64; 2],
     /// Test p-value `(1 + #{S_b ≥ S})/(B + 1)` (`None` without a test).
     pub p_value: Option<f64>,
@@ -503,6 +540,27 @@ pub struct EstimateReport {
 }
 
 const Z95: f64 = 1.959_963_984_540_054;
+
+/// How the standard error of an estimate was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeMethod {
+    /// Delete-a-group jackknife with the critics refitted per replicate ([`jackknife`]):
+    /// sees the variation of the critics with the training data. The RFF default.
+    Jackknife,
+    /// `sd(V)/√N` of the held-out pair terms: exact given the critics, blind to how they vary
+    /// with the data (too small where the critic is far from the field). The kNN critic, and
+    /// an RFF critic too large for the jackknife's memory budget.
+    Conditional,
+}
+
+/// The 97.5% quantile of Student's t with `df` degrees of freedom.
+fn student_t_975(df: usize) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    StudentsT::new(0.0, 1.0, df.max(1) as f64)
+        .map(|t| t.inverse_cdf(0.975))
+        .unwrap_or(Z95)
+}
 
 /// Checks a sample set: non-empty and finite.
 fn check_samples(x: ArrayView2<'_, f64>, which: Sample) -> Result<(), EstimateError> {
@@ -559,7 +617,7 @@ pub fn estimate_with_progress(
             d1: x1.ncols(),
         });
     }
-    let fit = crossfit::run(x0, x1, opts, true, progress)?;
+    let fit = crossfit::run(x0, x1, opts, crossfit::Needs::ALL, progress)?;
     let (p_value, statistic) = match opts.test {
         TestKind::None => (None, None),
         TestKind::SignFlip => {
@@ -578,14 +636,28 @@ pub fn estimate_with_progress(
             (Some(p), Some(fit.estimate))
         }
     };
+    // The jackknife SE where it ran (Student-t with G − 1 degrees of freedom), else the
+    // conditional one (normal quantile).
+    let (std_error, quantile, se_method, groups) = match &fit.jackknife {
+        Some(j) => (
+            j.std_error,
+            student_t_975(j.groups - 1),
+            SeMethod::Jackknife,
+            Some(j.groups),
+        ),
+        None => (fit.std_error_conditional, Z95, SeMethod::Conditional, None),
+    };
     let ci = [
-        fit.estimate - Z95 * fit.std_error,
-        fit.estimate + Z95 * fit.std_error,
+        fit.estimate - quantile * std_error,
+        fit.estimate + quantile * std_error,
     ];
     Ok(EstimateReport {
         divergence: opts.divergence,
         estimate: fit.estimate,
-        std_error: fit.std_error,
+        std_error,
+        se_method,
+        std_error_conditional: fit.std_error_conditional,
+        jackknife_groups: groups,
         ci95: ci,
         p_value,
         test: opts.test,
@@ -624,7 +696,16 @@ pub fn signflip_diagnostics(
     opts.validate()?;
     check_samples(x0, Sample::X0)?;
     check_samples(x1, Sample::X1)?;
-    let fit = crossfit::run(x0, x1, opts, true, &|_| {})?;
+    let fit = crossfit::run(
+        x0,
+        x1,
+        opts,
+        crossfit::Needs {
+            q: true,
+            jackknife: false,
+        },
+        &|_| {},
+    )?;
     let q = fit.quadratic.as_ref().expect("Q requested");
     let exact = signflip::test(q, opts.resamples(), opts.seed, &|_| {});
     Ok((
@@ -666,7 +747,7 @@ mod tests {
         let x0 = normal(120, 2, 0.0, 1);
         let x1 = normal(120, 2, 0.7, 2);
         let o = opts(critic);
-        let fit = crossfit::run(x0.view(), x1.view(), &o, true, &|_| {}).unwrap();
+        let fit = crossfit::run(x0.view(), x1.view(), &o, crossfit::Needs::ALL, &|_| {}).unwrap();
         let q = fit.quadratic.as_ref().unwrap();
         let ones = vec![1.0; q.blocks()];
         let s1 = signflip::quadratic_form(q, &ones);
@@ -695,7 +776,8 @@ mod tests {
                 }
             }
         }
-        let flipped = crossfit::run(y0.view(), y1.view(), &o, false, &|_| {}).unwrap();
+        let flipped =
+            crossfit::run(y0.view(), y1.view(), &o, crossfit::Needs::ESTIMATE, &|_| {}).unwrap();
         let se = signflip::quadratic_form(q, &eps);
         assert!(
             (se - flipped.sum_t).abs() <= 1e-8 * (1.0 + se.abs()),

@@ -35,7 +35,13 @@ pub(crate) fn test(
         idx.shuffle(&mut chunk_rng(opts.seed ^ TAG_PERM, b as u64));
         let a0 = Array2::from_shape_fn((n0, d), |(i, c)| pooled(idx[i])[c]);
         let a1 = Array2::from_shape_fn((n1, d), |(i, c)| pooled(idx[n0 + i])[c]);
-        let fit = crossfit::run(a0.view(), a1.view(), &inner, false, &|_| {})?;
+        let fit = crossfit::run(
+            a0.view(),
+            a1.view(),
+            &inner,
+            crossfit::Needs::ESTIMATE,
+            &|_| {},
+        )?;
         if fit.estimate >= observed {
             count += 1;
         }
