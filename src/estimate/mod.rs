@@ -133,8 +133,8 @@ pub struct RffOptions {
     /// interval more than their bias shifts it. Where that point lies depends on the field:
     /// `D_t-mid` integrates down to `t = 0`, where the field is steepest and `D(t)` largest
     /// (three times `D_mid` in the 10-D example of `docs/two-sample.md`), so it is
-    /// undersmoothed further; at `t = ½` the field is smooth, and 0.003 there doubled the
-    /// interval width of `D_mid` in one and two dimensions at `n = 10³` for no gain in
+    /// undersmoothed further; at `t = ½` the field is smooth, and 0.003 there widened the
+    /// `D_mid` intervals by a third in one and two dimensions at `n = 10³` for no gain in
     /// coverage (measured in `docs/two-sample.md`).
     pub undersmooth: Option<f64>,
     /// Cubic products `uᵢuⱼuₖ` of the standardized inputs among the features: `None` (default)

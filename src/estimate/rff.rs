@@ -209,10 +209,11 @@ impl FeatureMap {
         }
         let norm = (2.0 / m as f64).sqrt();
         for j in 0..m {
-            let b = self.phase[j];
-            for v in phi.col_as_slice_mut(first + j) {
-                *v = norm * cos(*v + b);
-            }
+            crate::vecmath::cos_shifted_in_place(
+                phi.col_as_slice_mut(first + j),
+                self.phase[j],
+                norm,
+            );
         }
         phi.col_as_slice_mut(0).fill(1.0);
         for j in 0..p {
