@@ -335,10 +335,7 @@ fn finish(
         sum_t += e.sum_t;
         prof.merge(&e.profile);
     }
-    let c = match ctx.opts.divergence {
-        DivergenceKind::Mid => 1.0,
-        DivergenceKind::TMid => 0.5,
-    };
+    let c = ctx.opts.divergence.scale();
     let var = if v.n > 1 {
         v.m2 / (v.n - 1) as f64
     } else {
@@ -721,11 +718,7 @@ fn rff_jackknife(
             held.group_sum[id] += s;
         }
     }
-    let c = match ctx.opts.divergence {
-        DivergenceKind::Mid => 1.0,
-        DivergenceKind::TMid => 0.5,
-    };
-    jackknife::rff(parts, &held, ctx.design.draws, c)
+    jackknife::rff(parts, &held, ctx.design.draws, ctx.opts.divergence.scale())
 }
 
 /// Index of critic `k`'s matrix among the `K − 1` stored for a block of fold `own`.

@@ -101,6 +101,14 @@ impl DivergenceKind {
         }
     }
 
+    /// `c` in `D̂ = c·mean V`: 1 for `mid`, ½ for `tmid` (`∫₀^½ D(t) dt = ½ E_{t~U[0,½]} D(t)`).
+    pub(crate) fn scale(&self) -> f64 {
+        match self {
+            DivergenceKind::Mid => 1.0,
+            DivergenceKind::TMid => 0.5,
+        }
+    }
+
     /// `mid` or `tmid`.
     pub fn name(&self) -> &'static str {
         match self {

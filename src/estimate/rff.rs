@@ -290,9 +290,10 @@ pub fn quadratic_scale(p: usize) -> f64 {
 /// `N(μ, I)`; the quadratic products carry its first-order part `x̃ᵢ·⟨μ, x̃⟩` and the cubic ones
 /// the next. The random features, isotropic in `d + 1` dimensions, represent such a product of
 /// a linear map with a function of one direction poorly: in 10-D at `n = 10⁴` (10
-/// development replications each) `D_t-mid` came out low by 0.035 without cubic terms and by
-/// 0.013 with them (exact 0.829; sd 0.029 either way), while 1024 random features in place of
-/// 256, without cubic terms, still left it low by 0.031.
+/// replications each, `cargo run --release --example critic_bias -- 10000 10 off|on 0.003
+/// 256|1024`) `D_t-mid` came out low by 0.041 without cubic terms and by 0.013 with them
+/// (exact 0.829; sd 0.029–0.030, so ±0.009 on each bias), while 1024 random features in place
+/// of 256, without cubic terms, still left it low by 0.039.
 pub fn cubic_terms(p: usize) -> usize {
     let q = p * (p + 1) * (p + 2) / 6;
     if q <= MAX_CUBIC {
@@ -307,8 +308,9 @@ pub const MAX_CUBIC: usize = 286;
 
 /// Scale of the cubic columns, `3/p^{3/2}`: their implied kernel `(uᵀv)³/6` is then of the
 /// order of the random features' (as [`quadratic_scale`] does for the products). The factor
-/// 3 over `1/p^{3/2}` penalizes them less; it gave the same bias (0.019 low) as 10 and less
-/// than 1 (0.035) in the development runs of [`cubic_terms`] at undersmoothing 0.01.
+/// 3 over `1/p^{3/2}` penalizes them less: with the factor changed by hand in
+/// `critic_bias -- 10000 10 on 0.01 256` (see [`cubic_terms`]), 3 and 10 left the same bias
+/// (0.019 low) and 1 more (0.035); those runs used a build that no shipped switch reproduces.
 pub fn cubic_scale(p: usize) -> f64 {
     3.0 / (p as f64).powf(1.5)
 }
