@@ -46,7 +46,8 @@ pub struct Args {
     /// Divergences (comma-separated: mid, tmid).
     #[arg(long, value_delimiter = ',', default_value = "tmid")]
     divergence: Vec<String>,
-    /// Laws (comma-separated; see `laws()`); empty means all.
+    /// Laws (comma-separated; see `laws()`, and for `calibration` gauss2d, discrete3); empty
+    /// means all.
     #[arg(long, value_delimiter = ',')]
     laws: Vec<String>,
     /// Write the Markdown here (and the power PNG beside it).
@@ -194,12 +195,15 @@ fn calibration(a: &Args) -> anyhow::Result<String> {
     let mut md = String::new();
     writeln!(md, "| null law | d | n per side | divergence | reps | B | rejection rate, exact sign-flip (α = 0.05) | rejection rate, naive fixed-critic flip | wall s |")?;
     writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
-    let nulls: Vec<(&str, Law)> = vec![
+    // (key for `--laws`, table name, law)
+    let nulls: Vec<(&str, &str, Law)> = vec![
         (
+            "gauss2d",
             "N(0, I₂)",
             Gaussian::isotropic(Array1::zeros(2), 1.0)?.into(),
         ),
         (
+            "discrete3",
             "3-atom discrete",
             Discrete::new(
                 ndarray::array![[0.0], [1.0], [2.0]],
@@ -208,7 +212,14 @@ fn calibration(a: &Args) -> anyhow::Result<String> {
             .into(),
         ),
     ];
-    for (name, law) in &nulls {
+    for known in &a.laws {
+        anyhow::ensure!(
+            nulls.iter().any(|(key, _, _)| key == known),
+            "unknown null law {known:?} (gauss2d, discrete3)"
+        );
+    }
+    let wanted = |key: &str| a.laws.is_empty() || a.laws.iter().any(|l| l == key);
+    for (_, name, law) in nulls.iter().filter(|(key, _, _)| wanted(key)) {
         for dv in &a.divergence {
             let kind = kind_of(dv)?;
             for &n in &a.n {
