@@ -116,7 +116,7 @@ pub(crate) struct JackknifeParts<'a> {
     /// Per fold, each half's Gram matrix (symmetric) and cross-products.
     pub grams: &'a [[Mat<f64>; 2]],
     pub crosses: &'a [[Mat<f64>; 2]],
-    /// Per fold `k` and group outside it, the group's Gram (lower triangle) and
+    /// Per fold `k` and group outside it, the group's Gram (symmetric) and
     /// cross-products in fold `k`'s feature map.
     pub ggram: &'a [Vec<Option<Mat<f64>>>],
     pub gcross: &'a [Vec<Option<Mat<f64>>>],
@@ -164,7 +164,6 @@ pub(crate) fn rff(
 ) -> Result<JackknifeSe, EstimateError> {
     let g = p.groups;
     let kf = p.grams.len();
-    let m = p.grams[0][0].nrows();
     let (z, hw, vsum) = (&held.z, &held.hw, &held.group_sum);
     let mut fold_sum = vec![0.0; kf];
     let mut fold_abs = vec![0.0; kf];
@@ -200,15 +199,9 @@ pub(crate) fn rff(
                 let (Some(gg), Some(gr)) = (&p.ggram[k][id], &p.gcross[k][id]) else {
                     unreachable!("every group outside fold k has its Gram matrix in k's map")
                 };
-                // G_h − G_γ: the half's Gram is symmetric, the group's has its lower triangle.
+                // G_h − G_γ, both symmetric.
                 let mut gm = p.grams[k][h0].clone();
-                for j in 0..m {
-                    for i in j..m {
-                        let v = gm[(i, j)] - gg[(i, j)];
-                        gm[(i, j)] = v;
-                        gm[(j, i)] = v;
-                    }
-                }
+                gm -= gg;
                 let mut rm = p.crosses[k][h0].clone();
                 rm -= gr;
                 let w = rff::ridge_solve(&gm, p.unpenalized, rm.as_ref(), p.penalties[k])?;

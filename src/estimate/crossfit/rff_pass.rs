@@ -213,6 +213,10 @@ pub(super) fn run_rff(
             }
         },
     )?;
+    // Both triangles of every group's Gram matrix: the jackknife subtracts them whole.
+    for gram in ggram.iter_mut().flatten().flatten() {
+        rff::symmetrize(gram);
+    }
     // Each fold's two halves: the sums of their groups, in group order.
     let mut grams: Vec<[Mat<f64>; 2]> = Vec::with_capacity(kf);
     let mut crosses: Vec<[Mat<f64>; 2]> = Vec::with_capacity(kf);
@@ -232,9 +236,6 @@ pub(super) fn run_rff(
             return Err(EstimateError::Numerical(format!(
                 "fold {k}: no training blocks in half {h}"
             )));
-        }
-        for g in gk.iter_mut() {
-            rff::symmetrize(g);
         }
         grams.push(gk);
         crosses.push(rk);
