@@ -108,6 +108,8 @@ struct EvalPart {
     group_sum: f64,
 }
 
+/// The cross-fitted run with the RFF critic: tuning, pass 1, the solves, pass 2, then the
+/// jackknife and `Q` as `needs` asks (see the module docs).
 pub(super) fn run_rff(
     ctx: &Ctx<'_>,
     o: &RffOptions,
