@@ -310,6 +310,8 @@ pub(crate) fn fill_normals(rng: &mut Xoshiro8, bits: &mut [u64], out: &mut [f64]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand_xoshiro::Xoshiro256PlusPlus;
 
     /// The random-feature loop gives the same bits on every instruction set this CPU runs
     /// (results must not depend on the machine); would catch a contracted FMA or a reordered
@@ -337,8 +339,6 @@ mod tests {
             }
         }
     }
-    use rand::SeedableRng;
-    use rand_xoshiro::Xoshiro256PlusPlus;
 
     /// Distance in units in the last place between two finite floats of the same sign.
     fn ulps(a: f64, b: f64) -> u64 {

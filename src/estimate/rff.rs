@@ -402,10 +402,11 @@ pub fn eigen(g: &Mat<f64>) -> Result<(Mat<f64>, Vec<f64>), EstimateError> {
 ///
 /// Why not faer's `Mat::llt`: that follows faer's global setting, rayon by default, and the
 /// ridge systems here are solved inside tasks that already occupy every thread (bandwidths
-/// and folds in cross-validation, groups in the jackknife). Nested, the factorization of an
-/// `M = 328` system took 0.86 ms against 0.35 ms sequentially (one thread of this machine,
-/// `faer` 0.24), and a split that follows the thread count could make the rounding — and so
-/// the results — depend on it.
+/// and folds in cross-validation, groups in the jackknife), where a further parallel split
+/// only adds overhead — and a split that follows the thread count could make the rounding,
+/// and so the results, depend on it. Alone on an idle machine the sequential factorization
+/// of an `M = 328` system is also faster: 0.24 ms against 0.31 ms (`cargo bench --bench
+/// ridge`, faer 0.24, 2026-12-02).
 pub struct Cholesky {
     l: Mat<f64>,
 }
@@ -651,7 +652,7 @@ pub fn ridge_solve(
 /// `(G + shift·P)⁻¹` (symmetric): Cholesky, or [`PartialRidge`] where that fails.
 pub fn ridge_inverse(g: &Mat<f64>, q: usize, shift: f64) -> Result<Mat<f64>, EstimateError> {
     match shifted_cholesky(g, q, shift) {
-        Some(llt) => Ok(llt.inverse()),
+        Some(c) => Ok(c.inverse()),
         None => Ok(PartialRidge::new(g, q)?.inverse(shift)),
     }
 }

@@ -191,10 +191,7 @@ pub(super) fn run_rff(
                 for (i, &(_, a, e)) in unit.segs.iter().enumerate() {
                     let seg = phi.as_ref().subrows(first * r, (e - a) * r);
                     let z = rff::cross(seg, &ud.delta[first * d..(first + e - a) * d], d, r);
-                    match &mut part.cross[k] {
-                        Some(c) => *c += &z,
-                        None => part.cross[k] = Some(z.clone()),
-                    }
+                    add_or_take(&mut part.cross[k], z.clone());
                     part.z[i].1.push(z);
                     first += e - a;
                 }
