@@ -1,32 +1,36 @@
 #!/usr/bin/env bash
-# Issue 5 on a lent GPU machine: the MGM throughput figures (fp32 and bf16, batch 256, ddpm++,
-# fraction of the FLOP bound, peak GPU memory), issue 4's missing warmup and Inception figures,
-# and a short real run on 32×32 crops of scikit-image's photographs with FID against held-out
-# crops. See docs/performance.md ("GPU figures (issue 5)") and docs/cifar10.md.
+# GPU check on a lent device machine. `bundle` packs the stripped release binary and the
+# Inception weights into gpu-bundle/ (git-ignored); two device calls then measure the GPU
+# figures (MGM throughput in fp32 and bf16, batch 256, ddpm++, fraction of the FLOP bound, peak
+# GPU memory; the dense matmul peak; warmup and Inception throughput) and make a short real run
+# on 32×32 crops of scikit-image's photographs with FID against held-out crops. `--cpu-smoke`
+# runs it all with tiny settings on the CPU. See docs/performance.md ("Running it on a GPU
+# machine") and docs/cifar10.md.
 #
-#   scripts/gpu-issue5.sh bundle          # here, on the build machine: binary + weights -> gpu-bundle/
-#   scripts/gpu-issue5.sh bench OUT       # device call 1, carry ["gpu-bundle/a"]
-#   scripts/gpu-issue5.sh run OUT         # device call 2, carry ["gpu-bundle/b"], AT ONCE after call 1
-#   scripts/gpu-issue5.sh --cpu-smoke DIR # here: bundle + both phases with tiny settings on the CPU
+#   scripts/gpu-check.sh bundle          # here, on the build machine: binary + weights -> gpu-bundle/
+#   scripts/gpu-check.sh bench OUT       # device call 1, carry ["gpu-bundle/a"]
+#   scripts/gpu-check.sh run OUT         # device call 2, carry ["gpu-bundle/b"], AT ONCE after call 1
+#   scripts/gpu-check.sh --cpu-smoke DIR # here: bundle + both phases with tiny settings on the CPU
 #
 # Why two device calls. The device machine has no Rust and no network, so the binary (built here)
 # and the Inception weights (87.3 MB) travel with the working tree, which is limited to 64 MiB per
 # call; one command may also run 10 minutes at most. `bundle` therefore writes
 #   gpu-bundle/a: midpoint-train.gz (stripped, ~3 MB) + inception.part1 (first 44,000,000 bytes)
 #   gpu-bundle/b: midpoint-train.gz                   + inception.part2 (the rest, 43.3 MB)
-# Call 1 stages its part under $MIDPOINT_STAGE (/tmp/midpoint-issue5 on the device machine) and
+# Call 1 stages its part under $MIDPOINT_STAGE (/tmp/midpoint-gpu-check on the device machine) and
 # runs the benches; call 2 must reach the same machine (it stays warm about 30 s after a call),
 # joins the two parts, checks their SHA-1 and runs the real run. If call 2 lands on a fresh machine
 # it stops at once and says so: repeat call 1, then call 2.
 #
 # The device calls (run tool), e.g.:
-#   run(command="bash scripts/gpu-issue5.sh bench $OUT", carry=["gpu-bundle/a"], timeout_s=600)
-#   run(command="bash scripts/gpu-issue5.sh run $OUT",   carry=["gpu-bundle/b"], timeout_s=600)
+#   run(command="bash scripts/gpu-check.sh bench $OUT", carry=["gpu-bundle/a"], timeout_s=600)
+#   run(command="bash scripts/gpu-check.sh run $OUT",   carry=["gpu-bundle/b"], timeout_s=600)
 # Each writes at most 3 files to OUT (the device tool returns at most 8, 16 MiB each):
-# issue5-<phase>.json (the figures), issue5-<phase>.log, issue5-<phase>.tar.gz (everything else:
-# JSONL logs, grids, plots, crops.json; no checkpoints).
+# gpu-check-<phase>.json (the figures and the runs' summaries), gpu-check-<phase>.log,
+# gpu-check-<phase>.tar.gz (everything else: JSONL logs, config.json and summary.json of both
+# runs, grids/step_NNNNNNN.png, plots, crops.json; no checkpoints).
 #
-# Budget (device time, 30 min per session; aim at ~20):
+# Budget (device time: 15 min per task, all calls and the machine start included):
 #   machine start                               ~1.5 min
 #   call 1 (bench):  info, 3 matmuls (8192², 50 products: ~1 s each at 200-800 TFLOP/s),
 #                    bench mgm fp32 + bf16 (3 + 20 iterations of ~100 TFLOP each, plus their own
@@ -40,13 +44,15 @@
 #                    on the CPU), final FID-5k (~15 s), packing (< 10 s): ~8.5 min < 10 min.
 #   warm tails between and after the calls      ~1 min
 #   total                                       ~14 min expected, ~20 min worst case
+# The expected total barely fits the 15 minutes and leaves no room for a second try; the worst
+# case does not fit. With less time left, shrink the run (e.g. BENCH_TIMEOUT=90 MGM_SECONDS=180).
 # Override any size by environment variables (names in `gpu_profile` below).
 
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUNDLE="${MIDPOINT_BUNDLE:-$ROOT/gpu-bundle}"
-STAGE="${MIDPOINT_STAGE:-/tmp/midpoint-issue5}"
+STAGE="${MIDPOINT_STAGE:-/tmp/midpoint-gpu-check}"
 INCEPTION_SHA1="a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 SPLIT_BYTES=44000000
 # scikit-image's shipped images that are not photographs, or that duplicate another one
@@ -54,7 +60,7 @@ SPLIT_BYTES=44000000
 # held-out set). Grayscale images are skipped by `crops` itself.
 EXCLUDE="logo.png color.png chessboard_RGB.png motorcycle_right.png"
 
-die() { echo "gpu-issue5: $*" >&2; exit 1; }
+die() { echo "gpu-check: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
 gpu_profile() {
@@ -142,7 +148,7 @@ do_bundle() {
 stage_part() {
   local part="$1"
   mkdir -p "$STAGE"
-  [ -d "$BUNDLE/$part" ] || die "$BUNDLE/$part missing: carry [\"gpu-bundle/$part\"] (made by 'scripts/gpu-issue5.sh bundle')"
+  [ -d "$BUNDLE/$part" ] || die "$BUNDLE/$part missing: carry [\"gpu-bundle/$part\"] (made by 'scripts/gpu-check.sh bundle')"
   cp "$BUNDLE/$part"/inception.part* "$STAGE/"
   gzip -dc "$BUNDLE/$part/midpoint-train.gz" >"$STAGE/midpoint-train"
   chmod +x "$STAGE/midpoint-train"
@@ -169,10 +175,10 @@ capped() {
   fi
 }
 
-# $OUT/issue5-<phase>.json: every <name>.json of the work folder as one object.
+# $OUT/gpu-check-<phase>.json: every <name>.json of the work folder as one object.
 collect() {
   local phase="$1"
-  "$PYTHON" - "$W" "$OUT/issue5-$phase.json" <<'PY'
+  "$PYTHON" - "$W" "$OUT/gpu-check-$phase.json" <<'PY'
 import json, os, sys
 work, dest = sys.argv[1], sys.argv[2]
 out = {}
@@ -189,13 +195,14 @@ PY
   # No checkpoints (GB), no crop PNGs (thousands; crops.json says where each came from).
   local ex=(--exclude='*.safetensors' --exclude='*.pt' --exclude='photos' --exclude='crops/train'
     --exclude='crops/held-out')
-  tar -czf "$OUT/issue5-$phase.tar.gz" -C "$W" "${ex[@]}" .
-  # The device tool returns files of at most 16 MiB: drop the grids (~190 kB each) if needed.
-  if [ "$(wc -c <"$OUT/issue5-$phase.tar.gz")" -gt 16000000 ]; then
-    echo "issue5-$phase.tar.gz over 16 MB: packed again without sample grids" >>"$W/log.txt"
-    tar -czf "$OUT/issue5-$phase.tar.gz" -C "$W" "${ex[@]}" --exclude='grids' --exclude='samples-*.png' .
+  tar -czf "$OUT/gpu-check-$phase.tar.gz" -C "$W" "${ex[@]}" .
+  # The device tool returns files of at most 16 MiB: drop the grids (~190 kB each; warmup/grids/
+  # and mgm/grids/, both named step_NNNNNNN.png) if needed.
+  if [ "$(wc -c <"$OUT/gpu-check-$phase.tar.gz")" -gt 16000000 ]; then
+    echo "gpu-check-$phase.tar.gz over 16 MB: packed again without sample grids" >>"$W/log.txt"
+    tar -czf "$OUT/gpu-check-$phase.tar.gz" -C "$W" "${ex[@]}" --exclude='grids' .
   fi
-  cp "$W/log.txt" "$OUT/issue5-$phase.log"
+  cp "$W/log.txt" "$OUT/gpu-check-$phase.log"
 }
 
 # --- call 1: benches -----------------------------------------------------------------------
@@ -240,6 +247,7 @@ photo_dir() {
 do_run() {
   stage_part b
   join_weights
+  # A fresh folder each time: warmup and mgm refuse an --out that already holds a checkpoint.
   W="$STAGE/run"; rm -rf "$W"; mkdir -p "$W"
   {
     log "run phase; device $DEVICE, arch $ARCH"
@@ -274,6 +282,7 @@ do_run() {
       --steps 100000000 --max-seconds "$MGM_SECONDS" --grid-every "$GRID_EVERY" --checkpoint-every 0 \
       --device "$DEVICE" "${th[@]}" --quiet --out "$W/mgm"
     cp "$W/mgm/summary.json" "$W/mgm-summary.json"
+    log "mgm: $(tr -d '\n ' <"$W/mgm-summary.json")"
     "$PYTHON" - "$W/crops/crops.json" "$W/crops-summary.json" "$W/mgm/fid.jsonl" "$W/fid.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -283,7 +292,7 @@ PY
     log "FID over the run: $(tr -d '\n ' <"$W/fid.json")"
     log "run phase done"
   } 2>&1 | tee "$W/log.txt" || true
-  [ -s "$W/mgm-summary.json" ] || { collect run; die "the run did not finish (see issue5-run.log)"; }
+  [ -s "$W/mgm-summary.json" ] || { collect run; die "the run did not finish (see gpu-check-run.log)"; }
   collect run
 }
 
@@ -316,5 +325,5 @@ case "$mode" in
   --cpu-smoke)
     [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke DIR"
     torch_env; do_smoke "$2" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac
