@@ -41,7 +41,7 @@ pub enum TrainError {
     Data(#[from] crate::data::DataError),
     /// A checkpoint could not be written, read or verified.
     #[error(transparent)]
-    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    Checkpoint(#[from] crate::train::checkpoint::CheckpointError),
     /// From the FID pipeline (weights, images, statistics).
     #[error(transparent)]
     Fid(#[from] crate::fid::FidError),

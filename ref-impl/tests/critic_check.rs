@@ -4,12 +4,12 @@ use midpoint::divergence::{d_tmid, ExactOptions};
 use midpoint::field::displacement_field;
 use midpoint::interpolant::Observation;
 use midpoint::{Gaussian, Law};
-use midpoint_train::critic_check::{
-    array_tensor, critic_check, law_tensor, tensor_array, variational_value, CriticCheckConfig,
-    CriticFit,
+use midpoint_train::methods::mgm::{Mgm, MgmConfig, Side, Variant};
+use midpoint_train::toy::critic_check::{
+    critic_check, variational_value, CriticCheckConfig, CriticFit,
 };
-use midpoint_train::mgm::{Mgm, MgmConfig, Side, Variant};
-use midpoint_train::progress::Progress;
+use midpoint_train::train::bridge::{array_tensor, law_tensor, tensor_array};
+use midpoint_train::train::progress::Progress;
 use ndarray::{array, Array2};
 use rand::SeedableRng;
 use std::sync::Mutex;
@@ -50,7 +50,7 @@ fn exact_field_as_critic_recovers_exact_tmid() {
     tch::manual_seed(11);
     let (p0, p1) = gaussian_2d();
     let mgm = Mgm::new(&MgmConfig::linear(Variant::Mgm, 0.2)).unwrap();
-    let si = mgm.interpolant(Side::Critic).clone();
+    let si = mgm.interpolant(Side::Field).clone();
     let exact = d_tmid(&p0, &p1, &si, &ExactOptions::default()).unwrap();
     let field = |x: &Tensor, t: &Tensor| -> Tensor {
         let xs = tensor_array(x).unwrap();
@@ -155,7 +155,7 @@ fn heldout_estimate_is_a_tight_lower_bound() {
         seed: 2,
         ..CriticFit::default()
     };
-    let h = midpoint_train::metrics::heldout_tmid(
+    let h = midpoint_train::toy::metrics::heldout_tmid(
         x0.view(),
         x1.view(),
         0.05,
@@ -191,8 +191,9 @@ fn core_estimate_in_metrics_brackets_exact_tmid() {
     let exact = d_tmid(&p0, &p1, &si, &ExactOptions::default())
         .unwrap()
         .value;
-    let r = midpoint_train::metrics::core_tmid(x0.view(), x1.view(), 0.05, 4, &Progress::hidden())
-        .unwrap();
+    let r =
+        midpoint_train::toy::metrics::core_tmid(x0.view(), x1.view(), 0.05, 4, &Progress::hidden())
+            .unwrap();
     let (v, se) = (r.estimate, r.std_error);
     assert_eq!(r.noise, "sqrt(0.05·t(1−t))");
     assert!(v < exact + 4.0 * se, "core {v} ± {se}, exact {exact}");

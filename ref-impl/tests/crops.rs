@@ -4,8 +4,8 @@
 //! and too-small images are skipped, the output loads as a `--data` folder, and bad inputs end
 //! in clear errors.
 
-use midpoint_train::crops::{build, CropConfig, Split};
 use midpoint_train::data::ImageSet;
+use midpoint_train::image::crops::{build, CropConfig, Split};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;

@@ -1,8 +1,8 @@
 //! Checkpoints (round trip, corrupt / truncated / unchecked files refused before anything is
 //! loaded) and the stateful Adam (against libtorch's own Adam).
 
-use midpoint_train::adam::{Adam, AdamConfig};
-use midpoint_train::checkpoint::{self, CheckpointError};
+use midpoint_train::train::adam::{Adam, AdamConfig};
+use midpoint_train::train::checkpoint::{self, CheckpointError};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};

@@ -2,14 +2,14 @@
 //! initialisation of the notes, the interleaved `qkv` split, the preconditioning coefficients
 //! at σ = 2.5, the folded log-normal noise law, output shapes and the MGM adapters.
 
-use midpoint_train::edm::attention::{attention_weights, split_qkv};
-use midpoint_train::edm::config::Resample;
-use midpoint_train::edm::layers::{init_bound, GroupNorm, InitScale};
-use midpoint_train::edm::loss::loss_weight;
-use midpoint_train::edm::{
+use midpoint_train::nets::edm::attention::{attention_weights, split_qkv};
+use midpoint_train::nets::edm::config::Resample;
+use midpoint_train::nets::edm::layers::{init_bound, GroupNorm, InitScale};
+use midpoint_train::nets::edm::loss::loss_weight;
+use midpoint_train::nets::edm::{
     denoising_loss, Coefficients, DenoiserField, EdmPrecond, NoiseLaw, OneStepGenerator, UNetConfig,
 };
-use midpoint_train::mgm::{Field, Generator};
+use midpoint_train::train::network::{Field, Generator};
 use statrs::distribution::{ContinuousCDF, Normal};
 use tch::{nn, Device, Kind, Tensor};
 

@@ -3,10 +3,12 @@
 //! mismatched options and corrupt checkpoints, the EDM schedules, the sample grid, and the
 //! `warmup`, `bench warmup` and `info --arch` commands.
 
-use midpoint_train::checkpoint;
 use midpoint_train::data::ImageSet;
-use midpoint_train::edm::UNetConfig;
-use midpoint_train::warmup::{read_losses, run, RunOptions, WarmupOptions, CHECKPOINT, LOSSES};
+use midpoint_train::methods::warmup::{
+    read_losses, run, RunOptions, WarmupOptions, CHECKPOINT, LOSSES,
+};
+use midpoint_train::nets::edm::UNetConfig;
+use midpoint_train::train::checkpoint;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -62,7 +64,7 @@ fn interrupted_and_resumed_run_is_bit_identical() {
 
     // A: 5 steps in one go.
     let sa = run(&data, options(), &run_opts(&a, 5, false, 100), Device::Cpu).unwrap();
-    assert_eq!((sa.start_step, sa.steps), (0, 5));
+    assert_eq!((sa.run.start_step, sa.run.steps), (0, 5));
     let la = losses(&a);
     assert_eq!(la.len(), 5);
     assert!(la.iter().all(|(_, l)| f64::from_bits(*l).is_finite()));
@@ -79,7 +81,7 @@ fn interrupted_and_resumed_run_is_bit_identical() {
     assert_eq!(losses(&b), la[..3], "resumed once");
     std::fs::copy(&at2, b.join(CHECKPOINT)).unwrap();
     let sb = run(&data, options(), &run_opts(&b, 5, true, 2), Device::Cpu).unwrap();
-    assert_eq!((sb.start_step, sb.steps), (2, 5));
+    assert_eq!((sb.run.start_step, sb.run.steps), (2, 5));
     assert_eq!(losses(&b), la, "losses of the resumed run, bit for bit");
 
     // Final states agree bit for bit: weights, EMA, Adam moments.
@@ -102,7 +104,7 @@ fn interrupted_and_resumed_run_is_bit_identical() {
     assert!((w - e).abs().max().double_value(&[]) > 0.0);
 
     // The final grid: 8×8 tiles of 32×32 RGB.
-    let grid = sa.grid.unwrap();
+    let grid = sa.run.grid.unwrap();
     let reader = png::Decoder::new(std::fs::File::open(&grid).unwrap())
         .read_info()
         .unwrap();
@@ -169,12 +171,12 @@ fn max_seconds_stops_early_with_the_final_checkpoint_and_grid() {
         ..run_opts(&out, 50, false, 1000)
     };
     let s = run(&data(), options(), &opts, Device::Cpu).unwrap();
-    assert_eq!((s.steps, s.time_limited), (1, true));
+    assert_eq!((s.run.steps, s.run.time_limited), (1, true));
     assert_eq!(
         checkpoint::load(&out.join(CHECKPOINT)).unwrap().metadata["step"],
         "1"
     );
-    assert!(out.join("samples-00000001.png").exists());
+    assert!(out.join("grids/step_0000001.png").exists());
     let bad = RunOptions {
         max_seconds: Some(0.0),
         ..run_opts(&dir.path().join("bad"), 5, false, 1000)
@@ -275,8 +277,8 @@ fn warmup_command_runs_resumes_and_fails_in_one_line() {
     for f in [
         CHECKPOINT,
         LOSSES,
-        "samples-00000001.png",
-        "samples-00000002.png",
+        "grids/step_0000001.png",
+        "grids/step_0000002.png",
     ] {
         assert!(out.join(f).exists(), "{f}");
     }

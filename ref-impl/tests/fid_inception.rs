@@ -9,7 +9,7 @@
 use midpoint_train::fid::{
     frechet_distance, statistics_from_batches, FidError, ImageBatch, Inception,
 };
-use midpoint_train::progress::Progress;
+use midpoint_train::train::progress::Progress;
 use std::process::Command;
 use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
@@ -220,7 +220,7 @@ fn fid_of_a_warmup_checkpoint_generates_its_samples() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let ckpt = out.join(midpoint_train::warmup::CHECKPOINT);
+    let ckpt = out.join(midpoint_train::methods::warmup::CHECKPOINT);
     let o = bin()
         .args(["fid", "--checkpoint"])
         .arg(&ckpt)

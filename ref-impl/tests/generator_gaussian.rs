@@ -1,10 +1,10 @@
 //! Algorithm 1 end to end: an MLP generator learns a shifted, rescaled 2-D Gaussian.
 
 use midpoint::{Gaussian, Law};
-use midpoint_train::mgm::Variant;
-use midpoint_train::progress::Progress;
-use midpoint_train::toy::Target;
-use midpoint_train::toy_run::{run_toy, ToyConfig, ToyReport};
+use midpoint_train::methods::mgm::Variant;
+use midpoint_train::toy::run::{run_toy, ToyConfig, ToyReport};
+use midpoint_train::toy::targets::Target;
+use midpoint_train::train::progress::Progress;
 use ndarray::{array, Axis};
 use tch::Device;
 

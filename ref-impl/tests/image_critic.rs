@@ -5,9 +5,11 @@
 
 use midpoint::divergence::{d_tmid, ExactOptions};
 use midpoint::StochasticInterpolant;
-use midpoint_train::critic_check::{CriticCheckConfig, CriticFit};
-use midpoint_train::image_critic::{image_critic_check, image_laws, tiny8, ImageCriticConfig};
-use midpoint_train::progress::Progress;
+use midpoint_train::image::critic_check::{
+    image_critic_check, image_laws, tiny8, ImageCriticConfig,
+};
+use midpoint_train::toy::critic_check::{CriticCheckConfig, CriticFit};
+use midpoint_train::train::progress::Progress;
 use tch::Device;
 
 /// Fast version (about 15 s of CPU on one thread): 150 critic steps of 64 pairs, field error

@@ -4,10 +4,13 @@
 //! round-trips.
 
 use midpoint::{Gaussian, Law};
-use midpoint_train::edm::precond::SIGMA_MIN;
-use midpoint_train::edm::{EdmPrecond, UNetConfig};
-use midpoint_train::image_mgm::{ImageMgm, ImageMgmConfig, ImageSource, LawImages};
-use midpoint_train::mgm::{Field, Generator, Variant};
+use midpoint_train::data::LawImages;
+use midpoint_train::methods::mgm::image::{ImageMgm, ImageMgmConfig};
+use midpoint_train::methods::mgm::Variant;
+use midpoint_train::nets::edm::precond::SIGMA_MIN;
+use midpoint_train::nets::edm::{EdmPrecond, UNetConfig};
+use midpoint_train::train::method::Batches;
+use midpoint_train::train::network::{Field, Generator};
 use ndarray::Array1;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -123,7 +126,7 @@ fn generator_field_and_ema_start_from_the_warmup() {
     let run = ImageMgm::from_warmup(&wvs, config(), Device::Cpu).unwrap();
     let w = wvs.variables();
     let t = run.trainer();
-    for vs in [&t.generator.vs, &t.critic.vs, run.ema().1] {
+    for vs in [&t.generator.vs, &t.field.vs, run.ema().1] {
         let v = vs.variables();
         assert_eq!(v.len(), w.len());
         for (name, x) in &v {
@@ -138,7 +141,7 @@ fn generator_field_and_ema_start_from_the_warmup() {
     assert!(same(&g, &want));
     assert!(same(&run.samples(&z), &want), "EMA generator = warmup");
     let ts = Tensor::from_slice(&[0.1f32, 0.25, 0.5]);
-    let f = tch::no_grad(|| t.critic.net.field(&z, &ts, false));
+    let f = tch::no_grad(|| t.field.net.field(&z, &ts, false));
     let want = tch::no_grad(|| wnet.denoise(&z, &ts, None, false));
     assert!(same(&f, &want));
     // The three copies are independent variables, not aliases of the warmup.
@@ -187,7 +190,7 @@ fn t_floor_makes_t_zero_finite_and_applies_only_below_the_floor() {
     let _g = lock();
     let (wvs, wnet) = warmup(&tiny8(), 4);
     let run = ImageMgm::from_warmup(&wvs, config(), Device::Cpu).unwrap();
-    let field = &run.trainer().critic.net;
+    let field = &run.trainer().field.net;
     assert_eq!(field.sigma_min, SIGMA_MIN);
     tch::manual_seed(5);
     let x = Tensor::randn([6, 3, 8, 8], (Kind::Float, Device::Cpu));
@@ -280,7 +283,7 @@ fn state_round_trips_and_wrong_state_is_refused() {
 fn wrong_data_shape_is_an_error_not_a_panic() {
     let _g = lock();
     struct Wrong;
-    impl ImageSource for Wrong {
+    impl Batches for Wrong {
         fn batch(
             &mut self,
             _: u64,
@@ -315,8 +318,8 @@ fn midpoint_variant_trains_too() {
 /// (scaled to `[−1, 1]`), a batch is a pure function of its index, and an empty set is refused.
 #[test]
 fn data_images_visit_each_image_once_per_epoch() {
+    use midpoint_train::data::DataImages;
     use midpoint_train::data::ImageSet;
-    use midpoint_train::image_mgm::DataImages;
     let _g = lock();
     // Image i is the constant 40·i (u8), i.e. 40·i/127.5 − 1 after scaling.
     let images = Tensor::arange(6, (Kind::Uint8, Device::Cpu)).reshape([6, 1, 1, 1]) * 40;

@@ -1,7 +1,7 @@
 //! `midpoint-train mgm`: a tiny run on synthetic images writes its losses, grids, loss plot
 //! and summary; bad invocations end in one line with a non-zero exit code.
 
-use midpoint_train::mgm_run::read_losses;
+use midpoint_train::image::fid_eval::read_losses;
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -10,7 +10,7 @@
 //! Needs the Inception weights (`$MIDPOINT_INCEPTION`, set by scripts/test.sh through
 //! scripts/ensure-inception.sh).
 
-use midpoint_train::mgm_run::{read_fid, read_losses};
+use midpoint_train::image::fid_eval::{read_fid, read_losses};
 use std::path::Path;
 use std::process::Command;
 

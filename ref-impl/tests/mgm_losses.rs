@@ -3,9 +3,8 @@
 //! frozen critic in the generator step, and Adam with β1 = 0.
 
 use midpoint::StochasticInterpolant;
-use midpoint_train::mgm::{
-    adam, critic_loss, generator_loss, observe, Mgm, MgmConfig, Network, Variant,
-};
+use midpoint_train::methods::mgm::{field_loss, generator_loss, observe, Mgm, MgmConfig, Variant};
+use midpoint_train::train::network::{adam, Network};
 use std::sync::Mutex;
 use tch::{nn, Kind, Tensor};
 
@@ -92,7 +91,7 @@ fn critic_loss_value_and_stopped_target() {
     let x0 = t2(X0).set_requires_grad(true);
     let x1 = t2(X1).set_requires_grad(true);
     let p = t2(P).set_requires_grad(true);
-    let loss = critic_loss(&p, &x0, &x1);
+    let loss = field_loss(&p, &x0, &x1);
     assert!((f64::try_from(&loss).unwrap() - 4.78125).abs() < 1e-12);
     loss.backward();
     assert_close(&values(&p.grad()), &[-1.5, 2.0, 0.5, -1.75], 1e-12);
@@ -242,9 +241,11 @@ fn generator_step_freezes_the_critic_and_critic_step_moves_it() {
         assert!(v.requires_grad(), "the critic must be unfrozen afterwards");
     }
 
-    let x0 = tch::no_grad(|| midpoint_train::mgm::Generator::generate(&generator.net, &z, false));
+    let x0 = tch::no_grad(|| {
+        midpoint_train::train::network::Generator::generate(&generator.net, &z, false)
+    });
     let g_mid = snapshot(&generator.vs);
-    mgm.critic_step(&mut critic, &x0, &x1, 1).unwrap();
+    mgm.field_step(&mut critic, &x0, &x1, 1).unwrap();
     assert_ne!(snapshot(&critic.vs), c_before, "the critic must move");
     assert_eq!(snapshot(&generator.vs), g_mid);
 }
@@ -260,7 +261,7 @@ fn non_finite_loss_is_an_error_and_updates_nothing() {
     let before = snapshot(&critic.vs);
     let x0 = Tensor::zeros([4, 2], (Kind::Float, tch::Device::Cpu));
     let x1 = Tensor::full([4, 2], f64::NAN, (Kind::Float, tch::Device::Cpu));
-    let e = mgm.critic_step(&mut critic, &x0, &x1, 7).unwrap_err();
+    let e = mgm.field_step(&mut critic, &x0, &x1, 7).unwrap_err();
     assert!(
         matches!(
             e,

@@ -4,9 +4,11 @@
 //! images, or a corrupt or truncated file is refused with the reason.
 
 use midpoint::{Gaussian, Law};
-use midpoint_train::edm::UNetConfig;
-use midpoint_train::image_mgm::{ImageMgm, ImageMgmConfig, ImageSource, LawImages};
-use midpoint_train::precision::Precision;
+use midpoint_train::data::LawImages;
+use midpoint_train::methods::mgm::image::{ImageMgm, ImageMgmConfig};
+use midpoint_train::nets::edm::UNetConfig;
+use midpoint_train::train::method::Batches;
+use midpoint_train::train::precision::Precision;
 use ndarray::Array1;
 use std::sync::Mutex;
 use tch::Device;
@@ -83,7 +85,7 @@ fn resume_is_bit_identical_on_cpu() {
 
     // The checkpoint holds non-zero second moments of both Adams (a resume that restarted
     // Adam would take different steps: with β1 = 0 the first step is ±lr per weight).
-    let ckpt = midpoint_train::checkpoint::load(&path).unwrap();
+    let ckpt = midpoint_train::train::checkpoint::load(&path).unwrap();
     for prefix in ["adam_g.exp_avg_sq.", "adam_f.exp_avg_sq."] {
         let total: f64 = ckpt
             .tensors

@@ -3,9 +3,10 @@
 //! state while its losses move by bf16 rounding only.
 
 use midpoint::{Gaussian, Law};
-use midpoint_train::edm::UNetConfig;
-use midpoint_train::image_mgm::{ImageMgm, ImageMgmConfig, LawImages};
-use midpoint_train::precision::{autocast_state, Precision};
+use midpoint_train::data::LawImages;
+use midpoint_train::methods::mgm::image::{ImageMgm, ImageMgmConfig};
+use midpoint_train::nets::edm::UNetConfig;
+use midpoint_train::train::precision::{autocast_state, Precision};
 use ndarray::Array1;
 use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};

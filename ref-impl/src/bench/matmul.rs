@@ -9,7 +9,7 @@
 
 use super::sync;
 use crate::error::TrainError;
-use crate::precision::set_allow_tf32_matmul;
+use crate::train::precision::set_allow_tf32_matmul;
 use tch::{Device, Kind, Tensor};
 
 /// Element type of the timed product.

@@ -36,13 +36,14 @@
 //! out the allocator's cache and the CUDA context, which `nvidia-smi` would include.
 
 use super::matmul::{bench_matmul, MatmulDtype};
-use super::sync;
-use crate::data::ImageSet;
-use crate::edm::UNetConfig;
+use super::{random_images, time_steps};
+use crate::data::DataImages;
 use crate::error::TrainError;
-use crate::image_mgm::{DataImages, ImageMgm, ImageMgmConfig};
-use crate::mgm::StepLosses;
-use crate::precision::{cuda_peak_allocated, cuda_reset_peak, Precision};
+use crate::methods::mgm::image::{ImageMgm, ImageMgmConfig};
+use crate::methods::mgm::StepLosses;
+use crate::nets::edm::UNetConfig;
+use crate::train::network::param_count;
+use crate::train::precision::{cuda_peak_allocated, cuda_reset_peak, Precision};
 use tch::{Device, Kind, Tensor};
 
 /// Forward-equivalents per image of one iteration (see the module docs).
@@ -138,9 +139,6 @@ pub fn peak_dtype(precision: Precision, device: Device) -> MatmulDtype {
 /// Runs `warmup_steps + steps` iterations of image MGM on `device` and times the last `steps`.
 pub fn bench_mgm(config: &MgmBenchConfig, device: Device) -> Result<MgmBenchResult, TrainError> {
     let bad = |m: String| Err(TrainError::InvalidOption(m));
-    if config.steps == 0 {
-        return bad("--steps must be positive".into());
-    }
     if let Peak::Given(p) = config.peak {
         if !(p.is_finite() && p > 0.0) {
             return bad(format!("--peak-tflops must be finite and > 0, got {p}"));
@@ -180,27 +178,10 @@ pub fn bench_mgm(config: &MgmBenchConfig, device: Device) -> Result<MgmBenchResu
         ..ImageMgmConfig::paper(arch.clone())
     };
     let mut run = ImageMgm::from_random_init(mgm_config, device)?;
-    let r = arch.img_resolution;
-    let n = (2 * config.batch).max(64);
     tch::manual_seed(1);
-    let images = Tensor::randint(
-        256,
-        [n, arch.img_channels, r, r],
-        (Kind::Uint8, Device::Cpu),
-    );
-    let set = ImageSet::new(images, None, "synthetic random bytes".into());
+    let set = random_images(arch, config.batch as usize, "synthetic random bytes");
     let mut data = DataImages::new(set, 0, false)?;
-    for _ in 0..config.warmup_steps {
-        run.step(&mut data)?;
-    }
-    sync(device);
-    let t = std::time::Instant::now();
-    let mut last = None;
-    for _ in 0..config.steps {
-        last = Some(run.step(&mut data)?);
-    }
-    sync(device);
-    let seconds = t.elapsed().as_secs_f64();
+    let (seconds, last) = time_steps(&mut run, &mut data, config.warmup_steps, config.steps)?;
     let peak_gpu_memory_bytes = match cuda_index {
         Some(i) if memory_note.is_none() => match cuda_peak_allocated(i) {
             Ok(b) => Some(b),
@@ -222,14 +203,7 @@ pub fn bench_mgm(config: &MgmBenchConfig, device: Device) -> Result<MgmBenchResu
     let bound = peak_tflops.map(|p| p * 1e12 / per_image);
     Ok(MgmBenchResult {
         arch: arch.name.clone(),
-        params: run
-            .trainer()
-            .generator
-            .vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum(),
+        params: param_count(&run.trainer().generator.vs),
         batch: config.batch,
         steps: config.steps,
         warmup_steps: config.warmup_steps,
@@ -247,6 +221,6 @@ pub fn bench_mgm(config: &MgmBenchConfig, device: Device) -> Result<MgmBenchResu
         flop_bound_fraction: bound.map(|b| images_per_s / b),
         peak_gpu_memory_bytes,
         peak_gpu_memory_note: memory_note,
-        last_losses: last.expect("steps > 0"),
+        last_losses: last,
     })
 }

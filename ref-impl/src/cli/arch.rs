@@ -1,7 +1,7 @@
 //! `midpoint-train info --arch NAME [--json]`: parameter count and configuration of a
 //! network.
 
-use midpoint_train::edm::{EdmPrecond, UNetConfig};
+use midpoint_train::nets::edm::{EdmPrecond, UNetConfig};
 use tch::{nn, Device};
 
 /// What `info --arch` reports.

@@ -7,14 +7,14 @@
 //!   Algorithm 1 on images (images/s, FLOP-bound fraction, peak GPU memory), JSON;
 //! - `bench matmul [--dtype fp32|tf32|bf16] [--n 8192]`: the machine's dense matmul TFLOP/s.
 
-use midpoint_train::bench::bench_warmup;
 use midpoint_train::bench::matmul::{bench_matmul, MatmulDtype};
 use midpoint_train::bench::mgm::{bench_mgm, MgmBenchConfig, Peak};
-use midpoint_train::edm::UNetConfig;
+use midpoint_train::bench::warmup::bench_warmup;
 use midpoint_train::fid::bench::{bench_inception, BenchConfig};
 use midpoint_train::fid::Inception;
-use midpoint_train::precision::Precision;
-use midpoint_train::progress::Progress;
+use midpoint_train::nets::edm::UNetConfig;
+use midpoint_train::train::precision::Precision;
+use midpoint_train::train::progress::Progress;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -70,7 +70,7 @@ struct MgmArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    run_on: super::RunOn,
+    run_on: super::flags::RunOn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,7 +88,7 @@ struct MatmulArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    run_on: super::RunOn,
+    run_on: super::flags::RunOn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,7 +109,7 @@ struct WarmupArgs {
     #[arg(long)]
     peak_tflops: Option<f64>,
     #[command(flatten)]
-    run_on: super::RunOn,
+    run_on: super::flags::RunOn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,16 +127,15 @@ struct InceptionArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[command(flatten)]
-    run_on: super::RunOn,
+    run_on: super::flags::RunOn,
     /// Inception weights (default: $MIDPOINT_INCEPTION or the cache path).
     #[arg(long)]
     inception: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    quiet: super::flags::Quiet,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -224,7 +223,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let progress = Progress::new(
                 a.num.div_ceil(a.batch.max(1)) as u64,
                 "inception",
-                super::show_progress(a.quiet),
+                a.quiet.show(),
             );
             let r = bench_inception(&inception, &cfg, &progress)?;
             if a.json {

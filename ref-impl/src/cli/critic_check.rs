@@ -1,7 +1,7 @@
 //! `midpoint-train critic-check --p0 A.json --p1 B.json [--sigma S] [--steps N] [--json]`
 
-use midpoint_train::critic_check::{critic_check, CriticCheckConfig};
-use midpoint_train::progress::Progress;
+use midpoint_train::toy::critic_check::{critic_check, CriticCheckConfig};
+use midpoint_train::train::progress::Progress;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -42,24 +42,17 @@ pub struct Args {
     /// Pairs for the variational value.
     #[arg(long, default_value_t = 1 << 20)]
     variational_pairs: usize,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default (all cores). One thread is the
-    /// fastest for these small MLPs on a loaded machine (OpenMP spin-waits otherwise).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    run_on: super::flags::RunOn<1>,
+    #[command(flatten)]
+    quiet: super::flags::Quiet,
     /// Print the full report as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    super::set_threads(a.threads);
-    let device = midpoint_train::device::parse_device(&a.device)?;
+    let device = a.run_on.device()?;
     let p0 = midpoint::io::read_law(&a.p0)?;
     let p1 = midpoint::io::read_law(&a.p1)?;
     let mut cfg = CriticCheckConfig {
@@ -75,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.fit.seed = a.seed;
     cfg.fit.width = a.width;
     cfg.fit.blocks = a.blocks;
-    let progress = Progress::new(a.steps as u64, "critic", super::show_progress(a.quiet));
+    let progress = Progress::new(a.steps as u64, "critic", a.quiet.show());
     let r = critic_check(&p0, &p1, &cfg, device, &progress)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

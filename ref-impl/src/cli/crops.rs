@@ -1,7 +1,7 @@
 //! `midpoint-train crops --from DIR --out DIR [--size 32] [--held-out-fraction 0.2]
 //! [--per-image N] [--seed 0]`: training and held-out crops of photographs that share no pixel.
 
-use midpoint_train::crops::{build, CropConfig};
+use midpoint_train::image::crops::{build, CropConfig};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]

@@ -4,8 +4,8 @@
 use midpoint_train::data::ImageSet;
 use midpoint_train::fid::png_folder::PngFolder;
 use midpoint_train::fid::{frechet_distance, stats_file, ImageBatch, Inception, Statistics};
-use midpoint_train::progress::Progress;
-use midpoint_train::warmup::Warmup;
+use midpoint_train::methods::warmup::Warmup;
+use midpoint_train::train::progress::Progress;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -17,14 +17,13 @@ pub struct Common {
     #[arg(long, default_value_t = 64)]
     batch: usize,
     #[command(flatten)]
-    run_on: super::RunOn,
+    run_on: super::flags::RunOn,
     /// Inception weights (default: $MIDPOINT_INCEPTION, else the cache path that
     /// scripts/ensure-inception.sh fills).
     #[arg(long)]
     inception: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    quiet: super::flags::Quiet,
 }
 
 impl Common {
@@ -49,11 +48,7 @@ impl Common {
             let set = ImageSet::open(dir)?;
             let n = set.len();
             let b = self.batch;
-            let progress = Progress::new(
-                n.div_ceil(b) as u64,
-                "features",
-                super::show_progress(self.quiet),
-            );
+            let progress = Progress::new(n.div_ceil(b) as u64, "features", self.quiet.show());
             progress.message(format!("{} images from {}", n, set.source()));
             let batches = (0..n).step_by(b).map(|i| {
                 Ok::<_, anyhow::Error>(ImageBatch::Bytes(set.images().narrow(
@@ -68,7 +63,7 @@ impl Common {
         let progress = Progress::new(
             folder.num_batches(self.batch) as u64,
             "features",
-            super::show_progress(self.quiet),
+            self.quiet.show(),
         );
         progress.message(format!("{} images in {}", folder.len(), dir.display()));
         Ok(midpoint_train::fid::statistics_from_batches(
@@ -93,11 +88,7 @@ impl Common {
         let gen = Warmup::open(ckpt, inception.device())?;
         let arch = gen.options().arch.clone();
         let b = self.batch;
-        let progress = Progress::new(
-            n.div_ceil(b) as u64,
-            "generate+features",
-            super::show_progress(self.quiet),
-        );
+        let progress = Progress::new(n.div_ceil(b) as u64, "generate+features", self.quiet.show());
         progress.message(format!("{n} samples of {}", ckpt.display()));
         tch::manual_seed(seed as i64);
         let batches = (0..n).step_by(b).map(|i| {

@@ -5,14 +5,17 @@
 
 use midpoint::{Gaussian, Law};
 use midpoint_train::data::ImageSet;
-use midpoint_train::edm::UNetConfig;
+use midpoint_train::data::{DataImages, LawImages};
 use midpoint_train::fid::{stats_file, ImageBatch, Inception, Statistics};
-use midpoint_train::image_mgm::{DataImages, ImageMgm, ImageMgmConfig, ImageSource, LawImages};
-use midpoint_train::mgm::Variant;
-use midpoint_train::mgm_run::{run as run_mgm, FidEval, RunOptions, TrainHooks};
-use midpoint_train::precision::Precision;
-use midpoint_train::progress::Progress;
-use midpoint_train::warmup::Warmup;
+use midpoint_train::image::fid_eval::FidEval;
+use midpoint_train::methods::mgm::image::{ImageMgm, ImageMgmConfig};
+use midpoint_train::methods::mgm::Variant;
+use midpoint_train::methods::warmup::Warmup;
+use midpoint_train::nets::edm::UNetConfig;
+use midpoint_train::train::method::{Batches, Evaluate};
+use midpoint_train::train::precision::Precision;
+use midpoint_train::train::progress::Progress;
+use midpoint_train::train::run_loop::{self, checkpoint_for, LoopOptions};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,9 +46,6 @@ pub struct Args {
     /// Train on a fixed Gaussian law over images instead of data (tests and smoke runs).
     #[arg(long)]
     synthetic: bool,
-    /// Output directory.
-    #[arg(long)]
-    out: PathBuf,
     /// Network: ddpmpp, ddpmpp-noaug or tiny (default: the warmup's, or the checkpoint's on
     /// --resume, else ddpmpp).
     #[arg(long)]
@@ -107,18 +107,12 @@ pub struct Args {
     /// Samples of the final FID (0: none).
     #[arg(long, default_value_t = 50_000)]
     final_fid: usize,
-    /// Continue from OUT/checkpoint.safetensors.
-    #[arg(long)]
-    resume: bool,
     #[command(flatten)]
-    run_on: super::RunOn,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
-    /// Stop after the step during which this many seconds have passed (final grid,
-    /// checkpoint and FID as at --steps; --resume continues towards --steps).
-    #[arg(long)]
-    max_seconds: Option<f64>,
+    dir: super::flags::RunDir,
+    #[command(flatten)]
+    run_on: super::flags::RunOn,
+    #[command(flatten)]
+    quiet: super::flags::Quiet,
 }
 
 /// The synthetic image law: `N(μ, 0.2²I)` with a smooth colour pattern `μ` in `[−0.4, 0.4]`.
@@ -150,17 +144,17 @@ fn reference_stats(inception: &Inception, path: &Path, batch: usize) -> anyhow::
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = a.run_on.device()?;
-    let ckpt_path = a.out.join("checkpoint.safetensors");
+    let ckpt_path = checkpoint_for(&a.dir.out, a.dir.resume)?;
     // The warmup is opened first (its architecture is the default); on --resume the weights
     // come from the checkpoint and the warmup is not read.
-    let warmup = match (&a.warmup, a.resume) {
+    let warmup = match (&a.warmup, a.dir.resume) {
         (Some(path), false) => Some(Warmup::open(path, device)?),
         _ => None,
     };
     let arch = match (&a.arch, &warmup) {
         (Some(name), _) => UNetConfig::named(name)?,
         (None, Some(w)) => w.options().arch.clone(),
-        (None, None) if a.resume => ImageMgm::saved_config(&ckpt_path)?.arch,
+        (None, None) if a.dir.resume => ImageMgm::saved_config(&ckpt_path)?.arch,
         (None, None) => UNetConfig::named("ddpmpp")?,
     };
     let config = ImageMgmConfig {
@@ -174,7 +168,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         precision: a.precision,
         ..ImageMgmConfig::paper(arch.clone())
     };
-    let mut data: Box<dyn ImageSource> = match &a.data {
+    let mut data: Box<dyn Batches> = match &a.data {
         Some(dir) => Box::new(DataImages::new(ImageSet::open(dir)?, a.seed, a.xflip)?),
         None => {
             let shape = [arch.img_channels, arch.img_resolution, arch.img_resolution];
@@ -182,7 +176,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     };
     let described = data.describe();
-    let mut mgm = if a.resume {
+    let mut mgm = if a.dir.resume {
         ImageMgm::resume(&ckpt_path, config, &described, device)?
     } else {
         match (&warmup, a.init) {
@@ -225,31 +219,28 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let options = RunOptions {
-        steps: a.steps,
-        grid_every: a.grid_every,
-        checkpoint_every: a.checkpoint_every,
-        fid_every: a.fid_every,
-        fid_samples: a.fid_samples,
-        final_fid_samples: a.final_fid,
-        max_seconds: a.max_seconds,
+    let options = LoopOptions {
+        steps: a.steps as u64,
+        grid_every: a.grid_every as u64,
+        checkpoint_every: a.checkpoint_every as u64,
+        eval_every: a.fid_every as u64,
+        eval_samples: a.fid_samples,
+        final_eval_samples: a.final_fid,
+        max_seconds: a.dir.max_seconds,
     };
-    if fid.is_none() && (options.fid_every > 0 || options.final_fid_samples > 0) {
+    if fid.is_none() && (options.eval_every > 0 || options.final_eval_samples > 0) {
         anyhow::bail!(
             "invalid option: FID needs --fid-ref STATS|DIR (or --fid-every 0 --final-fid 0)"
         );
     }
-    let mut hooks = TrainHooks {
-        data: described,
-        fid,
-    };
-    let progress = Progress::new(a.steps as u64, "mgm", super::show_progress(a.quiet));
-    let summary = run_mgm(
+    let mut fid = fid;
+    let progress = Progress::new(a.steps as u64, "mgm", a.quiet.show());
+    let summary = run_loop::run(
         &mut mgm,
         data.as_mut(),
         &options,
-        &mut hooks,
-        &a.out,
+        fid.as_mut().map(|f| f as &mut dyn Evaluate<ImageMgm>),
+        &a.dir.out,
         &progress,
     )?;
     match summary.final_losses {
@@ -260,14 +251,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             summary.seconds,
             l.critic,
             l.generator,
-            a.out.display()
+            a.dir.out.display()
         ),
         None => println!("nothing to do: {} steps already done", summary.steps),
     }
-    if let Some(f) = summary.last_fid {
+    if let Some(f) = summary.last_eval {
         println!(
             "FID {:.4} ({} samples) at step {}",
-            f.fid, f.samples, f.step
+            f.value, f.samples, f.step
         );
     }
     Ok(())

@@ -5,6 +5,7 @@ mod bench;
 mod critic_check;
 mod crops;
 mod fid;
+mod flags;
 mod info;
 mod mgm;
 mod panels;
@@ -59,37 +60,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mgm(a) => mgm::run(a),
         Command::Crops(a) => crops::run(a),
     }
-}
-
-/// `--threads N`: libtorch intra-op threads (0 keeps libtorch's default).
-/// `--device` and `--threads`, shared by the commands that run libtorch with its default
-/// thread count (`toy` and `critic-check` default to one thread and keep their own).
-#[derive(Debug, clap::Args)]
-pub(crate) struct RunOn {
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default (all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-}
-
-impl RunOn {
-    /// Sets libtorch's thread count and parses the device.
-    pub(crate) fn device(&self) -> anyhow::Result<tch::Device> {
-        set_threads(self.threads);
-        Ok(midpoint_train::device::parse_device(&self.device)?)
-    }
-}
-
-pub(crate) fn set_threads(n: usize) {
-    if n > 0 {
-        tch::set_num_threads(n as i32);
-    }
-}
-
-/// Progress bars only on an interactive stderr, and never with `--quiet`.
-pub(crate) fn show_progress(quiet: bool) -> bool {
-    use std::io::IsTerminal;
-    !quiet && std::io::stderr().is_terminal()
 }

@@ -1,7 +1,7 @@
 //! `midpoint-train panels --run DIR [--run DIR ...] [--max-points N] --out PNG`
 
 use anyhow::Context;
-use midpoint_train::plot::{scatter_panels, Panel};
+use midpoint_train::train::plot::{scatter_panels, Panel};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]

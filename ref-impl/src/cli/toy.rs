@@ -1,10 +1,10 @@
 //! `midpoint-train toy --data D --variant V [...] --out DIR`
 
-use midpoint_train::critic_check::CriticFit;
-use midpoint_train::mgm::Variant;
-use midpoint_train::progress::Progress;
-use midpoint_train::toy::Target;
-use midpoint_train::toy_run::{run_toy, ToyConfig};
+use midpoint_train::methods::mgm::Variant;
+use midpoint_train::toy::critic_check::CriticFit;
+use midpoint_train::toy::run::{run_toy_method, ToyConfig, ToyMethod};
+use midpoint_train::toy::targets::Target;
+use midpoint_train::train::progress::Progress;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -12,7 +12,11 @@ pub struct Args {
     /// Target: swiss-roll, 8gaussians, checkerboard, moons or law:FILE.json.
     #[arg(long)]
     data: String,
-    /// Objective: mgm (flipped, t ∈ [0, ½]), midpoint (t = ½) or naive (no flip, t ∈ [0, 1]).
+    /// Training method (one value per method of ref-impl/src/methods/).
+    #[arg(long, value_enum, default_value_t = ToyMethod::Mgm)]
+    method: ToyMethod,
+    /// MGM's objective: mgm (flipped, t ∈ [0, ½]), midpoint (t = ½) or naive (no flip,
+    /// t ∈ [0, 1]).
     #[arg(long, value_enum, default_value_t = Variant::Mgm)]
     variant: Variant,
     /// σ of σ_t = sqrt(σ·t(1−t)) in the generator step (Table 1b).
@@ -58,24 +62,17 @@ pub struct Args {
     /// Steps between points of the energy-distance curve (curve.csv; 0: none).
     #[arg(long, default_value_t = 500)]
     curve_every: usize,
-    /// auto (CUDA if available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// libtorch intra-op threads; 0 keeps libtorch's default (all cores). One thread is the
-    /// fastest for these small MLPs on a loaded machine (OpenMP spin-waits otherwise).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    run_on: super::flags::RunOn<1>,
+    #[command(flatten)]
+    quiet: super::flags::Quiet,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    super::set_threads(a.threads);
-    let device = midpoint_train::device::parse_device(&a.device)?;
+    let device = a.run_on.device()?;
     let target = Target::parse(&a.data)?;
     let mut cfg = ToyConfig::new(&target.name(), target.dim());
     cfg.variant = a.variant;
@@ -99,12 +96,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed.wrapping_add(1),
         ..cfg.eval_fit
     };
-    let progress = Progress::new(
-        a.steps as u64,
-        a.variant.name(),
-        super::show_progress(a.quiet),
-    );
-    let r = run_toy(&target, &cfg, device, &a.out, &progress)?;
+    let progress = Progress::new(a.steps as u64, a.variant.name(), a.quiet.show());
+    let r = run_toy_method(a.method, &target, &cfg, device, &a.out, &progress)?;
     println!(
         "{} on {}: energy distance {:.5}, D_t-mid (held-out) {:.5} ± {:.5}, D_t-mid (core estimate) {:.5} ± {:.5} (sign-flip p = {}){}; wrote {}",
         a.variant.name(),

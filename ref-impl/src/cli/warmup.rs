@@ -2,8 +2,8 @@
 //! --out DIR [--resume]` (paper App. B)
 
 use midpoint_train::data::ImageSet;
-use midpoint_train::edm::UNetConfig;
-use midpoint_train::warmup::{run, RunOptions, WarmupOptions};
+use midpoint_train::methods::warmup::{run, RunOptions, WarmupOptions};
+use midpoint_train::nets::edm::UNetConfig;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -48,21 +48,12 @@ pub struct Args {
     /// Steps between 8×8 sample grids (default: --checkpoint-every; always one at the end).
     #[arg(long)]
     grid_every: Option<u64>,
-    /// Continue the run in --out from its checkpoint (same options required).
-    #[arg(long)]
-    resume: bool,
     #[command(flatten)]
-    run_on: super::RunOn,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
-    /// Stop after the step during which this many seconds of training have passed (final
-    /// checkpoint and grid as usual; --resume continues towards --steps).
-    #[arg(long)]
-    max_seconds: Option<f64>,
-    /// Output folder.
-    #[arg(long)]
-    out: PathBuf,
+    dir: super::flags::RunDir,
+    #[command(flatten)]
+    run_on: super::flags::RunOn,
+    #[command(flatten)]
+    quiet: super::flags::Quiet,
 }
 
 pub fn run_cmd(a: Args) -> anyhow::Result<()> {
@@ -80,12 +71,12 @@ pub fn run_cmd(a: Args) -> anyhow::Result<()> {
     let data = ImageSet::open(&a.data)?;
     let run_opts = RunOptions {
         steps: a.steps,
-        out: a.out.clone(),
-        resume: a.resume,
+        out: a.dir.out.clone(),
+        resume: a.dir.resume,
         checkpoint_every: a.checkpoint_every,
         grid_every: a.grid_every.unwrap_or(a.checkpoint_every),
-        progress: super::show_progress(a.quiet),
-        max_seconds: a.max_seconds,
+        progress: a.quiet.show(),
+        max_seconds: a.dir.max_seconds,
     };
     let summary = run(&data, options, &run_opts, device)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -6,11 +6,13 @@
 pub mod cifar;
 pub mod order;
 pub mod png_folder;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 pub use order::BatchOrder;
+pub use source::{DataImages, LawImages};
 
 /// Why a data set could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,17 @@ pub struct ImageSet {
     images: Tensor,
     labels: Option<Vec<u8>>,
     source: String,
+}
+
+impl Clone for ImageSet {
+    /// Shares the image tensor (a shallow clone: no pixel is copied).
+    fn clone(&self) -> Self {
+        ImageSet {
+            images: self.images.shallow_clone(),
+            labels: self.labels.clone(),
+            source: self.source.clone(),
+        }
+    }
 }
 
 impl ImageSet {

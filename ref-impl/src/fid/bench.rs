@@ -7,7 +7,7 @@ use super::preprocess::ImageBatch;
 use super::stats::FeatureAccumulator;
 use super::{FidError, FEATURE_DIM};
 use crate::device::device_name;
-use crate::progress::Progress;
+use crate::train::progress::Progress;
 use tch::{Device, Kind, Tensor};
 
 /// What to time.

@@ -6,7 +6,7 @@
 use super::inception::Inception;
 use super::preprocess::ImageBatch;
 use super::FidError;
-use crate::progress::Progress;
+use crate::train::progress::Progress;
 use ndarray::{Array1, Array2};
 use tch::{Device, Kind, Tensor};
 

@@ -1,6 +1,6 @@
-//! The critic cross-check of [`crate::critic_check`] through the image code path: the
+//! The critic cross-check of [`crate::toy::critic_check`] through the image code path: the
 //! displacement field of the image trainer (EDM `SongUNet` → [`EdmPrecond`] →
-//! [`DenoiserField`] with the `t` floor, exactly as [`crate::image_mgm`] builds it), trained by
+//! [`DenoiserField`] with the `t` floor, exactly as [`crate::methods::mgm::image`] builds it), trained by
 //! Algorithm 1's critic step on two **fixed** Gaussian laws over `3×8×8` images, against the
 //! exact field and `D_t-mid` of the core crate.
 //!
@@ -18,15 +18,16 @@
 //! ([`Flat`] reshapes on the way in and out), and the observation `x̃_t` is the same either
 //! way (per-sample coefficients, elementwise).
 
-use crate::critic_check::{
-    critic_check_with, field_errors, law_tensor, CriticCheckConfig, CriticCheckReport, CriticFit,
-    FieldErrorAt,
-};
-use crate::edm::precond::SIGMA_MIN;
-use crate::edm::{DenoiserField, EdmPrecond, UNetConfig};
 use crate::error::TrainError;
-use crate::mgm::{Field, Mgm, MgmConfig, Network, Side, Variant};
-use crate::progress::Progress;
+use crate::methods::mgm::{Mgm, MgmConfig, Side, Variant};
+use crate::nets::edm::precond::SIGMA_MIN;
+use crate::nets::edm::{DenoiserField, EdmPrecond, UNetConfig};
+use crate::toy::critic_check::{
+    critic_check_with, field_errors, CriticCheckConfig, CriticCheckReport, CriticFit, FieldErrorAt,
+};
+use crate::train::bridge::law_tensor;
+use crate::train::network::{Field, Network};
+use crate::train::progress::Progress;
 use midpoint::{Gaussian, Law};
 use ndarray::Array1;
 use rand::SeedableRng;
@@ -179,7 +180,7 @@ pub fn image_critic_check(
 
     // The untrained network on its own stream of pairs (the trained one gets the check's).
     let mgm = Mgm::new(&MgmConfig::linear(Variant::Mgm, config.check.sigma))?;
-    let si = mgm.interpolant(Side::Critic).clone();
+    let si = mgm.interpolant(Side::Field).clone();
     let mut rng =
         rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.check.fit.seed ^ 0x0141_71a1);
     let mut pairs = |b: i64| -> Result<(Tensor, Tensor), TrainError> {

@@ -14,7 +14,7 @@
 //! untrained generator's outputs tens of units wide), and `fc2` of every block starts at zero
 //! so that each block starts as the identity.
 
-use crate::mgm::{Field, Generator};
+use crate::train::network::{Field, Generator};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -60,7 +60,7 @@ impl MlpConfig {
     }
 
     /// A displacement field `R^dim × [0, 1] → R^dim`: width 256, 3 blocks, 6 frequencies.
-    pub fn critic(dim: i64) -> Self {
+    pub fn field(dim: i64) -> Self {
         MlpConfig {
             in_dim: dim,
             out_dim: dim,

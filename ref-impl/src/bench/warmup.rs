@@ -4,18 +4,13 @@
 //! Forward cost per image is [`UNetConfig::forward_flops`] (42.4 GFLOP for `ddpm++`); a
 //! training step costs about 3× that per image (forward + backward). At a peak of `P` FLOP/s
 //! the bound is `P / (3·F)` images/s; the reported fraction is achieved/bound.
-//!
-//! Submodules: [`mgm`] (`bench mgm`: iterations of Algorithm 1 on images) and [`matmul`]
-//! (`bench matmul`: the machine's own dense matmul peak).
 
-pub mod matmul;
-pub mod mgm;
-
-use crate::data::ImageSet;
-use crate::edm::UNetConfig;
+use super::{random_images, time_steps};
 use crate::error::TrainError;
-use crate::warmup::{Warmup, WarmupOptions};
-use tch::{Device, Kind, Tensor};
+use crate::methods::warmup::{Warmup, WarmupOptions};
+use crate::nets::edm::UNetConfig;
+use crate::train::network::param_count;
+use tch::Device;
 
 /// Peak assumed on CUDA when none is given: dense TF32 tensor-core rate of an H100/H200 SXM
 /// (494.7 TFLOP/s; libtorch runs fp32 convolutions in TF32 by default).
@@ -52,13 +47,6 @@ pub struct BenchResult {
     pub flop_bound_fraction: Option<f64>,
 }
 
-/// Waits for the device's queued work (a no-op on the CPU).
-pub(crate) fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
-}
-
 /// Runs `warmup_steps + steps` warmup steps of `arch` at batch `batch` on random images and
 /// times the last `steps`.
 pub fn bench_warmup(
@@ -69,9 +57,6 @@ pub fn bench_warmup(
     device: Device,
     peak_tflops: Option<f64>,
 ) -> Result<BenchResult, TrainError> {
-    if steps == 0 {
-        return Err(TrainError::InvalidOption("--steps must be positive".into()));
-    }
     if let Some(p) = peak_tflops.filter(|p| !(p.is_finite() && *p > 0.0)) {
         return Err(TrainError::InvalidOption(format!(
             "--peak-tflops must be finite and > 0, got {p}"
@@ -81,26 +66,10 @@ pub fn bench_warmup(
     options.batch = batch;
     options.lr_rampup_kimg = 0.0;
     tch::manual_seed(0);
-    let r = arch.img_resolution;
-    let n = (2 * batch).max(64) as i64;
-    let images = Tensor::randint(
-        256,
-        [n, arch.img_channels, r, r],
-        (Kind::Uint8, Device::Cpu),
-    );
-    let data = ImageSet::new(images, None, "synthetic".into());
+    let data = random_images(&arch, batch, "synthetic");
     let mut w = Warmup::new(options, device)?;
-    let mut order = crate::data::BatchOrder::new(data.len(), 0);
-    for _ in 0..warmup_steps {
-        w.train_step(&data, &mut order)?;
-    }
-    sync(device);
-    let t = std::time::Instant::now();
-    for _ in 0..steps {
-        w.train_step(&data, &mut order)?;
-    }
-    sync(device);
-    let seconds = t.elapsed().as_secs_f64();
+    let mut batches = w.batches(data)?;
+    let (seconds, _) = time_steps(&mut w, &mut batches, warmup_steps, steps)?;
     let images_per_s = (steps as usize * batch) as f64 / seconds;
     let fwd = arch.forward_flops();
     let peak = peak_tflops.or(match device {
@@ -108,14 +77,9 @@ pub fn bench_warmup(
         _ => None,
     });
     let bound = peak.map(|p| p * 1e12 / (3.0 * fwd));
-    let (_, vs) = w.net();
     Ok(BenchResult {
         arch: arch.name.clone(),
-        params: vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum(),
+        params: param_count(w.net().1),
         batch,
         steps,
         warmup_steps,

@@ -13,20 +13,24 @@
 //! | `scatter.png` | target beside generated samples |
 //! | `losses.png` | critic and generator losses (window means) and the energy-distance curve |
 
-use crate::critic_check::{array_tensor, tensor_array, CriticFit};
 use crate::error::TrainError;
-use crate::metrics::{core_tmid, energy_distance, gaussian_fit_tmid, heldout_tmid, HeldOut};
-use crate::mgm::{Ema, Mgm, MgmConfig, MgmTrainer, Network, StepLosses, Variant};
-use crate::nets::{Mlp, MlpConfig};
-use crate::plot::{loss_panels, scatter_panels, Panel, Series};
-use crate::progress::Progress;
-use crate::toy::Target;
+use crate::methods::mgm::toy::{ToyMgm, ToyMgmConfig};
+use crate::methods::mgm::{StepLosses, Variant};
+use crate::toy::critic_check::CriticFit;
+use crate::toy::metrics::{core_tmid, energy_distance, gaussian_fit_tmid, heldout_tmid, HeldOut};
+use crate::toy::targets::Target;
+use crate::train::bridge::{array_tensor, tensor_array};
+use crate::train::method::{Batches, Evaluate, Method};
+use crate::train::plot::{loss_panels, scatter_panels, Panel, Series};
+use crate::train::progress::Progress;
+use crate::train::run_dir::{smooth, write_json};
+use crate::train::run_loop::{self, LoopOptions};
 use midpoint::estimate::EstimateReport;
 use midpoint::{Law, StochasticInterpolant};
 use rand::SeedableRng;
-use std::io::Write;
+use rand_xoshiro::Xoshiro256PlusPlus;
 use std::path::Path;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Settings of a toy run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -124,7 +128,7 @@ impl ToyConfig {
 
 /// The metrics of a toy run (written as `metrics.json`).
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ToyReport {
+pub struct ToyReport<L = StepLosses> {
     /// Settings.
     pub config: ToyConfig,
     /// Device used.
@@ -160,122 +164,169 @@ pub struct ToyReport {
     /// `(step, energy distance)` of the EMA generator during training (see `curve.csv`).
     pub curve: Vec<(usize, f64)>,
     /// Mean losses over the last 5% of steps.
-    pub final_losses: StepLosses,
+    pub final_losses: L,
     /// Seconds of training.
     pub train_seconds: f64,
     /// Seconds of evaluation.
     pub eval_seconds: f64,
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), TrainError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::io(path, e))?;
-    std::fs::write(path, text + "\n").map_err(|e| TrainError::io(path, e))
+/// A toy target as [`Batches`]: each batch is the next draws of one seeded stream.
+struct TargetBatches<'a> {
+    target: &'a Target,
+    rng: Xoshiro256PlusPlus,
 }
 
-/// Window means of a loss series, about 400 points.
-fn smooth(values: &[f64]) -> Vec<(f64, f64)> {
-    let w = values.len().div_ceil(400).max(1);
-    values
-        .chunks(w)
-        .enumerate()
-        .map(|(i, c)| {
-            let x = (i * w) as f64 + 0.5 * c.len() as f64;
-            (x, c.iter().sum::<f64>() / c.len() as f64)
-        })
-        .collect()
+impl Batches for TargetBatches<'_> {
+    fn batch(&mut self, _index: u64, n: i64, device: Device) -> Result<Tensor, TrainError> {
+        Ok(array_tensor(
+            &self.target.sample(n as usize, &mut self.rng)?,
+            device,
+        ))
+    }
+
+    fn describe(&self) -> String {
+        self.target.name()
+    }
 }
 
-/// Trains, evaluates and writes the output directory (see the module docs).
+/// The energy distance of the EMA generator on fixed latents against fixed target samples (the
+/// curve; NaN once the generator's output is not finite).
+struct EnergyCurve {
+    z: Tensor,
+    target: ndarray::Array2<f64>,
+}
+
+impl<M: Method> Evaluate<M> for EnergyCurve {
+    fn name(&self) -> &str {
+        "energy_distance"
+    }
+    fn evaluate(&mut self, method: &M, _n: usize) -> Result<f64, TrainError> {
+        let g = tensor_array(&method.sample(&self.z))?;
+        if g.iter().any(|v| !v.is_finite()) {
+            return Ok(f64::NAN);
+        }
+        energy_distance(g.view(), self.target.view())
+    }
+}
+
+/// The training methods of a toy run (`toy --method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToyMethod {
+    /// Algorithm 1 ([`ToyMgm`]); `variant` picks the objective.
+    Mgm,
+}
+
+/// Trains `method` (the MGM of `config`), evaluates it and writes the output directory (see
+/// the module docs).
 pub fn run_toy(
     target: &Target,
     config: &ToyConfig,
     device: Device,
     out: &Path,
     progress: &Progress,
-) -> Result<ToyReport, TrainError> {
+) -> Result<ToyReport<StepLosses>, TrainError> {
+    run_toy_method(ToyMethod::Mgm, target, config, device, out, progress)
+}
+
+/// [`run_toy`] with the method named: one arm per [`ToyMethod`] builds it.
+pub fn run_toy_method(
+    method: ToyMethod,
+    target: &Target,
+    config: &ToyConfig,
+    device: Device,
+    out: &Path,
+    progress: &Progress,
+) -> Result<ToyReport<StepLosses>, TrainError> {
+    config.validate()?;
+    match method {
+        ToyMethod::Mgm => {
+            let mgm = ToyMgm::new(
+                ToyMgmConfig {
+                    variant: config.variant,
+                    sigma: config.sigma,
+                    critic_sigma: config.critic_sigma,
+                    batch: config.batch,
+                    lr: config.lr,
+                    ema_decay: config.ema_decay,
+                    seed: config.seed,
+                    dim: target.dim() as i64,
+                    latent_dim: config.latent_dim,
+                    width: config.width,
+                    blocks: config.blocks,
+                },
+                device,
+            )?;
+            train_and_evaluate(mgm, target, config, device, out, progress)
+        }
+    }
+}
+
+/// Trains a built toy `method` with the one training loop (the energy-distance curve as its
+/// evaluation), then evaluates its samples and writes the output directory. Nothing here
+/// depends on the method beyond [`Method`].
+pub fn train_and_evaluate<M: Method>(
+    mut method: M,
+    target: &Target,
+    config: &ToyConfig,
+    device: Device,
+    out: &Path,
+    progress: &Progress,
+) -> Result<ToyReport<M::Losses>, TrainError> {
     config.validate()?;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    let d = target.dim() as i64;
-
-    tch::manual_seed(config.seed as i64);
-    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed);
-    let mgm = Mgm::new(&MgmConfig {
-        variant: config.variant,
-        interpolant: midpoint::Interpolant::Linear,
-        sigma: config.sigma,
-        critic_sigma: config.critic_sigma,
-    })?;
-    let net = |cfg: MlpConfig| -> Result<Network<Mlp>, TrainError> {
-        let vs = nn::VarStore::new(device);
-        let mlp = Mlp::new(
-            &vs.root(),
-            MlpConfig {
-                width: config.width,
-                blocks: config.blocks,
-                ..cfg
-            },
-        );
-        Network::new(mlp, vs, config.lr)
-    };
-    let generator = net(MlpConfig::generator(config.latent_dim, d))?;
-    let critic = net(MlpConfig::critic(d))?;
-    let ema_vs = nn::VarStore::new(device);
-    let ema_net = Mlp::new(&ema_vs.root(), generator.net.config());
-    let mut ema = Ema::new(ema_vs, &generator.vs, config.ema_decay)?;
-    let mut trainer = MgmTrainer::new(mgm, generator, critic);
+    let rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed);
 
     // Fixed latents and target samples for the curve, drawn before training (from a stream of
     // their own for the target) so that the curve does not depend on when it is evaluated.
     let latent = config.latent_dim;
-    let curve_z = Tensor::randn(
-        [config.curve_samples.max(2) as i64, latent],
-        (Kind::Float, device),
-    );
-    let curve_target = target.sample(
-        config.curve_samples.max(2),
-        &mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0xC0FFEE),
+    let mut curve = EnergyCurve {
+        z: Tensor::randn(
+            [config.curve_samples.max(2) as i64, latent],
+            (Kind::Float, device),
+        ),
+        target: target.sample(
+            config.curve_samples.max(2),
+            &mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0xC0FFEE),
+        )?,
+    };
+    let mut batches = TargetBatches { target, rng };
+    let curve_every = config.curve_every as u64;
+    let options = LoopOptions {
+        steps: config.steps as u64,
+        grid_every: 0,
+        checkpoint_every: 0,
+        eval_every: curve_every,
+        eval_samples: config.curve_samples,
+        final_eval_samples: if curve_every > 0 {
+            config.curve_samples
+        } else {
+            0
+        },
+        max_seconds: None,
+    };
+    let summary = run_loop::run(
+        &mut method,
+        &mut batches,
+        &options,
+        (curve_every > 0).then_some(&mut curve as &mut dyn Evaluate<M>),
+        out,
+        progress,
     )?;
-    let curve_point = |net: &Mlp| -> Result<f64, TrainError> {
-        let g = tensor_array(&tch::no_grad(|| {
-            crate::mgm::Generator::generate(net, &curve_z, false)
-        }))?;
-        if g.iter().any(|v| !v.is_finite()) {
-            return Ok(f64::NAN);
-        }
-        energy_distance(g.view(), curve_target.view())
-    };
-    let mut curve = Vec::new();
-
-    let start = std::time::Instant::now();
-    progress.stage(config.steps as u64, config.variant.name());
-    let mut batch = || -> Result<(Tensor, Tensor), TrainError> {
-        let z = Tensor::randn([config.batch, latent], (Kind::Float, device));
-        let x1 = array_tensor(&target.sample(config.batch as usize, &mut rng)?, device);
-        Ok((z, x1))
-    };
-    let mut losses: Vec<StepLosses> = Vec::with_capacity(config.steps);
-    for step in 0..config.steps {
-        let l = trainer.step(&mut batch)?;
-        ema.update(&trainer.generator.vs)?;
-        losses.push(l);
-        progress.inc();
-        if step % 200 == 0 {
-            progress.message(format!("L_ψ {:.3} L_θ {:.4}", l.critic, l.generator));
-        }
-        let done = step + 1;
-        if config.curve_every > 0 && (done % config.curve_every == 0 || done == config.steps) {
-            curve.push((done, curve_point(&ema_net)?));
-        }
-    }
-    let train_seconds = start.elapsed().as_secs_f64();
+    let train_seconds = summary.seconds;
+    let curve: Vec<(usize, f64)> = summary
+        .evals
+        .iter()
+        .map(|e| (e.step as usize, e.value))
+        .collect();
+    let mut rng = batches.rng;
 
     // Evaluation on fresh samples.
     let start = std::time::Instant::now();
     let n = config.eval_samples;
     let z = Tensor::randn([n as i64, latent], (Kind::Float, device));
-    let generated = tensor_array(&tch::no_grad(|| {
-        crate::mgm::Generator::generate(&ema_net, &z, false)
-    }))?;
+    let generated = tensor_array(&method.sample(&z))?;
     let reference = target.sample(n, &mut rng)?;
     if generated.iter().any(|v| !v.is_finite()) {
         return Err(TrainError::NonFiniteLoss {
@@ -309,8 +360,6 @@ pub fn run_toy(
     progress.finish();
     let eval_seconds = start.elapsed().as_secs_f64();
 
-    let tail = &losses[losses.len() - (losses.len() / 20).max(1)..];
-    let mean = |f: fn(&StepLosses) -> f64| tail.iter().map(f).sum::<f64>() / tail.len() as f64;
     let report = ToyReport {
         config: config.clone(),
         device: crate::device::device_name(device),
@@ -331,10 +380,9 @@ pub fn run_toy(
         tmid_core: core,
         tmid_gaussian_fit_exact: gaussian_fit,
         curve: curve.clone(),
-        final_losses: StepLosses {
-            critic: mean(|l| l.critic),
-            generator: mean(|l| l.generator),
-        },
+        final_losses: summary
+            .final_losses
+            .expect("a toy run trains at least one step"),
         train_seconds,
         eval_seconds,
     };
@@ -343,14 +391,8 @@ pub fn run_toy(
     midpoint::io::write_samples(&out.join("samples.npy"), &generated)?;
     midpoint::io::write_samples(&out.join("target.npy"), &reference)?;
     write_json(&out.join("metrics.json"), &report)?;
-    let csv = out.join("losses.csv");
-    let mut w =
-        std::io::BufWriter::new(std::fs::File::create(&csv).map_err(|e| TrainError::io(&csv, e))?);
-    writeln!(w, "step,critic,generator").map_err(|e| TrainError::io(&csv, e))?;
-    for (i, l) in losses.iter().enumerate() {
-        writeln!(w, "{i},{:?},{:?}", l.critic, l.generator).map_err(|e| TrainError::io(&csv, e))?;
-    }
-    w.flush().map_err(|e| TrainError::io(&csv, e))?;
+    let columns = loss_columns(&summary.losses, method.loss_fields());
+    write_losses_csv(out, method.loss_fields(), &columns)?;
     if !curve.is_empty() {
         let path = out.join("curve.csv");
         let mut text = String::from("step,energy_distance\n");
@@ -369,7 +411,7 @@ pub fn run_toy(
             Panel {
                 title: format!(
                     "{} (energy {:.4}, D_t-mid {:.4})",
-                    config.variant.name(),
+                    method.name(),
                     energy,
                     report.tmid_estimate
                 ),
@@ -377,18 +419,21 @@ pub fn run_toy(
             },
         ],
     )?;
-    let critic_curve: Vec<f64> = losses.iter().map(|l| l.critic).collect();
-    let gen_curve: Vec<f64> = losses.iter().map(|l| l.generator).collect();
-    let mut series = vec![
-        Series {
-            title: "critic loss L_ψ".into(),
-            points: smooth(&critic_curve),
-        },
-        Series {
-            title: "generator loss L_θ".into(),
-            points: smooth(&gen_curve),
-        },
-    ];
+    // Window means at x = step + ½ (the middle of the step).
+    let mut series: Vec<Series> = method
+        .loss_fields()
+        .iter()
+        .zip(&columns)
+        .map(|(&(_, title), c)| Series {
+            title: title.into(),
+            points: smooth(
+                &c.iter()
+                    .enumerate()
+                    .map(|(i, &v)| (i as f64 + 0.5, v))
+                    .collect::<Vec<_>>(),
+            ),
+        })
+        .collect();
     if !curve.is_empty() {
         series.push(Series {
             title: format!("energy distance (EMA, {} samples)", config.curve_samples),
@@ -397,4 +442,49 @@ pub fn run_toy(
     }
     loss_panels(&out.join("losses.png"), &series)?;
     Ok(report)
+}
+
+/// Each of `fields` over the steps of `losses` (exact: straight from the values, not from the
+/// log's text).
+fn loss_columns<L: serde::Serialize>(losses: &[L], fields: &[(&str, &str)]) -> Vec<Vec<f64>> {
+    let values: Vec<serde_json::Value> = losses
+        .iter()
+        .map(|l| serde_json::to_value(l).unwrap_or_default())
+        .collect();
+    fields
+        .iter()
+        .map(|(key, _)| {
+            values
+                .iter()
+                .map(|v| {
+                    v.get(key)
+                        .and_then(serde_json::Value::as_f64)
+                        .unwrap_or(f64::NAN)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `losses.csv`: `step` and one column per loss, one row per step.
+fn write_losses_csv(
+    out: &Path,
+    fields: &[(&str, &str)],
+    columns: &[Vec<f64>],
+) -> Result<(), TrainError> {
+    let csv = out.join("losses.csv");
+    let mut text = String::from("step");
+    for (key, _) in fields {
+        text.push(',');
+        text.push_str(key);
+    }
+    text.push('\n');
+    for i in 0..columns.first().map_or(0, Vec::len) {
+        text.push_str(&i.to_string());
+        for c in columns {
+            text.push_str(&format!(",{:?}", c[i]));
+        }
+        text.push('\n');
+    }
+    std::fs::write(&csv, text).map_err(|e| TrainError::io(&csv, e))
 }

@@ -1,7 +1,7 @@
 //! `midpoint-train critic-check`: the critic half of Algorithm 1 against two **fixed** laws,
 //! compared with the exact numerics of the core crate.
 //!
-//! The critic `f_ψ` is trained by [`Mgm::critic_step`] (variant `mgm`, noise `σ`) on
+//! The critic `f_ψ` is trained by [`Mgm::field_step`] (variant `mgm`, noise `σ`) on
 //! `x0 ~ p0`, `x1 ~ p1`. Then, on fresh draws:
 //!
 //! * **field error** (Eq. 5): on a grid of times `t_k = (k + ½)/(2K)` covering `[0, ½]`, the
@@ -15,14 +15,15 @@
 //!   (reported as `field_mse`, also from the exact field).
 
 use crate::error::TrainError;
-use crate::mgm::{Field, Mgm, MgmConfig, Network, Side, Variant};
-use crate::nets::{Mlp, MlpConfig};
-use crate::progress::Progress;
+use crate::methods::mgm::{Mgm, MgmConfig, Side, Variant};
+use crate::nets::mlp::{Mlp, MlpConfig};
+use crate::train::bridge::{law_tensor, tensor_array};
+use crate::train::network::{Field, Network};
+use crate::train::progress::Progress;
 use midpoint::divergence::{d_tmid, ExactOptions};
 use midpoint::field::displacement_field;
 use midpoint::interpolant::Observation;
 use midpoint::Law;
-use ndarray::Array2;
 use rand::SeedableRng;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -93,7 +94,7 @@ pub fn train_critic<F: Field>(
                 .set_lr(fit.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos()));
         }
         let (x0, x1) = pairs(fit.batch)?;
-        losses.push(mgm.critic_step(critic, &x0, &x1, step)?);
+        losses.push(mgm.field_step(critic, &x0, &x1, step)?);
         progress.inc();
         if step % 100 == 0 {
             progress.message(format!("L_ψ {:.4}", losses[step]));
@@ -110,7 +111,7 @@ pub fn new_critic(dim: i64, fit: &CriticFit, device: Device) -> Result<Network<M
         MlpConfig {
             width: fit.width,
             blocks: fit.blocks,
-            ..MlpConfig::critic(dim)
+            ..MlpConfig::field(dim)
         },
     );
     Network::new(net, vs, fit.lr)
@@ -166,7 +167,7 @@ pub fn variational_terms<F: Field>(
     x1: &Tensor,
 ) -> Result<Tensor, TrainError> {
     tch::no_grad(|| {
-        let d = mgm.draw(Side::Critic, x0, x1)?;
+        let d = mgm.draw(Side::Field, x0, x1)?;
         let f = critic.field(&d.x_tilde, &d.t, false);
         let residual: Tensor = (x1 - x0) * 2.0 - &f;
         Ok((&f * residual)
@@ -280,33 +281,6 @@ pub struct CriticCheckReport {
     pub seconds: f64,
 }
 
-/// Samples of a law as a float32 tensor on `device`.
-pub fn law_tensor<R: rand::Rng>(
-    law: &Law,
-    n: usize,
-    rng: &mut R,
-    device: Device,
-) -> Result<Tensor, TrainError> {
-    Ok(array_tensor(&law.sample(n, rng)?, device))
-}
-
-/// `[n, d]` array → float32 tensor on `device`.
-pub fn array_tensor(x: &Array2<f64>, device: Device) -> Tensor {
-    let (n, d) = x.dim();
-    let flat: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    Tensor::from_slice(&flat)
-        .reshape([n as i64, d as i64])
-        .to_device(device)
-}
-
-/// Float tensor `[n, d]` → `Array2<f64>`.
-pub fn tensor_array(x: &Tensor) -> Result<Array2<f64>, TrainError> {
-    let (n, d) = x.size2()?;
-    let flat = Vec::<f64>::try_from(x.to_kind(Kind::Double).to_device(Device::Cpu).reshape([-1]))?;
-    Array2::from_shape_vec((n as usize, d as usize), flat)
-        .map_err(|e| TrainError::InvalidOption(e.to_string()))
-}
-
 /// Relative L2 field error of `critic` against the exact field `m_t` of
 /// [`displacement_field`] (Eq. 5) at the grid times `t_k = (k + ½)/(2K)`, `K = config.grid`,
 /// each on `config.points_per_time` fresh flipped observations (noise of `si`) of pairs from
@@ -332,7 +306,7 @@ pub fn field_errors<F: Field>(
                 .map(|u| u < 0.5)
                 .collect();
         let eps = x0.randn_like();
-        let x_tilde = crate::mgm::observe(si, &x0, &x1, &vec![t; n], &b, &eps)?;
+        let x_tilde = crate::methods::mgm::observe(si, &x0, &x1, &vec![t; n], &b, &eps)?;
         let tt = Tensor::full([n as i64], t, (Kind::Float, x0.device()));
         let f = tch::no_grad(|| critic.field(&x_tilde, &tt, false));
         let m = displacement_field(p0, p1, si, t, Observation::Flipped)?
@@ -359,6 +333,14 @@ pub fn critic_check(
     device: Device,
     progress: &Progress,
 ) -> Result<CriticCheckReport, TrainError> {
+    check_inputs(p0, p1, config)?;
+    tch::manual_seed(config.fit.seed as i64);
+    let mut critic = new_critic(p0.dim() as i64, &config.fit, device)?;
+    critic_check_with(p0, p1, config, &mut critic, device, progress)
+}
+
+/// Refuses laws of different dimensions and an invalid fit.
+fn check_inputs(p0: &Law, p1: &Law, config: &CriticCheckConfig) -> Result<(), TrainError> {
     if p0.dim() != p1.dim() {
         return Err(TrainError::InvalidOption(format!(
             "p0 has dimension {} but p1 has dimension {}",
@@ -366,10 +348,7 @@ pub fn critic_check(
             p1.dim()
         )));
     }
-    config.fit.validate()?;
-    tch::manual_seed(config.fit.seed as i64);
-    let mut critic = new_critic(p0.dim() as i64, &config.fit, device)?;
-    critic_check_with(p0, p1, config, &mut critic, device, progress)
+    config.fit.validate()
 }
 
 /// Runs the check (see the module docs) on a given critic of `[N, d]` samples, trained with
@@ -384,21 +363,14 @@ pub fn critic_check_with<F: Field>(
     progress: &Progress,
 ) -> Result<CriticCheckReport, TrainError> {
     let start = std::time::Instant::now();
-    if p0.dim() != p1.dim() {
-        return Err(TrainError::InvalidOption(format!(
-            "p0 has dimension {} but p1 has dimension {}",
-            p0.dim(),
-            p1.dim()
-        )));
-    }
-    config.fit.validate()?;
+    check_inputs(p0, p1, config)?;
     if config.grid == 0 || config.points_per_time < 2 {
         return Err(TrainError::InvalidOption(
             "the grid needs at least 1 time and 2 points per time".into(),
         ));
     }
     let mgm = Mgm::new(&MgmConfig::linear(Variant::Mgm, config.sigma))?;
-    let si = mgm.interpolant(Side::Critic).clone();
+    let si = mgm.interpolant(Side::Field).clone();
     let exact = d_tmid(p0, p1, &si, &ExactOptions::default())?;
 
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.fit.seed);

@@ -9,7 +9,7 @@
 //! global step count `t`; no parameter of these networks receives gradients on some steps and
 //! not on others).
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::train::checkpoint::{Checkpoint, CheckpointError};
 use std::path::Path;
 use tch::{nn, Tensor};
 

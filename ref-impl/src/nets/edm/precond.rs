@@ -8,13 +8,13 @@
 //! After the warmup, App. B initialises `G_θ(z) ← P_η(z, t = 2.5)`, which SiD (the code MGM
 //! builds on) evaluates as `D(2.5·z; 2.5)` ([`OneStepGenerator`]), and `f_ψ(x, t) ← P_η(x, t)`
 //! ([`DenoiserField`], `D(x; max(t, σ_min))` because `c_noise(0) = −∞`). Both implement the
-//! traits of [`crate::mgm`], so the image trainer (issue 5) passes them to the one
+//! traits of [`crate::methods::mgm`], so the image trainer (issue 5) passes them to the one
 //! implementation of Algorithm 1 unchanged.
 
 use super::config::UNetConfig;
 use super::unet::SongUNet;
 use crate::error::TrainError;
-use crate::mgm::{Field, Generator};
+use crate::train::network::{Field, Generator};
 use tch::{nn, Kind, Tensor};
 
 /// `σ_data` of EDM's CIFAR-10 setup (data in `[−1, 1]`).

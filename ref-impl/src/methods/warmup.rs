@@ -1,5 +1,5 @@
 //! The denoising warmup of paper App. B: EDM's training objective and hyper-parameters with
-//! the noise levels folded at `ln τ_max` ([`crate::edm::loss`]), Adam, an EMA of the weights,
+//! the noise levels folded at `ln τ_max` ([`crate::nets::edm::loss`]), Adam, an EMA of the weights,
 //! checkpoints with exact resume, and 8×8 grids of the one-step samples `D_ema(2.5·z; 2.5)`
 //! of the generator the warmup will initialise.
 //!
@@ -18,24 +18,26 @@
 //! the uninterrupted run exactly (bit-identical on the CPU; CUDA kernels may be
 //! non-deterministic).
 
-use crate::adam::{Adam, AdamConfig};
-use crate::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::data::order::derive_seed;
-use crate::data::{BatchOrder, ImageSet};
-use crate::edm::{denoising_loss, EdmPrecond, NoiseLaw, UNetConfig};
+use crate::data::{DataImages, ImageSet};
 use crate::error::TrainError;
-use crate::progress::Progress;
+use crate::nets::edm::{denoising_loss, EdmPrecond, NoiseLaw, UNetConfig};
+use crate::train::adam::{Adam, AdamConfig};
+use crate::train::checkpoint::{self, CheckpointError};
+use crate::train::ema::Ema;
+use crate::train::method::{Batches, Method, Timing};
+use crate::train::network::param_count;
+use crate::train::progress::Progress;
+use crate::train::run_dir::read;
+use crate::train::run_loop::{self, checkpoint_for, LoopOptions, Summary};
+use crate::train::weights::{check_checkpoint, copy_into, prefixed};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
 /// Checkpoint format tag.
 pub const FORMAT: &str = "midpoint-warmup-v1";
-/// File name of the latest checkpoint in the output folder.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-/// File name of the per-step loss log (one JSON object per line).
-pub const LOSSES: &str = "losses.jsonl";
+pub use crate::train::run_loop::{CHECKPOINT, LOSSES};
 
 const TORCH_STREAM: u64 = 10;
 const INIT_STREAM: u64 = 11;
@@ -131,8 +133,8 @@ pub struct Warmup {
     device: Device,
     vs: nn::VarStore,
     net: EdmPrecond,
-    ema_vs: nn::VarStore,
-    ema: EdmPrecond,
+    ema: Ema,
+    ema_net: EdmPrecond,
     adam: Adam,
     law: NoiseLaw,
     step: u64,
@@ -146,10 +148,10 @@ impl Warmup {
         tch::manual_seed(derive_seed(options.seed, INIT_STREAM, 0) as i64);
         let vs = nn::VarStore::new(device);
         let net = EdmPrecond::new(&vs.root(), &options.arch)?;
-        let mut ema_vs = nn::VarStore::new(device);
-        let ema = EdmPrecond::new(&ema_vs.root(), &options.arch)?;
-        ema_vs.copy(&vs)?;
-        ema_vs.freeze();
+        let ema_vs = nn::VarStore::new(device);
+        let ema_net = EdmPrecond::new(&ema_vs.root(), &options.arch)?;
+        // The decay follows EDM's half-life rule per step (`update_lerp`), not a constant.
+        let ema = Ema::new(ema_vs, &vs, 0.0)?;
         let adam = Adam::new(&vs, options.adam);
         let law = NoiseLaw::folded(options.tau_max)?;
         Ok(Warmup {
@@ -157,8 +159,8 @@ impl Warmup {
             device,
             vs,
             net,
-            ema_vs,
             ema,
+            ema_net,
             adam,
             law,
             step: 0,
@@ -182,21 +184,15 @@ impl Warmup {
 
     /// The EMA network and its variables.
     pub fn ema(&self) -> (&EdmPrecond, &nn::VarStore) {
-        (&self.ema, &self.ema_vs)
+        (&self.ema_net, &self.ema.vs)
     }
 
-    /// One training step on `data`; returns the loss before the update. A non-finite loss is
-    /// an error and updates nothing.
-    pub fn train_step(
-        &mut self,
-        data: &ImageSet,
-        order: &mut BatchOrder,
-    ) -> Result<f64, TrainError> {
+    /// One training step on `data` (batch `k` of step `k`); returns the loss before the
+    /// update. A non-finite loss is an error and updates nothing.
+    pub fn train_step(&mut self, data: &mut dyn Batches) -> Result<f64, TrainError> {
         let (k, b) = (self.step, self.options.batch);
         tch::manual_seed(derive_seed(self.options.seed, TORCH_STREAM, k) as i64);
-        let idx = order.indices(k, b);
-        let flips = order.flips(k, b, self.options.xflip);
-        let y = data.batch(&idx, &flips, self.device);
+        let y = data.batch(k, b as i64, self.device)?;
         let sigma = self.law.sample(b as i64, self.device);
         let eps = y.randn_like();
         let loss = denoising_loss(&self.net, &y, &sigma, &eps, true);
@@ -211,24 +207,34 @@ impl Warmup {
         self.adam.zero_grad();
         loss.backward();
         self.adam.step(self.options.lr_at(k));
-        let beta = self.options.ema_beta_at(k);
-        let src = self.vs.variables();
-        tch::no_grad(|| {
-            for (name, mut avg) in self.ema_vs.variables() {
-                let cur = &src[&name];
-                avg.copy_(&cur.lerp(&avg, beta));
-            }
-        });
+        self.ema
+            .update_lerp(&self.vs, self.options.ema_beta_at(k))?;
         self.step += 1;
         Ok(value)
+    }
+
+    /// The training images of `set` in this run's order ([`BatchOrder`] of the run seed),
+    /// mirrored if the options say so; refuses images of another shape than the network's.
+    pub fn batches(&self, set: ImageSet) -> Result<DataImages, TrainError> {
+        let a = &self.options.arch;
+        let want = [a.img_channels, a.img_resolution, a.img_resolution];
+        if !set.is_empty() && set.images().size()[1..] != want {
+            return Err(TrainError::InvalidOption(format!(
+                "images are {:?}, --arch {} expects {want:?}",
+                &set.images().size()[1..],
+                a.name,
+            )));
+        }
+        let seed = self.options.seed;
+        DataImages::with_order_seed(set, seed, seed, self.options.xflip)
     }
 
     /// One-step samples of the generator the warmup initialises, `D_ema(2.5·z; 2.5)` in eval
     /// mode, for `z` `[N, 3, H, W]`.
     pub fn samples(&self, z: &Tensor) -> Tensor {
-        let s = crate::edm::precond::GENERATOR_SIGMA;
+        let s = crate::nets::edm::precond::GENERATOR_SIGMA;
         tch::no_grad(|| {
-            self.ema
+            self.ema_net
                 .denoise_at(&(z.to_device(self.device) * s), s, false)
         })
     }
@@ -245,7 +251,7 @@ impl Warmup {
     /// Adam's step count, options and the RNG rule in the metadata) atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let mut tensors = Vec::new();
-        for (prefix, vs) in [("net", &self.vs), ("ema", &self.ema_vs)] {
+        for (prefix, vs) in [("net", &self.vs), ("ema", &self.ema.vs)] {
             for (name, t) in vs.variables() {
                 tensors.push((format!("{prefix}.{name}"), t.detach()));
             }
@@ -290,7 +296,7 @@ impl Warmup {
             return Err(TrainError::InvalidOption(format!(
                 "--resume: {} was written with different options ({}); resume with the same --arch, --batch, --lr, --tau-max, --seed, ...",
                 path.display(),
-                crate::checkpoint::settings_diff(&saved, &options)
+                crate::train::checkpoint::settings_diff(&saved, &options)
             )));
         }
         let parse = |key: &str| -> Result<u64, TrainError> {
@@ -300,11 +306,11 @@ impl Warmup {
         };
         let (step, adam_step) = (parse("step")?, parse("adam_step")?);
         let mut w = Warmup::new(options, device)?;
-        check_vars(&ckpt, path, "net", &w.vs)?;
-        check_vars(&ckpt, path, "ema", &w.ema_vs)?;
+        let mut vars = prefixed("net", &w.vs);
+        vars.extend(prefixed("ema", &w.ema.vs));
+        check_checkpoint(&ckpt, path, &vars)?;
         w.adam.check_state(&ckpt, path, "adam")?;
-        copy_vars(&ckpt, "net", &w.vs);
-        copy_vars(&ckpt, "ema", &w.ema_vs);
+        copy_into(&vars, |n| &ckpt.tensors[n]);
         w.adam.load_state(&ckpt, "adam", adam_step as i64);
         w.step = step;
         Ok(w)
@@ -323,38 +329,6 @@ impl Warmup {
     }
 }
 
-fn check_vars(
-    ckpt: &Checkpoint,
-    path: &Path,
-    prefix: &str,
-    vs: &nn::VarStore,
-) -> Result<(), CheckpointError> {
-    for (name, t) in vs.variables() {
-        let src = ckpt.tensor(path, &format!("{prefix}.{name}"))?;
-        if src.size() != t.size() || src.kind() != t.kind() {
-            return Err(CheckpointError::content(
-                path,
-                format!(
-                    "{prefix}.{name}: {:?} {:?}, expected {:?} {:?}",
-                    src.kind(),
-                    src.size(),
-                    t.kind(),
-                    t.size()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn copy_vars(ckpt: &Checkpoint, prefix: &str, vs: &nn::VarStore) {
-    tch::no_grad(|| {
-        for (name, mut t) in vs.variables() {
-            t.copy_(&ckpt.tensors[&format!("{prefix}.{name}")]);
-        }
-    });
-}
-
 /// How long and where a warmup runs (not part of its trajectory).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -366,7 +340,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Steps between checkpoints (one is always written at the end).
     pub checkpoint_every: u64,
-    /// Steps between sample grids (one is always written at the end; 0 = only then).
+    /// Steps between sample grids (one is always written at the start of a fresh run and at
+    /// the end; 0 = only then).
     pub grid_every: u64,
     /// Draw a progress bar.
     pub progress: bool,
@@ -375,31 +350,18 @@ pub struct RunOptions {
     pub max_seconds: Option<f64>,
 }
 
-/// What a finished (or stopped) run reports.
+/// What a finished (or stopped) run reports: the loop's [`Summary`] and the data and network.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Summary {
-    /// Step the run started at (0, or the checkpoint's).
-    pub start_step: u64,
-    /// Steps done at the end.
-    pub steps: u64,
-    /// Loss of the last step.
-    pub last_loss: Option<f64>,
+pub struct WarmupSummary {
+    /// The loop's summary (steps, final loss, timing, checkpoint, last grid).
+    #[serde(flatten)]
+    pub run: Summary<f64>,
     /// Images in the data set.
     pub images: usize,
     /// The data set.
     pub data: String,
     /// Parameters of the network.
     pub params: i64,
-    /// Device.
-    pub device: String,
-    /// Seconds of training (without loading).
-    pub seconds: f64,
-    /// The checkpoint.
-    pub checkpoint: PathBuf,
-    /// The last sample grid.
-    pub grid: Option<PathBuf>,
-    /// Whether `max_seconds` ended the run before `steps`.
-    pub time_limited: bool,
 }
 
 /// One line of `losses.jsonl`.
@@ -415,17 +377,66 @@ pub struct LossRecord {
 
 /// Reads `losses.jsonl`.
 pub fn read_losses(path: &Path) -> Result<Vec<LossRecord>, TrainError> {
-    crate::jsonl::read(path)
+    read(path)
 }
 
-/// Runs (or resumes) a warmup on `data`, writing `checkpoint.safetensors`, `losses.jsonl`
-/// and `samples-<step>.png` (8×8 grids) into `run.out`.
+impl Method for Warmup {
+    type Losses = f64;
+    type Record = LossRecord;
+    type Config = WarmupOptions;
+
+    fn name(&self) -> String {
+        "warmup".into()
+    }
+    fn config(&self) -> &WarmupOptions {
+        &self.options
+    }
+    fn device(&self) -> Device {
+        self.device
+    }
+    fn steps_done(&self) -> u64 {
+        self.step
+    }
+    fn step(&mut self, data: &mut dyn Batches) -> Result<f64, TrainError> {
+        self.train_step(data)
+    }
+    fn loss_fields(&self) -> &'static [(&'static str, &'static str)] {
+        &[("loss", "denoising loss")]
+    }
+    fn record(&self, step: u64, loss: &f64, _timing: Timing) -> LossRecord {
+        LossRecord {
+            step,
+            loss: *loss,
+            lr: self.options.lr_at(step),
+        }
+    }
+    fn samples_per_step(&self) -> usize {
+        self.options.batch
+    }
+    fn sample(&self, z: &Tensor) -> Tensor {
+        self.samples(z)
+    }
+    fn latent_shape(&self) -> Vec<i64> {
+        let a = &self.options.arch;
+        vec![a.img_channels, a.img_resolution, a.img_resolution]
+    }
+    fn grid_latents(&self, n: i64) -> Tensor {
+        Warmup::grid_latents(self, n)
+    }
+    fn save(&self, path: &Path, _data: &str) -> Result<(), TrainError> {
+        Warmup::save(self, path)
+    }
+}
+
+/// Runs (or resumes) a warmup on `data` with the generic loop ([`run_loop::run`]), writing
+/// `checkpoint.safetensors`, `losses.jsonl` and 8×8 grids `grids/step_NNNNNNN.png` into
+/// `run.out`.
 pub fn run(
     data: &ImageSet,
     options: WarmupOptions,
     run: &RunOptions,
     device: Device,
-) -> Result<Summary, TrainError> {
+) -> Result<WarmupSummary, TrainError> {
     if run.checkpoint_every == 0 {
         return Err(TrainError::InvalidOption(
             "--checkpoint-every must be positive".into(),
@@ -434,111 +445,43 @@ pub fn run(
     if data.is_empty() {
         return Err(TrainError::InvalidOption("no training images".into()));
     }
-    let a = &options.arch;
-    if data.images().size()[1..] != [a.img_channels, a.img_resolution, a.img_resolution] {
-        return Err(TrainError::InvalidOption(format!(
-            "images are {:?}, --arch {} expects [{}, {}, {}]",
-            &data.images().size()[1..],
-            a.name,
-            a.img_channels,
-            a.img_resolution,
-            a.img_resolution
-        )));
-    }
+    let loop_options = LoopOptions {
+        steps: run.steps,
+        // "0 = only at the start and the end": a period no run reaches.
+        grid_every: if run.grid_every == 0 {
+            u64::MAX
+        } else {
+            run.grid_every
+        },
+        checkpoint_every: run.checkpoint_every,
+        eval_every: 0,
+        eval_samples: 0,
+        final_eval_samples: 0,
+        max_seconds: run.max_seconds,
+    };
+    loop_options.validate()?;
     std::fs::create_dir_all(&run.out).map_err(|e| TrainError::io(&run.out, e))?;
-    let ckpt = run.out.join(CHECKPOINT);
-    let log_path = run.out.join(LOSSES);
+    let ckpt = checkpoint_for(&run.out, run.resume)?;
     let mut w = if run.resume {
-        if !ckpt.exists() {
-            return Err(TrainError::InvalidOption(format!(
-                "--resume: no checkpoint at {}",
-                ckpt.display()
-            )));
-        }
         Warmup::resume(&ckpt, options, device)?
     } else {
-        if ckpt.exists() {
-            return Err(TrainError::InvalidOption(format!(
-                "{} already exists: pass --resume to continue that run, or choose another --out",
-                ckpt.display()
-            )));
-        }
         Warmup::new(options, device)?
     };
-    let start = w.step_count();
-    // Steps after the checkpoint were lost with the run; the log keeps only those before it.
-    let kept: Vec<LossRecord> = if run.resume && log_path.exists() {
-        read_losses(&log_path)?
-            .into_iter()
-            .filter(|r| r.step < start)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut log = std::fs::File::create(&log_path).map_err(|e| TrainError::io(&log_path, e))?;
-    for r in &kept {
-        writeln!(log, "{}", serde_json::to_string(r).expect("serialise"))
-            .map_err(|e| TrainError::io(&log_path, e))?;
-    }
-    let params =
-        w.vs.trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum();
-    let z = w.grid_latents(64);
-    let mut order = BatchOrder::new(data.len(), w.options.seed);
-    let bar = Progress::new(run.steps.saturating_sub(start), "warmup", run.progress);
-    let timer = std::time::Instant::now();
-    if let Some(s) = run.max_seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
-        return Err(TrainError::InvalidOption(format!(
-            "--max-seconds must be finite and > 0, got {s}"
-        )));
-    }
-    let mut last_loss = None;
-    let mut grid = None;
-    let mut time_limited = false;
-    while w.step_count() < run.steps {
-        let k = w.step_count();
-        let lr = w.options.lr_at(k);
-        let loss = w.train_step(data, &mut order)?;
-        last_loss = Some(loss);
-        let rec = LossRecord { step: k, loss, lr };
-        writeln!(log, "{}", serde_json::to_string(&rec).expect("serialise"))
-            .map_err(|e| TrainError::io(&log_path, e))?;
-        bar.inc();
-        bar.message(format!("loss {loss:.4}"));
-        let done = w.step_count();
-        time_limited = done < run.steps
-            && run
-                .max_seconds
-                .is_some_and(|s| timer.elapsed().as_secs_f64() >= s);
-        let last = done == run.steps || time_limited;
-        if done % run.checkpoint_every == 0 || last {
-            log.flush().map_err(|e| TrainError::io(&log_path, e))?;
-            w.save(&ckpt)?;
-        }
-        if (run.grid_every > 0 && done % run.grid_every == 0) || last {
-            let path = run.out.join(format!("samples-{done:08}.png"));
-            crate::grid::write_grid(&path, &w.samples(&z), 8)?;
-            grid = Some(path);
-        }
-        if time_limited {
-            break;
-        }
-    }
-    bar.finish();
-    log.flush().map_err(|e| TrainError::io(&log_path, e))?;
-    Ok(Summary {
-        start_step: start,
-        steps: w.step_count(),
-        last_loss,
+    let mut batches = w.batches(data.clone())?;
+    let params = param_count(&w.vs);
+    let progress = Progress::new(0, "warmup", run.progress);
+    let summary = run_loop::run(
+        &mut w,
+        &mut batches,
+        &loop_options,
+        None,
+        &run.out,
+        &progress,
+    )?;
+    Ok(WarmupSummary {
+        run: summary,
         images: data.len(),
         data: data.source().to_string(),
         params,
-        device: crate::device::device_name(device),
-        seconds: timer.elapsed().as_secs_f64(),
-        checkpoint: ckpt,
-        grid,
-        time_limited,
     })
 }

@@ -15,10 +15,11 @@
 //! * [`gaussian_fit_tmid`]: the exact `D_t-mid` (core crate) between the Gaussian with the
 //!   samples' mean and covariance and a Gaussian target; it only sees the first two moments.
 
-use crate::critic_check::{new_critic, train_critic, variational_value, CriticFit, McValue};
 use crate::error::TrainError;
-use crate::mgm::{Mgm, MgmConfig, Variant};
-use crate::progress::Progress;
+use crate::methods::mgm::{Mgm, MgmConfig, Variant};
+use crate::toy::critic_check::{new_critic, train_critic, variational_value, CriticFit, McValue};
+use crate::train::bridge::array_tensor;
+use crate::train::progress::Progress;
 use midpoint::divergence::{d_tmid, ExactOptions};
 use midpoint::estimate::{estimate_with_progress, DivergenceKind, EstimateOptions, EstimateReport};
 use midpoint::{Evaluation, Gaussian, Law, StochasticInterpolant};
@@ -68,7 +69,7 @@ fn mean_distance(x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>, same: bool) -> 
 /// let x = array![[0.0], [1.0]];
 /// let y = array![[3.0], [4.0]];
 /// // 2·mean(3, 4, 2, 3) − 1 − 1 = 4.
-/// let e = midpoint_train::metrics::energy_distance(x.view(), y.view()).unwrap();
+/// let e = midpoint_train::toy::metrics::energy_distance(x.view(), y.view()).unwrap();
 /// assert!((e - 4.0).abs() < 1e-12);
 /// ```
 pub fn energy_distance(x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>) -> Result<f64, TrainError> {
@@ -148,14 +149,6 @@ pub struct HeldOut {
     pub steps: usize,
 }
 
-fn to_tensor(x: ArrayView2<'_, f64>, device: Device) -> Tensor {
-    let (n, d) = x.dim();
-    let flat: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    Tensor::from_slice(&flat)
-        .reshape([n as i64, d as i64])
-        .to_device(device)
-}
-
 /// Held-out variational estimate of `D_t-mid^{lin,σ}(p_generated, p_target)` from two sample
 /// sets of equal size `n ≥ 4`: rows are shuffled, the first halves fit a fresh critic
 /// ([`new_critic`], [`train_critic`] with `fit`), and the second halves are paired
@@ -187,12 +180,12 @@ pub fn heldout_tmid(
     let y: Array2<f64> = shuffled(target, &mut rng);
     let half = n / 2;
     let (g_fit, g_test) = (
-        to_tensor(g.slice(ndarray::s![..half, ..]), device),
-        to_tensor(g.slice(ndarray::s![half.., ..]), device),
+        array_tensor(&g.slice(ndarray::s![..half, ..]), device),
+        array_tensor(&g.slice(ndarray::s![half.., ..]), device),
     );
     let (y_fit, y_test) = (
-        to_tensor(y.slice(ndarray::s![..half, ..]), device),
-        to_tensor(y.slice(ndarray::s![half.., ..]), device),
+        array_tensor(&y.slice(ndarray::s![..half, ..]), device),
+        array_tensor(&y.slice(ndarray::s![half.., ..]), device),
     );
 
     fit.validate()?;

@@ -1,6 +1,6 @@
 //! Algorithm 1 on images (paper §5, App. B): two EDM `ddpm++` networks, both started from the
 //! weights of the denoising warmup, trained by **the** implementation of Algorithm 1 in
-//! [`crate::mgm`] (`MgmTrainer`: the same observation, losses and 1:1 step as the toy trainer).
+//! [`crate::methods::mgm`] (`MgmTrainer`: the same observation, losses and 1:1 step as the toy trainer).
 //!
 //! **Networks** (App. B, "Warmup"). The warmup gives `P_η(x, t)` = EDM's preconditioned
 //! denoiser `D(x; σ)`. Its weights are copied into three fresh networks:
@@ -26,18 +26,21 @@
 //!
 //! **Randomness.** Step `k` starts with `tch::manual_seed(derive(seed, k))`; `z`, `t`, `b`,
 //! `ε` and dropout masks come from that, and its two data batches are images `2k` and `2k + 1`
-//! of an [`ImageSource`], a pure function of their index. Nothing random is carried across
+//! of the training data ([`Batches`]), a pure function of their index. Nothing random is carried across
 //! steps, so weights, EMA, optimizer state and `k` determine the rest of a run (so [`ImageMgm::save`]
 //! and [`ImageMgm::resume`] give exact resume: bit-identical on the CPU).
 
-use crate::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::data::order::derive_seed;
-use crate::data::{BatchOrder, ImageSet};
-use crate::edm::precond::SIGMA_MIN;
-use crate::edm::{DenoiserField, EdmPrecond, OneStepGenerator, UNetConfig};
 use crate::error::TrainError;
-use crate::mgm::{Ema, Generator, Mgm, MgmConfig, MgmTrainer, Network, StepLosses, Variant};
-use crate::precision::Precision;
+use crate::methods::mgm::{LossLine, Mgm, MgmConfig, MgmTrainer, StepLosses, Variant, LOSS_TITLES};
+use crate::nets::edm::precond::SIGMA_MIN;
+use crate::nets::edm::{DenoiserField, EdmPrecond, OneStepGenerator, UNetConfig};
+use crate::train::checkpoint::{self, Checkpoint, CheckpointError};
+use crate::train::ema::Ema;
+use crate::train::method::{Batches, Method, Timing};
+use crate::train::network::{Generator, Network};
+use crate::train::precision::Precision;
+use crate::train::weights::{check_checkpoint, copy_checked, copy_into, mismatch, prefixed};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -51,7 +54,7 @@ pub struct ImageMgmConfig {
     pub variant: Variant,
     /// `σ` of the generator step's interpolant (Table 1c: 0).
     pub sigma: f64,
-    /// `σ'` of the critic step's interpolant (Table 1c: 0.01).
+    /// `σ'` of the field step's interpolant (Table 1c: 0.01).
     pub critic_sigma: f64,
     /// Learning rate of both Adams (`β1 = 0`; App. B: 1e-5).
     pub lr: f64,
@@ -64,7 +67,7 @@ pub struct ImageMgmConfig {
     /// Seed of the per-step torch seeds.
     pub seed: u64,
     /// Arithmetic of the forward passes and losses (`fp32`, or `bf16` autocast with fp32
-    /// weights and Adam state; [`crate::precision`]). Checkpoints written before this setting
+    /// weights and Adam state; [`crate::train::precision`]). Checkpoints written before this setting
     /// existed were fp32.
     #[serde(default)]
     pub precision: Precision,
@@ -110,106 +113,12 @@ impl ImageMgmConfig {
     }
 }
 
-/// Training images (or any law over images) as a pure function of a batch index, so that a
-/// resumed run sees exactly the batches of the uninterrupted one.
-///
-/// [`DataImages`] is the training set; [`LawImages`] a synthetic law.
-pub trait ImageSource {
-    /// Batch `index` of `n` images `[n, C, H, W]`, fp32 in `[−1, 1]`, on `device`.
-    fn batch(&mut self, index: u64, n: i64, device: Device) -> Result<Tensor, TrainError>;
-
-    /// What the images are (stored in checkpoints; a resume on other data is refused).
-    fn describe(&self) -> String {
-        "unnamed image source".into()
-    }
-}
-
-/// A training set ([`ImageSet`]: CIFAR-10 binary or a PNG folder) visited in the epoch-wise
-/// permutations of [`BatchOrder`], optionally mirrored left–right with probability ½.
-#[derive(Debug)]
-pub struct DataImages {
-    set: ImageSet,
-    order: BatchOrder,
-    xflip: bool,
-    seed: u64,
-}
-
-impl DataImages {
-    /// The images of `set` in the order of run seed `seed`.
-    pub fn new(set: ImageSet, seed: u64, xflip: bool) -> Result<Self, TrainError> {
-        if set.is_empty() {
-            return Err(TrainError::InvalidOption(format!(
-                "{}: no training images",
-                set.source()
-            )));
-        }
-        let order = BatchOrder::new(set.len(), derive_seed(seed, DATA_STREAM, 0));
-        Ok(DataImages {
-            set,
-            order,
-            xflip,
-            seed,
-        })
-    }
-}
-
-impl ImageSource for DataImages {
-    fn batch(&mut self, index: u64, n: i64, device: Device) -> Result<Tensor, TrainError> {
-        let n = usize::try_from(n)
-            .map_err(|_| TrainError::InvalidOption(format!("batch of {n} images")))?;
-        let idx = self.order.indices(index, n);
-        let flips = self.order.flips(index, n, self.xflip);
-        Ok(self.set.batch(&idx, &flips, device))
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{} ({} images, xflip {}, seed {})",
-            self.set.source(),
-            self.set.len(),
-            self.xflip,
-            self.seed
-        )
-    }
-}
-
 /// Stream of the per-step torch seeds.
 const TORCH_STREAM: u64 = 0x004d_474d;
 /// Stream of the fixed latents of the sample grids.
 const GRID_STREAM: u64 = 0x4752_4944;
-/// Stream of the training set's batch order.
-const DATA_STREAM: u64 = 0x4441_5441;
 /// Checkpoint format tag.
 pub const FORMAT: &str = "midpoint-mgm-v1";
-
-/// Checks that `dst` and `src` hold the same variable names with the same shapes (so that a
-/// warmup of another architecture is refused instead of broadcast into place), then copies.
-pub fn copy_weights(dst: &mut nn::VarStore, src: &nn::VarStore) -> Result<(), TrainError> {
-    let (d, s) = (dst.variables(), src.variables());
-    let mismatch = |m: String| Err(TrainError::InvalidOption(format!("warmup weights: {m}")));
-    if d.len() != s.len() {
-        return mismatch(format!(
-            "{} variables, the network has {}",
-            s.len(),
-            d.len()
-        ));
-    }
-    for (name, t) in &d {
-        match s.get(name) {
-            None => return mismatch(format!("variable {name} is missing")),
-            Some(w) if w.size() != t.size() => {
-                return mismatch(format!(
-                    "{name} has shape {:?}, the network needs {:?}",
-                    w.size(),
-                    t.size()
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    dst.copy(src)?;
-    Ok(())
-}
 
 /// A generator, a displacement field and the generator's EMA, trained by Algorithm 1.
 pub struct ImageMgm {
@@ -224,7 +133,7 @@ impl ImageMgm {
     /// Starts from the warmup's weights `warmup` (the variables of an [`EdmPrecond`] of
     /// `config.arch`, e.g. the warmup's EMA): `G_θ`, `f_ψ` and the EMA are three copies.
     ///
-    /// The CLI passes the EMA of a warmup checkpoint ([`crate::warmup::Warmup::open`]).
+    /// The CLI passes the EMA of a warmup checkpoint ([`crate::methods::warmup::Warmup::open`]).
     /// Both networks get the hand-written Adam ([`Network::with_saveable_adam`]) so that a
     /// checkpoint holds their moments.
     pub fn from_warmup(
@@ -237,7 +146,7 @@ impl ImageMgm {
         let copy = || -> Result<(EdmPrecond, nn::VarStore), TrainError> {
             let mut vs = nn::VarStore::new(device);
             let net = EdmPrecond::new(&vs.root(), &config.arch)?;
-            copy_weights(&mut vs, warmup)?;
+            copy_checked(&mut vs, warmup, "warmup weights")?;
             Ok((net, vs))
         };
         let (g, g_vs) = copy()?;
@@ -296,31 +205,15 @@ impl ImageMgm {
         (&self.ema_net, &self.ema.vs)
     }
 
-    /// One iteration of Algorithm 1 (critic step on batch `2k` of `data`, generator step on
+    /// One iteration of Algorithm 1 (field step on batch `2k` of `data`, generator step on
     /// batch `2k + 1`, `z ~ N(0, I)` fresh for each), then the EMA update. Returns the two
     /// losses before their updates; a non-finite loss is an error and updates nothing.
-    pub fn step(&mut self, data: &mut dyn ImageSource) -> Result<StepLosses, TrainError> {
+    pub fn step(&mut self, data: &mut dyn Batches) -> Result<StepLosses, TrainError> {
         let k = self.trainer.steps_done() as u64;
         tch::manual_seed(derive_seed(self.config.seed, TORCH_STREAM, k) as i64);
-        let (b, device) = (self.config.batch, self.device);
-        let [c, h, w] = self.config.image_shape();
-        let mut draw = 0u64;
-        let mut batch = || -> Result<(Tensor, Tensor), TrainError> {
-            let x1 = data.batch(2 * k + draw, b, device)?;
-            draw += 1;
-            if x1.size() != [b, c, h, w] {
-                return Err(TrainError::InvalidOption(format!(
-                    "data batch has shape {:?}, expected {:?}",
-                    x1.size(),
-                    [b, c, h, w]
-                )));
-            }
-            let z = Tensor::randn([b, c, h, w], (Kind::Float, device));
-            Ok((z, x1))
-        };
-        let losses = self.trainer.step(&mut batch)?;
-        self.ema.update(&self.trainer.generator.vs)?;
-        Ok(losses)
+        let shape = self.config.image_shape();
+        self.trainer
+            .step_on(data, &mut self.ema, self.config.batch, &shape, &shape)
     }
 
     /// `G_ema(z)` in evaluation mode without a graph, `z` `[N, C, H, W]`.
@@ -339,45 +232,20 @@ impl ImageMgm {
     /// hold besides the optimizers' state, `k` and the config).
     /// [`ImageMgm::save`] adds both Adams' moments.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for (prefix, vs) in [
-            ("generator", &self.trainer.generator.vs),
-            ("field", &self.trainer.critic.vs),
-            ("ema", &self.ema.vs),
-        ] {
-            let mut vars: Vec<_> = vs.variables().into_iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(&b.0));
-            out.extend(vars.into_iter().map(|(n, t)| (format!("{prefix}.{n}"), t)));
-        }
+        let mut out = prefixed("generator", &self.trainer.generator.vs);
+        out.extend(prefixed("field", &self.trainer.field.vs));
+        out.extend(prefixed("ema", &self.ema.vs));
         out
     }
 
-    /// Restores the variables of [`ImageMgm::state`] (all names and shapes checked first;
-    /// nothing changes on a mismatch).
+    /// Restores the variables of [`ImageMgm::state`] (all names, dtypes and shapes checked
+    /// first; nothing changes on a mismatch).
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
         let mine = self.state();
-        for (name, t) in &mine {
-            match tensors.get(name) {
-                Some(s) if s.size() == t.size() => {}
-                Some(s) => {
-                    return Err(TrainError::InvalidOption(format!(
-                        "state {name}: shape {:?}, expected {:?}",
-                        s.size(),
-                        t.size()
-                    )))
-                }
-                None => {
-                    return Err(TrainError::InvalidOption(format!(
-                        "state: variable {name} is missing"
-                    )))
-                }
-            }
+        if let Some(m) = mismatch(&mine, |n| tensors.get(n)) {
+            return Err(TrainError::InvalidOption(format!("state: {m}")));
         }
-        tch::no_grad(|| {
-            for (name, mut t) in mine {
-                t.copy_(&tensors[&name].to_device(self.device));
-            }
-        });
+        copy_into(&mine, |n| &tensors[n]);
         Ok(())
     }
 }
@@ -418,9 +286,9 @@ impl ImageMgm {
         Ok(())
     }
 
-    fn adams(&self) -> Result<(&crate::adam::Adam, &crate::adam::Adam), TrainError> {
+    fn adams(&self) -> Result<(&crate::train::adam::Adam, &crate::train::adam::Adam), TrainError> {
         let g = self.trainer.generator.opt.saveable();
-        let f = self.trainer.critic.opt.saveable();
+        let f = self.trainer.field.opt.saveable();
         g.zip(f).ok_or_else(|| {
             TrainError::InvalidOption("image MGM networks without a saveable Adam".into())
         })
@@ -447,7 +315,7 @@ impl ImageMgm {
             return Err(TrainError::InvalidOption(format!(
                 "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --sigma, --critic-sigma, --variant, --ema, --seed, --precision",
                 path.display(),
-                crate::checkpoint::settings_diff(&saved, &config)
+                crate::train::checkpoint::settings_diff(&saved, &config)
             )));
         }
         let saved_data = ckpt.meta(path, "data")?;
@@ -464,35 +332,17 @@ impl ImageMgm {
         };
         let (step, g_step, f_step) = (parse("step")?, parse("adam_g_step")?, parse("adam_f_step")?);
         let mut run = ImageMgm::from_random_init(config, device)?;
-        for (name, t) in run.state() {
-            let src = ckpt.tensor(path, &name)?;
-            if src.size() != t.size() || src.kind() != t.kind() {
-                return Err(CheckpointError::content(
-                    path,
-                    format!(
-                        "{name}: {:?} {:?}, expected {:?} {:?}",
-                        src.kind(),
-                        src.size(),
-                        t.kind(),
-                        t.size()
-                    ),
-                )
-                .into());
-            }
-        }
+        let state = run.state();
+        check_checkpoint(&ckpt, path, &state)?;
         let (g, f) = run.adams()?;
         g.check_state(&ckpt, path, "adam_g")?;
         f.check_state(&ckpt, path, "adam_f")?;
-        tch::no_grad(|| {
-            for (name, mut t) in run.state() {
-                t.copy_(&ckpt.tensors[&name]);
-            }
-        });
+        copy_into(&state, |n| &ckpt.tensors[n]);
         let t = &mut run.trainer;
         if let Some(a) = t.generator.opt.saveable_mut() {
             a.load_state(&ckpt, "adam_g", g_step as i64);
         }
-        if let Some(a) = t.critic.opt.saveable_mut() {
+        if let Some(a) = t.field.opt.saveable_mut() {
             a.load_state(&ckpt, "adam_f", f_step as i64);
         }
         t.set_steps_done(step as usize);
@@ -512,47 +362,45 @@ fn read_config(ckpt: &Checkpoint, path: &Path) -> Result<ImageMgmConfig, Checkpo
         .map_err(|e| CheckpointError::content(path, format!("config: {e}")))
 }
 
-/// Images drawn from a law over flattened images (e.g. a [`midpoint::Law`] of dimension
-/// `C·H·W`): batch `index` is `n` draws from a generator seeded by `(seed, index)`.
-#[derive(Debug, Clone)]
-pub struct LawImages {
-    /// The law, of dimension `C·H·W`.
-    pub law: midpoint::Law,
-    /// `[C, H, W]`.
-    pub shape: [i64; 3],
-    /// Seed of the batches.
-    pub seed: u64,
-}
+impl Method for ImageMgm {
+    type Losses = StepLosses;
+    type Record = LossLine;
+    type Config = ImageMgmConfig;
 
-impl LawImages {
-    /// Checks that the law's dimension is `C·H·W`.
-    pub fn new(law: midpoint::Law, shape: [i64; 3], seed: u64) -> Result<Self, TrainError> {
-        let d: i64 = shape.iter().product();
-        if law.dim() as i64 != d {
-            return Err(TrainError::InvalidOption(format!(
-                "law of dimension {} for images of {shape:?} ({d} values)",
-                law.dim()
-            )));
-        }
-        Ok(LawImages { law, shape, seed })
+    fn name(&self) -> String {
+        self.config.variant.name().into()
     }
-}
-
-impl ImageSource for LawImages {
-    fn batch(&mut self, index: u64, n: i64, device: Device) -> Result<Tensor, TrainError> {
-        use rand::SeedableRng;
-        let mut rng =
-            rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(derive_seed(self.seed, 7, index));
-        let x = crate::critic_check::law_tensor(&self.law, n as usize, &mut rng, device)?;
-        let [c, h, w] = self.shape;
-        Ok(x.reshape([n, c, h, w]))
+    fn config(&self) -> &ImageMgmConfig {
+        &self.config
     }
-
-    fn describe(&self) -> String {
-        format!(
-            "synthetic law of dimension {} (seed {})",
-            self.law.dim(),
-            self.seed
-        )
+    fn device(&self) -> Device {
+        self.device
+    }
+    fn steps_done(&self) -> u64 {
+        self.trainer.steps_done() as u64
+    }
+    fn step(&mut self, data: &mut dyn Batches) -> Result<StepLosses, TrainError> {
+        ImageMgm::step(self, data)
+    }
+    fn loss_fields(&self) -> &'static [(&'static str, &'static str)] {
+        &LOSS_TITLES
+    }
+    fn record(&self, step: u64, losses: &StepLosses, timing: Timing) -> LossLine {
+        LossLine::new(step, losses, self.samples_per_step(), timing)
+    }
+    fn samples_per_step(&self) -> usize {
+        2 * self.config.batch as usize
+    }
+    fn sample(&self, z: &Tensor) -> Tensor {
+        self.samples(z)
+    }
+    fn latent_shape(&self) -> Vec<i64> {
+        self.config.image_shape().to_vec()
+    }
+    fn grid_latents(&self, n: i64) -> Tensor {
+        ImageMgm::grid_latents(self, n)
+    }
+    fn save(&self, path: &Path, data: &str) -> Result<(), TrainError> {
+        ImageMgm::save(self, path, data)
     }
 }

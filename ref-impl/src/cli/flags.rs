@@ -1,0 +1,58 @@
+//! Flags shared by several commands, declared once and flattened into each command's `Args`.
+
+use std::path::PathBuf;
+
+/// `--device` and `--threads`. `THREADS` is the default thread count: 0 (libtorch's default,
+/// all cores) for the image commands; 1 for the toy commands, whose small MLPs run fastest on
+/// one thread on a loaded machine (OpenMP spin-waits otherwise).
+#[derive(Debug, clap::Args)]
+pub struct RunOn<const THREADS: usize = 0> {
+    /// auto (CUDA if available), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// libtorch intra-op threads; 0 keeps libtorch's default (all cores).
+    #[arg(long, default_value_t = THREADS)]
+    threads: usize,
+}
+
+impl<const THREADS: usize> RunOn<THREADS> {
+    /// Sets libtorch's thread count and parses the device.
+    pub fn device(&self) -> anyhow::Result<tch::Device> {
+        if self.threads > 0 {
+            tch::set_num_threads(self.threads as i32);
+        }
+        Ok(midpoint_train::device::parse_device(&self.device)?)
+    }
+}
+
+/// `--quiet`.
+#[derive(Debug, clap::Args)]
+pub struct Quiet {
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Quiet {
+    /// Whether a progress bar is drawn: only on an interactive stderr, and never with
+    /// `--quiet`.
+    pub fn show(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.quiet && std::io::stderr().is_terminal()
+    }
+}
+
+/// `--out`, `--resume` and `--max-seconds` of a training run.
+#[derive(Debug, clap::Args)]
+pub struct RunDir {
+    /// Output folder (the checkpoint, logs, grids and plots).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its checkpoint (the same settings are required).
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after the step during which this many seconds have passed (final grid,
+    /// checkpoint and evaluation as at --steps; --resume continues towards --steps).
+    #[arg(long)]
+    pub max_seconds: Option<f64>,
+}

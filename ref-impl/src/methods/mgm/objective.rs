@@ -1,0 +1,362 @@
+//! Algorithm 1's observation model (Eq. 6–7), its two losses (Algorithm 1, Eq. 10) and one
+//! critic or generator update ([`Mgm`]); the module docs of [`crate::methods::mgm`] state them.
+
+use crate::error::TrainError;
+use crate::train::network::{Field, Generator, Network};
+use crate::train::precision::Precision;
+use midpoint::interpolant::{Branch, Interpolant, NoiseSchedule, Observation};
+use midpoint::montecarlo::TimeLaw;
+use midpoint::StochasticInterpolant;
+use tch::{Device, Kind, Tensor};
+
+/// Which objective Algorithm 1 optimizes (App. C).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// Full MGM: flipped observation (Eq. 7), `t ~ U[0, ½]` — `D_t-mid^{I,σ}` (Eq. 8).
+    Mgm,
+    /// Midpoint only: `t = ½` throughout — `D_mid` (Eq. 2; the flip is void at `t = ½`).
+    Midpoint,
+    /// Naive: no flip (`b ≡ 0`), `t ~ U[0, 1]` — the invalid objective of Eq. 3.
+    Naive,
+}
+
+impl Variant {
+    /// How `t` is drawn: `U[0, ½]`, fixed `½` or `U[0, 1]`.
+    pub fn time_law(self) -> TimeLaw {
+        match self {
+            Variant::Mgm => TimeLaw::TMID,
+            Variant::Midpoint => TimeLaw::Fixed(0.5),
+            Variant::Naive => TimeLaw::NAIVE,
+        }
+    }
+
+    /// Flipped (Eq. 7) for `mgm` and `midpoint`, unflipped (Eq. 6) for `naive`.
+    pub fn observation(self) -> Observation {
+        match self {
+            Variant::Mgm | Variant::Midpoint => Observation::Flipped,
+            Variant::Naive => Observation::Unflipped,
+        }
+    }
+
+    /// `mgm`, `midpoint` or `naive`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Mgm => "mgm",
+            Variant::Midpoint => "midpoint",
+            Variant::Naive => "naive",
+        }
+    }
+}
+
+/// Configuration of Algorithm 1.
+#[derive(Debug, Clone)]
+pub struct MgmConfig {
+    /// The objective.
+    pub variant: Variant,
+    /// `I_t` (the paper uses [`Interpolant::Linear`]).
+    pub interpolant: Interpolant,
+    /// `σ` of `σ_t = sqrt(σ·t(1−t))` in the generator step (Table 1b).
+    pub sigma: f64,
+    /// `σ'` of the field step (Table 1c; equal to `sigma` for Table 1b).
+    pub critic_sigma: f64,
+}
+
+impl MgmConfig {
+    /// The paper's setting: linear interpolant, the same `σ` on both sides.
+    pub fn linear(variant: Variant, sigma: f64) -> Self {
+        MgmConfig {
+            variant,
+            interpolant: Interpolant::Linear,
+            sigma,
+            critic_sigma: sigma,
+        }
+    }
+}
+
+/// Which network a draw of `(t, b, ε, x̃_t)` is for: selects `σ'` or `σ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The field step (noise `σ'`).
+    Field,
+    /// The generator step (noise `σ`).
+    Generator,
+}
+
+/// One draw of the flipped observation for a batch.
+#[derive(Debug)]
+pub struct Draw {
+    /// `t`, shape `[N]`, float32 on the batch's device (what the field sees).
+    pub t: Tensor,
+    /// `b` (1 = flipped branch), shape `[N]`, float32.
+    pub b: Tensor,
+    /// `ε`, the shape of `x0`.
+    pub eps: Tensor,
+    /// `x̃_t`, the shape of `x0`; carries gradients of `x0` (and `x1`).
+    pub x_tilde: Tensor,
+}
+
+/// `t ∈ [N]` as `[N, 1, ..., 1]` so that it scales samples of shape `like`.
+fn per_sample(v: &Tensor, like: &Tensor) -> Tensor {
+    let mut shape = vec![-1i64];
+    shape.resize(like.dim(), 1);
+    v.reshape(shape)
+}
+
+/// Draws `t` and `b` for `n` samples from torch's CPU generator, in this order (so a run is
+/// reproducible from `tch::manual_seed`): `t` from the variant's time law, then `b ~
+/// Bernoulli(½)` (all `false` for the unflipped `naive` variant).
+pub fn sample_times(variant: Variant, n: i64) -> (Vec<f64>, Vec<bool>) {
+    let opts = (Kind::Double, Device::Cpu);
+    let t: Vec<f64> = match variant.time_law() {
+        TimeLaw::Fixed(t) => vec![t; n as usize],
+        TimeLaw::Uniform { lo, hi } => {
+            let u = Vec::<f64>::try_from(&Tensor::rand([n], opts)).expect("1-D double tensor");
+            u.into_iter().map(|u| lo + (hi - lo) * u).collect()
+        }
+    };
+    let b = match variant.observation() {
+        Observation::Flipped => {
+            let u = Vec::<f64>::try_from(&Tensor::rand([n], opts)).expect("1-D double tensor");
+            u.into_iter().map(|u| u < 0.5).collect()
+        }
+        Observation::Unflipped => vec![false; n as usize],
+    };
+    (t, b)
+}
+
+/// The flipped observation of Eq. 7 for given `(t, b, ε)`:
+/// `x̃_n = α_n·x0_n + β_n·x1_n + γ_n·ε_n` with `(α, β, γ) = si.branch(t_n, b_n)`, i.e.
+/// `(α(t), β(t), σ_t)` for `b = 0` and `(β(t), α(t), σ_t)` for `b = 1` (which is
+/// `I_{1−t}(x0, x1) + σ_{1−t} ε` by the interpolant's symmetry). Differentiable in `x0` and
+/// `x1`. Errors if the lengths of `t` and `b` differ from the batch size or `ε`'s shape from
+/// `x0`'s.
+pub fn observe(
+    si: &StochasticInterpolant,
+    x0: &Tensor,
+    x1: &Tensor,
+    t: &[f64],
+    b: &[bool],
+    eps: &Tensor,
+) -> Result<Tensor, TrainError> {
+    let n = x0.size().first().copied().unwrap_or(0);
+    if x1.size() != x0.size() || eps.size() != x0.size() {
+        return Err(TrainError::InvalidOption(format!(
+            "x0 {:?}, x1 {:?} and ε {:?} must have the same shape",
+            x0.size(),
+            x1.size(),
+            eps.size()
+        )));
+    }
+    if t.len() as i64 != n || b.len() as i64 != n {
+        return Err(TrainError::InvalidOption(format!(
+            "{} times and {} flips for a batch of {n}",
+            t.len(),
+            b.len()
+        )));
+    }
+    if let Some(bad) = t.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+        return Err(TrainError::InvalidOption(format!(
+            "t = {bad} is outside [0, 1]"
+        )));
+    }
+    let (mut alpha, mut beta, mut gamma) = (Vec::new(), Vec::new(), Vec::new());
+    for (&t, &b) in t.iter().zip(b) {
+        let c = si.branch(t, if b { Branch::Flipped } else { Branch::Forward });
+        alpha.push(c.alpha);
+        beta.push(c.beta);
+        gamma.push(c.gamma);
+    }
+    // Coefficients in double precision, rounded once to the samples' dtype on their device.
+    let coef = |v: Vec<f64>| {
+        per_sample(&Tensor::from_slice(&v), x0)
+            .to_device(x0.device())
+            .to_kind(x0.kind())
+    };
+    Ok(coef(alpha) * x0 + coef(beta) * x1 + coef(gamma) * eps)
+}
+
+/// Per-sample squared norm summed over all non-batch dimensions, averaged over the batch.
+fn batch_mean_sq_sum(v: &Tensor) -> Tensor {
+    v.flatten(1, -1)
+        .sum_dim_intlist([1i64].as_slice(), false, None::<Kind>)
+        .mean(None::<Kind>)
+}
+
+/// The field's loss `L_ψ = mean_n ‖pred_n − (x1_n − x0_n)‖²` (Algorithm 1), with the target
+/// `x1 − x0` stopped: its gradient reaches `pred` only (`∂L/∂pred = 2(pred − Δ)/N`).
+pub fn field_loss(pred: &Tensor, x0: &Tensor, x1: &Tensor) -> Tensor {
+    let target = (x1 - x0).detach();
+    batch_mean_sq_sum(&(pred - target).square())
+}
+
+/// The generator's loss `L_θ = mean_n [2⟨pred_n, x1_n − x0_n⟩ − ‖pred_n‖²]` (Algorithm 1,
+/// Eq. 10), where `pred = f_ψ(x̃_t, t)`. Nothing is stopped: `∂L/∂pred = 2(Δ − pred)/N` and
+/// `∂L/∂x0 = −2·pred/N` directly, plus whatever reaches `x0` through `pred`. The field must be
+/// frozen by the caller ([`Mgm::generator_step`] does).
+pub fn generator_loss(pred: &Tensor, x0: &Tensor, x1: &Tensor) -> Tensor {
+    let residual: Tensor = (x1 - x0) * 2.0 - pred;
+    (pred * residual)
+        .flatten(1, -1)
+        .sum_dim_intlist([1i64].as_slice(), false, None::<Kind>)
+        .mean(None::<Kind>)
+}
+
+/// Algorithm 1's observation model with its two noise levels.
+#[derive(Debug, Clone)]
+pub struct Mgm {
+    variant: Variant,
+    field_si: StochasticInterpolant,
+    generator_si: StochasticInterpolant,
+    precision: Precision,
+}
+
+/// Losses of one [`MgmTrainer::step`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StepLosses {
+    /// `L_ψ` of the field step (before its update).
+    pub critic: f64,
+    /// `L_θ` of the generator step (before its update).
+    pub generator: f64,
+}
+
+fn finite(which: &'static str, loss: &Tensor, step: usize) -> Result<f64, TrainError> {
+    let value = f64::try_from(loss)?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(TrainError::NonFiniteLoss { which, value, step })
+    }
+}
+
+impl Mgm {
+    /// Validates `σ, σ' ≥ 0` (finite) and builds the two stochastic interpolants.
+    pub fn new(config: &MgmConfig) -> Result<Self, TrainError> {
+        let si = |sigma: f64| -> Result<StochasticInterpolant, TrainError> {
+            Ok(StochasticInterpolant::new(
+                config.interpolant.clone(),
+                NoiseSchedule::sqrt_bridge(sigma)?,
+            ))
+        };
+        Ok(Mgm {
+            variant: config.variant,
+            field_si: si(config.critic_sigma)?,
+            generator_si: si(config.sigma)?,
+            precision: Precision::Fp32,
+        })
+    }
+
+    /// The same objective with the forward passes and losses in `precision` (bf16 autocast:
+    /// [`crate::train::precision`]); the backward passes and the optimizers stay fp32.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The precision of the forward passes and losses.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The variant.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// The stochastic interpolant of one side (`σ'` for the field, `σ` for the generator).
+    pub fn interpolant(&self, side: Side) -> &StochasticInterpolant {
+        match side {
+            Side::Field => &self.field_si,
+            Side::Generator => &self.generator_si,
+        }
+    }
+
+    /// Draws `(t, b, ε)` (in this order: `t`, `b` on torch's CPU generator, `ε` on the batch's
+    /// device) and builds `x̃_t` by [`observe`].
+    pub fn draw(&self, side: Side, x0: &Tensor, x1: &Tensor) -> Result<Draw, TrainError> {
+        let n = x0.size().first().copied().unwrap_or(0);
+        let (t, b) = sample_times(self.variant, n);
+        let eps = x0.randn_like().detach();
+        let x_tilde = observe(self.interpolant(side), x0, x1, &t, &b, &eps)?;
+        let dev = (Kind::Float, x0.device());
+        let t = Tensor::from_slice(&t).to_kind(dev.0).to_device(dev.1);
+        let b: Vec<f32> = b.iter().map(|&b| f32::from(u8::from(b))).collect();
+        let b = Tensor::from_slice(&b).to_device(dev.1);
+        Ok(Draw { t, b, eps, x_tilde })
+    }
+
+    /// `L_ψ` on a fresh draw (noise `σ'`) with its graph: `x0` is detached, the field runs in
+    /// training mode.
+    pub fn field_objective<F: Field>(
+        &self,
+        field: &F,
+        x0: &Tensor,
+        x1: &Tensor,
+    ) -> Result<Tensor, TrainError> {
+        let x0 = x0.detach();
+        let d = self.draw(Side::Field, &x0, x1)?;
+        let pred = field.field(&d.x_tilde, &d.t, true);
+        Ok(field_loss(&pred, &x0, x1))
+    }
+
+    /// `L_θ` on a fresh draw (noise `σ`) with its graph: `x0 = G(z)` in training mode, the
+    /// critic in evaluation mode; gradients reach `θ` through the target and through `x̃_t`.
+    /// Freezing the field's variables is the caller's business ([`Mgm::generator_step`]).
+    pub fn generator_objective<G: Generator, F: Field>(
+        &self,
+        generator: &G,
+        field: &F,
+        z: &Tensor,
+        x1: &Tensor,
+    ) -> Result<Tensor, TrainError> {
+        let x0 = generator.generate(z, true);
+        let d = self.draw(Side::Generator, &x0, x1)?;
+        let pred = field.field(&d.x_tilde, &d.t, false);
+        Ok(generator_loss(&pred, &x0, x1))
+    }
+
+    /// One field update on `(x0, x1)`: `L_ψ` on a fresh draw with noise `σ'`, then one Adam
+    /// step on `ψ`. `x0` is detached here, so passing `G(z)` with a graph is harmless (the
+    /// trainer computes it under `no_grad` anyway). Returns `L_ψ` before the update; a
+    /// non-finite loss is an error and updates nothing.
+    pub fn field_step<F: Field>(
+        &self,
+        field: &mut Network<F>,
+        x0: &Tensor,
+        x1: &Tensor,
+        step: usize,
+    ) -> Result<f64, TrainError> {
+        let loss = self
+            .precision
+            .autocast(x1.device(), || self.field_objective(&field.net, x0, x1))??;
+        let value = finite("critic", &loss, step)?;
+        field.opt.backward_step(&loss);
+        Ok(value)
+    }
+
+    /// One generator update on `(z, x1)`: `x0 = G(z)` with gradients, `L_θ` on a fresh draw
+    /// with noise `σ`, the field frozen (no gradients into `ψ`), one Adam step on `θ`.
+    /// Returns `L_θ` before the update; a non-finite loss is an error and updates nothing.
+    pub fn generator_step<G: Generator, F: Field>(
+        &self,
+        generator: &mut Network<G>,
+        field: &mut Network<F>,
+        z: &Tensor,
+        x1: &Tensor,
+        step: usize,
+    ) -> Result<f64, TrainError> {
+        field.vs.freeze();
+        let result = (|| {
+            let loss = self.precision.autocast(x1.device(), || {
+                self.generator_objective(&generator.net, &field.net, z, x1)
+            })??;
+            let value = finite("generator", &loss, step)?;
+            generator.opt.backward_step(&loss);
+            Ok(value)
+        })();
+        field.vs.unfreeze();
+        result
+    }
+}

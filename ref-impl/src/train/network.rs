@@ -1,0 +1,146 @@
+//! What a training method needs of its networks: the two roles of a one-step method (a
+//! generator `G_θ: z ↦ x` and a time-dependent field `f_ψ(x, t)`, §3.4 and App. C), and a
+//! [`Network`]: a module with its variables and its optimizer (Adam with `β1 = 0`, App. B).
+//!
+//! Nothing here knows which objective trains the networks.
+
+use crate::error::TrainError;
+use tch::{nn, Tensor};
+
+/// A one-step generator `G_θ: z ↦ x0` on tensors `[N, ...]`.
+pub trait Generator {
+    /// `G(z)`; `train` is false when the sample only feeds the critic's update (networks with
+    /// dropout switch it off then, as SiD does).
+    fn generate(&self, z: &Tensor, train: bool) -> Tensor;
+}
+
+/// A displacement-field model `f_ψ(x̃, t)`: `x̃` `[N, ...]`, `t` `[N]` ↦ `[N, ...]` (the shape
+/// of `x̃`).
+pub trait Field {
+    /// `f(x̃, t)`; `train` is false while the field is frozen for the generator's update.
+    fn field(&self, x: &Tensor, t: &Tensor, train: bool) -> Tensor;
+}
+
+impl<F: Fn(&Tensor) -> Tensor> Generator for F {
+    fn generate(&self, z: &Tensor, _train: bool) -> Tensor {
+        self(z)
+    }
+}
+
+impl<F: Fn(&Tensor, &Tensor) -> Tensor> Field for F {
+    fn field(&self, x: &Tensor, t: &Tensor, _train: bool) -> Tensor {
+        self(x, t)
+    }
+}
+
+/// The optimizer of a [`Network`]: libtorch's Adam (tch's `nn::Optimizer`; the toy trainer
+/// and the critic checks, whose recorded results were made with it) or the hand-written
+/// [`crate::train::adam::Adam`] with the same update, whose moments a checkpoint can hold (image
+/// MGM, for exact resume). Both use `β1 = 0`, `β2 = 0.999`, `ε = 1e-8` (App. B).
+pub enum Optimizer {
+    /// libtorch's `torch::optim::Adam` (state not readable from Rust).
+    Torch(nn::Optimizer),
+    /// [`crate::train::adam::Adam`] at learning rate `lr` (state in plain tensors).
+    Saveable {
+        /// The optimizer.
+        adam: crate::train::adam::Adam,
+        /// Its learning rate.
+        lr: f64,
+    },
+}
+
+impl Optimizer {
+    /// Zeroes the gradients, back-propagates `loss`, takes one step.
+    pub fn backward_step(&mut self, loss: &Tensor) {
+        match self {
+            Optimizer::Torch(opt) => opt.backward_step(loss),
+            Optimizer::Saveable { adam, lr } => {
+                adam.zero_grad();
+                loss.backward();
+                adam.step(*lr);
+            }
+        }
+    }
+
+    /// Sets the learning rate.
+    pub fn set_lr(&mut self, new: f64) {
+        match self {
+            Optimizer::Torch(opt) => opt.set_lr(new),
+            Optimizer::Saveable { lr, .. } => *lr = new,
+        }
+    }
+
+    /// The hand-written Adam, if this is one (for checkpoints).
+    pub fn saveable(&self) -> Option<&crate::train::adam::Adam> {
+        match self {
+            Optimizer::Torch(_) => None,
+            Optimizer::Saveable { adam, .. } => Some(adam),
+        }
+    }
+
+    /// The hand-written Adam, mutably, if this is one (for resume).
+    pub fn saveable_mut(&mut self) -> Option<&mut crate::train::adam::Adam> {
+        match self {
+            Optimizer::Torch(_) => None,
+            Optimizer::Saveable { adam, .. } => Some(adam),
+        }
+    }
+}
+
+/// A network with its variables and its optimizer.
+pub struct Network<N> {
+    /// The module.
+    pub net: N,
+    /// Its variables (frozen while the other network is updated through it).
+    pub vs: nn::VarStore,
+    /// Its Adam optimizer.
+    pub opt: Optimizer,
+}
+
+impl<N> Network<N> {
+    /// Wraps `net` (whose variables live in `vs`) with libtorch's [`adam`] at learning rate `lr`.
+    pub fn new(net: N, vs: nn::VarStore, lr: f64) -> Result<Self, TrainError> {
+        let opt = Optimizer::Torch(adam(&vs, lr)?);
+        Ok(Network { net, vs, opt })
+    }
+
+    /// Wraps `net` with the hand-written [`crate::train::adam::Adam`] (`β1 = 0`) at learning rate
+    /// `lr`, whose state can be checkpointed.
+    pub fn with_saveable_adam(net: N, vs: nn::VarStore, lr: f64) -> Result<Self, TrainError> {
+        check_lr(lr)?;
+        let config = crate::train::adam::AdamConfig {
+            beta1: 0.0,
+            ..Default::default()
+        };
+        let adam = crate::train::adam::Adam::new(&vs, config);
+        Ok(Network {
+            net,
+            vs,
+            opt: Optimizer::Saveable { adam, lr },
+        })
+    }
+}
+
+fn check_lr(lr: f64) -> Result<(), TrainError> {
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(TrainError::InvalidOption(format!(
+            "learning rate must be finite and > 0, got {lr}"
+        )));
+    }
+    Ok(())
+}
+
+/// Adam with `β1 = 0`, `β2 = 0.999`, `ε = 1e-8`, no weight decay (App. B).
+pub fn adam(vs: &nn::VarStore, lr: f64) -> Result<nn::Optimizer, TrainError> {
+    check_lr(lr)?;
+    use nn::OptimizerConfig;
+    Ok(nn::Adam::default().beta1(0.0).build(vs, lr)?)
+}
+
+/// The number of trainable parameters of `vs`.
+pub fn param_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
