@@ -2,7 +2,7 @@
 
 use midpoint::{Gaussian, Law};
 use midpoint_train::methods::mgm::Variant;
-use midpoint_train::toy::run::{run_toy, ToyConfig, ToyReport};
+use midpoint_train::toy::run::{run_toy, ToyConfig, ToyMethod, ToyReport};
 use midpoint_train::toy::targets::Target;
 use midpoint_train::train::progress::Progress;
 use ndarray::{array, Axis};
@@ -36,7 +36,15 @@ fn run(steps: usize, dir: &std::path::Path) -> ToyReport {
     cfg.eval_samples = 4000;
     cfg.eval_fit.steps = 600;
     cfg.eval_fit.batch = 512;
-    run_toy(&target, &cfg, Device::Cpu, dir, &Progress::hidden()).unwrap()
+    run_toy(
+        ToyMethod::Mgm,
+        &target,
+        &cfg,
+        Device::Cpu,
+        dir,
+        &Progress::hidden(),
+    )
+    .unwrap()
 }
 
 /// Requirements, fixed before running: after training, each coordinate's mean within 0.1

@@ -42,7 +42,8 @@ impl Quiet {
     }
 }
 
-/// `--out`, `--resume` and `--max-seconds` of a training run.
+/// `--out`, `--resume`, `--max-seconds`, `--device`, `--threads` and `--quiet` of a training
+/// run.
 #[derive(Debug, clap::Args)]
 pub struct RunDir {
     /// Output folder (the checkpoint, logs, grids and plots).
@@ -55,4 +56,8 @@ pub struct RunDir {
     /// checkpoint and evaluation as at --steps; --resume continues towards --steps).
     #[arg(long)]
     pub max_seconds: Option<f64>,
+    #[command(flatten)]
+    pub run_on: RunOn,
+    #[command(flatten)]
+    pub quiet: Quiet,
 }

@@ -109,10 +109,6 @@ pub struct Args {
     final_fid: usize,
     #[command(flatten)]
     dir: super::flags::RunDir,
-    #[command(flatten)]
-    run_on: super::flags::RunOn,
-    #[command(flatten)]
-    quiet: super::flags::Quiet,
 }
 
 /// The synthetic image law: `N(μ, 0.2²I)` with a smooth colour pattern `μ` in `[−0.4, 0.4]`.
@@ -143,7 +139,7 @@ fn reference_stats(inception: &Inception, path: &Path, batch: usize) -> anyhow::
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let device = a.run_on.device()?;
+    let device = a.dir.run_on.device()?;
     let ckpt_path = checkpoint_for(&a.dir.out, a.dir.resume)?;
     // The warmup is opened first (its architecture is the default); on --resume the weights
     // come from the checkpoint and the warmup is not read.
@@ -234,7 +230,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     let mut fid = fid;
-    let progress = Progress::new(a.steps as u64, "mgm", a.quiet.show());
+    let progress = Progress::new(a.steps as u64, "mgm", a.dir.quiet.show());
     let summary = run_loop::run(
         &mut mgm,
         data.as_mut(),

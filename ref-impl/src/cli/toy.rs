@@ -2,7 +2,7 @@
 
 use midpoint_train::methods::mgm::Variant;
 use midpoint_train::toy::critic_check::CriticFit;
-use midpoint_train::toy::run::{run_toy_method, ToyConfig, ToyMethod};
+use midpoint_train::toy::run::{run_toy, ToyConfig, ToyMethod};
 use midpoint_train::toy::targets::Target;
 use midpoint_train::train::progress::Progress;
 use std::path::PathBuf;
@@ -97,7 +97,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..cfg.eval_fit
     };
     let progress = Progress::new(a.steps as u64, a.variant.name(), a.quiet.show());
-    let r = run_toy_method(a.method, &target, &cfg, device, &a.out, &progress)?;
+    let r = run_toy(a.method, &target, &cfg, device, &a.out, &progress)?;
     println!(
         "{} on {}: energy distance {:.5}, D_t-mid (held-out) {:.5} ± {:.5}, D_t-mid (core estimate) {:.5} ± {:.5} (sign-flip p = {}){}; wrote {}",
         a.variant.name(),

@@ -50,14 +50,10 @@ pub struct Args {
     grid_every: Option<u64>,
     #[command(flatten)]
     dir: super::flags::RunDir,
-    #[command(flatten)]
-    run_on: super::flags::RunOn,
-    #[command(flatten)]
-    quiet: super::flags::Quiet,
 }
 
 pub fn run_cmd(a: Args) -> anyhow::Result<()> {
-    let device = a.run_on.device()?;
+    let device = a.dir.run_on.device()?;
     let mut options = WarmupOptions::edm(UNetConfig::named(&a.arch)?);
     options.batch = a.batch;
     options.lr = a.lr;
@@ -75,7 +71,7 @@ pub fn run_cmd(a: Args) -> anyhow::Result<()> {
         resume: a.dir.resume,
         checkpoint_every: a.checkpoint_every,
         grid_every: a.grid_every.unwrap_or(a.checkpoint_every),
-        progress: a.quiet.show(),
+        progress: a.dir.quiet.show(),
         max_seconds: a.dir.max_seconds,
     };
     let summary = run(&data, options, &run_opts, device)?;

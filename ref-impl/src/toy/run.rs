@@ -218,20 +218,9 @@ pub enum ToyMethod {
     Mgm,
 }
 
-/// Trains `method` (the MGM of `config`), evaluates it and writes the output directory (see
-/// the module docs).
+/// Builds `method` from `config` (one arm per [`ToyMethod`]), trains and evaluates it, and
+/// writes the output directory (see the module docs).
 pub fn run_toy(
-    target: &Target,
-    config: &ToyConfig,
-    device: Device,
-    out: &Path,
-    progress: &Progress,
-) -> Result<ToyReport<StepLosses>, TrainError> {
-    run_toy_method(ToyMethod::Mgm, target, config, device, out, progress)
-}
-
-/// [`run_toy`] with the method named: one arm per [`ToyMethod`] builds it.
-pub fn run_toy_method(
     method: ToyMethod,
     target: &Target,
     config: &ToyConfig,

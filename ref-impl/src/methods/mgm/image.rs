@@ -30,18 +30,17 @@
 //! steps, so weights, EMA, optimizer state and `k` determine the rest of a run (so [`ImageMgm::save`]
 //! and [`ImageMgm::resume`] give exact resume: bit-identical on the CPU).
 
+use super::method::{MgmMethod, Setting};
 use crate::data::order::derive_seed;
 use crate::error::TrainError;
-use crate::methods::mgm::{LossLine, Mgm, MgmConfig, MgmTrainer, StepLosses, Variant, LOSS_TITLES};
+use crate::methods::mgm::{Mgm, MgmConfig, MgmTrainer, Variant};
 use crate::nets::edm::precond::SIGMA_MIN;
 use crate::nets::edm::{DenoiserField, EdmPrecond, OneStepGenerator, UNetConfig};
 use crate::train::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::train::ema::Ema;
-use crate::train::method::{Batches, Method, Timing};
-use crate::train::network::{Generator, Network};
+use crate::train::network::Network;
 use crate::train::precision::Precision;
-use crate::train::weights::{check_checkpoint, copy_checked, copy_into, mismatch, prefixed};
-use std::collections::{BTreeMap, HashMap};
+use crate::train::weights::copy_checked;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -120,13 +119,36 @@ const GRID_STREAM: u64 = 0x4752_4944;
 /// Checkpoint format tag.
 pub const FORMAT: &str = "midpoint-mgm-v1";
 
-/// A generator, a displacement field and the generator's EMA, trained by Algorithm 1.
-pub struct ImageMgm {
-    config: ImageMgmConfig,
-    trainer: MgmTrainer<OneStepGenerator, DenoiserField>,
-    ema: Ema,
-    ema_net: OneStepGenerator,
-    device: Device,
+/// MGM on images: [`OneStepGenerator`] and [`DenoiserField`] from the warmup, in the image
+/// setting.
+pub type ImageMgm = MgmMethod<OneStepGenerator, DenoiserField, ImageMgmConfig>;
+
+impl Setting for ImageMgmConfig {
+    const FORMAT: &'static str = FORMAT;
+    const RNG: &'static str =
+        "stateless: step k reseeds torch with derive_seed(seed, k); batches from (seed, k)";
+
+    fn variant(&self) -> Variant {
+        self.variant
+    }
+    fn batch(&self) -> i64 {
+        self.batch
+    }
+    fn sample_shape(&self) -> Vec<i64> {
+        self.image_shape().to_vec()
+    }
+    fn latent_shape(&self) -> Vec<i64> {
+        self.image_shape().to_vec()
+    }
+    fn step_seed(&self, k: u64) -> Option<i64> {
+        Some(derive_seed(self.seed, TORCH_STREAM, k) as i64)
+    }
+    /// `n` standard normal images from the run seed, on the CPU.
+    fn grid_latents(&self, n: i64) -> Tensor {
+        let [c, h, w] = self.image_shape();
+        tch::manual_seed(derive_seed(self.seed, GRID_STREAM, 0) as i64);
+        Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu))
+    }
 }
 
 impl ImageMgm {
@@ -166,12 +188,11 @@ impl ImageMgm {
             critic_sigma: config.critic_sigma,
         })?
         .with_precision(config.precision);
-        Ok(ImageMgm {
+        Ok(MgmMethod {
             trainer: MgmTrainer::new(mgm, generator, field),
             ema,
             ema_net: OneStepGenerator::new(e),
             config,
-            device,
         })
     }
 
@@ -184,116 +205,9 @@ impl ImageMgm {
         let _net = EdmPrecond::new(&vs.root(), &config.arch)?;
         Self::from_warmup(&vs, config, device)
     }
-
-    /// The settings.
-    pub fn config(&self) -> &ImageMgmConfig {
-        &self.config
-    }
-
-    /// Iterations of Algorithm 1 done.
-    pub fn steps_done(&self) -> usize {
-        self.trainer.steps_done()
-    }
-
-    /// The trainer (networks, optimizers, objective).
-    pub fn trainer(&self) -> &MgmTrainer<OneStepGenerator, DenoiserField> {
-        &self.trainer
-    }
-
-    /// The EMA generator and its variables.
-    pub fn ema(&self) -> (&OneStepGenerator, &nn::VarStore) {
-        (&self.ema_net, &self.ema.vs)
-    }
-
-    /// One iteration of Algorithm 1 (field step on batch `2k` of `data`, generator step on
-    /// batch `2k + 1`, `z ~ N(0, I)` fresh for each), then the EMA update. Returns the two
-    /// losses before their updates; a non-finite loss is an error and updates nothing.
-    pub fn step(&mut self, data: &mut dyn Batches) -> Result<StepLosses, TrainError> {
-        let k = self.trainer.steps_done() as u64;
-        tch::manual_seed(derive_seed(self.config.seed, TORCH_STREAM, k) as i64);
-        let shape = self.config.image_shape();
-        self.trainer
-            .step_on(data, &mut self.ema, self.config.batch, &shape, &shape)
-    }
-
-    /// `G_ema(z)` in evaluation mode without a graph, `z` `[N, C, H, W]`.
-    pub fn samples(&self, z: &Tensor) -> Tensor {
-        tch::no_grad(|| self.ema_net.generate(&z.to_device(self.device), false))
-    }
-
-    /// The fixed latents of the sample grids (`n` images, the same for every grid of a run).
-    pub fn grid_latents(&self, n: i64) -> Tensor {
-        let [c, h, w] = self.config.image_shape();
-        tch::manual_seed(derive_seed(self.config.seed, GRID_STREAM, 0) as i64);
-        Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu))
-    }
-
-    /// Every variable of the run as `generator.*`, `field.*`, `ema.*` (what a checkpoint must
-    /// hold besides the optimizers' state, `k` and the config).
-    /// [`ImageMgm::save`] adds both Adams' moments.
-    pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = prefixed("generator", &self.trainer.generator.vs);
-        out.extend(prefixed("field", &self.trainer.field.vs));
-        out.extend(prefixed("ema", &self.ema.vs));
-        out
-    }
-
-    /// Restores the variables of [`ImageMgm::state`] (all names, dtypes and shapes checked
-    /// first; nothing changes on a mismatch).
-    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
-        let mine = self.state();
-        if let Some(m) = mismatch(&mine, |n| tensors.get(n)) {
-            return Err(TrainError::InvalidOption(format!("state: {m}")));
-        }
-        copy_into(&mine, |n| &tensors[n]);
-        Ok(())
-    }
 }
 
 impl ImageMgm {
-    /// Writes a checkpoint to `path` (atomic, SHA-256; [`checkpoint::save`]): the weights of
-    /// [`ImageMgm::state`], both Adams' moments (`adam_g.*`, `adam_f.*`), and in the
-    /// metadata the step, Adam's step counts, the config and `data` (the training images).
-    pub fn save(&self, path: &Path, data: &str) -> Result<(), TrainError> {
-        let mut tensors: Vec<(String, Tensor)> = self
-            .state()
-            .into_iter()
-            .map(|(n, t)| (n, t.detach()))
-            .collect();
-        let (g, f) = self.adams()?;
-        tensors.extend(g.state("adam_g"));
-        tensors.extend(f.state("adam_f"));
-        let mut meta = BTreeMap::new();
-        meta.insert("format".to_string(), FORMAT.to_string());
-        meta.insert("step".to_string(), self.steps_done().to_string());
-        meta.insert("adam_g_step".to_string(), g.steps().to_string());
-        meta.insert("adam_f_step".to_string(), f.steps().to_string());
-        meta.insert(
-            "config".to_string(),
-            serde_json::to_string(&self.config).expect("config serialises"),
-        );
-        meta.insert("data".to_string(), data.to_string());
-        meta.insert(
-            "rng".to_string(),
-            "stateless: step k reseeds torch with derive_seed(seed, k); batches from (seed, k)"
-                .into(),
-        );
-        meta.insert(
-            "torch_version".to_string(),
-            crate::device::TORCH_VERSION.to_string(),
-        );
-        checkpoint::save(path, &tensors, &meta)?;
-        Ok(())
-    }
-
-    fn adams(&self) -> Result<(&crate::train::adam::Adam, &crate::train::adam::Adam), TrainError> {
-        let g = self.trainer.generator.opt.saveable();
-        let f = self.trainer.field.opt.saveable();
-        g.zip(f).ok_or_else(|| {
-            TrainError::InvalidOption("image MGM networks without a saveable Adam".into())
-        })
-    }
-
     /// The config a checkpoint was written with (verified file).
     pub fn saved_config(path: &Path) -> Result<ImageMgmConfig, TrainError> {
         let ckpt = checkpoint::load(path)?;
@@ -325,27 +239,8 @@ impl ImageMgm {
                 path.display()
             )));
         }
-        let parse = |key: &str| -> Result<u64, TrainError> {
-            ckpt.meta(path, key)?
-                .parse::<u64>()
-                .map_err(|e| CheckpointError::content(path, format!("{key}: {e}")).into())
-        };
-        let (step, g_step, f_step) = (parse("step")?, parse("adam_g_step")?, parse("adam_f_step")?);
         let mut run = ImageMgm::from_random_init(config, device)?;
-        let state = run.state();
-        check_checkpoint(&ckpt, path, &state)?;
-        let (g, f) = run.adams()?;
-        g.check_state(&ckpt, path, "adam_g")?;
-        f.check_state(&ckpt, path, "adam_f")?;
-        copy_into(&state, |n| &ckpt.tensors[n]);
-        let t = &mut run.trainer;
-        if let Some(a) = t.generator.opt.saveable_mut() {
-            a.load_state(&ckpt, "adam_g", g_step as i64);
-        }
-        if let Some(a) = t.field.opt.saveable_mut() {
-            a.load_state(&ckpt, "adam_f", f_step as i64);
-        }
-        t.set_steps_done(step as usize);
+        run.restore(&ckpt, path)?;
         Ok(run)
     }
 }
@@ -360,47 +255,4 @@ fn read_config(ckpt: &Checkpoint, path: &Path) -> Result<ImageMgmConfig, Checkpo
     }
     serde_json::from_str(ckpt.meta(path, "config")?)
         .map_err(|e| CheckpointError::content(path, format!("config: {e}")))
-}
-
-impl Method for ImageMgm {
-    type Losses = StepLosses;
-    type Record = LossLine;
-    type Config = ImageMgmConfig;
-
-    fn name(&self) -> String {
-        self.config.variant.name().into()
-    }
-    fn config(&self) -> &ImageMgmConfig {
-        &self.config
-    }
-    fn device(&self) -> Device {
-        self.device
-    }
-    fn steps_done(&self) -> u64 {
-        self.trainer.steps_done() as u64
-    }
-    fn step(&mut self, data: &mut dyn Batches) -> Result<StepLosses, TrainError> {
-        ImageMgm::step(self, data)
-    }
-    fn loss_fields(&self) -> &'static [(&'static str, &'static str)] {
-        &LOSS_TITLES
-    }
-    fn record(&self, step: u64, losses: &StepLosses, timing: Timing) -> LossLine {
-        LossLine::new(step, losses, self.samples_per_step(), timing)
-    }
-    fn samples_per_step(&self) -> usize {
-        2 * self.config.batch as usize
-    }
-    fn sample(&self, z: &Tensor) -> Tensor {
-        self.samples(z)
-    }
-    fn latent_shape(&self) -> Vec<i64> {
-        self.config.image_shape().to_vec()
-    }
-    fn grid_latents(&self, n: i64) -> Tensor {
-        ImageMgm::grid_latents(self, n)
-    }
-    fn save(&self, path: &Path, data: &str) -> Result<(), TrainError> {
-        ImageMgm::save(self, path, data)
-    }
 }

@@ -38,10 +38,12 @@
 //! |---|---|
 //! | [`objective`] | the observation (Eq. 6–7), the two losses (Eq. 10) and one update of either network |
 //! | [`trainer`] | a generator and a field alternated 1:1 (Algorithm 1), with the EMA |
-//! | [`toy`] | the method on toys: MLPs, libtorch's Adam, one torch stream |
-//! | [`image`] | the method on images: EDM networks from the warmup, per-step seeds, checkpoints with exact resume |
+//! | [`method`] | MGM as a training method of the one loop, with its checkpoints; the [`method::Setting`] of toys and images |
+//! | [`toy`] | the toy setting: MLPs, libtorch's Adam, one torch stream |
+//! | [`image`] | the image setting: EDM networks from the warmup, per-step seeds, exact resume |
 
 pub mod image;
+pub mod method;
 pub mod objective;
 pub mod toy;
 pub mod trainer;

@@ -2,18 +2,18 @@
 //! ([`crate::nets::mlp`]) with libtorch's Adam, and the generator's EMA.
 //!
 //! **Randomness.** torch is seeded once, when the networks are built, and the steps draw from
-//! its one stream (a toy run does not resume); the target's samples come from the caller's
-//! [`Batches`], which draws them from a stream of its own.
+//! its one stream; the target's samples come from the caller's batches, which draw them from
+//! a stream of their own. With libtorch's Adam (whose moments are not readable) a toy run
+//! writes no checkpoint.
 
-use super::trainer::{LossLine, MgmTrainer, LOSS_TITLES};
-use super::{Mgm, MgmConfig, StepLosses, Variant};
+use super::method::{MgmMethod, Setting};
+use super::trainer::MgmTrainer;
+use super::{Mgm, MgmConfig, Variant};
 use crate::error::TrainError;
 use crate::nets::mlp::{Mlp, MlpConfig};
 use crate::train::ema::Ema;
-use crate::train::method::{Batches, Method, Timing};
-use crate::train::network::{Generator, Network};
-use std::path::Path;
-use tch::{nn, Device, Tensor};
+use crate::train::network::Network;
+use tch::{nn, Device, Kind, Tensor};
 
 /// The settings of MGM on a toy target.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -43,16 +43,36 @@ pub struct ToyMgmConfig {
 }
 
 /// MGM with MLPs on a toy target.
-pub struct ToyMgm {
-    config: ToyMgmConfig,
-    trainer: MgmTrainer<Mlp, Mlp>,
-    ema: Ema,
-    ema_net: Mlp,
+pub type ToyMgm = MgmMethod<Mlp, Mlp, ToyMgmConfig>;
+
+impl Setting for ToyMgmConfig {
+    const FORMAT: &'static str = "midpoint-mgm-toy-v1";
+    const RNG: &'static str = "one torch stream seeded once with the run seed";
+
+    fn variant(&self) -> Variant {
+        self.variant
+    }
+    fn batch(&self) -> i64 {
+        self.batch
+    }
+    fn sample_shape(&self) -> Vec<i64> {
+        vec![self.dim]
+    }
+    fn latent_shape(&self) -> Vec<i64> {
+        vec![self.latent_dim]
+    }
+    fn step_seed(&self, _k: u64) -> Option<i64> {
+        None
+    }
+    /// `n` standard normal latents from torch's stream (toy runs draw no grids).
+    fn grid_latents(&self, n: i64) -> Tensor {
+        Tensor::randn([n, self.latent_dim], (Kind::Float, Device::Cpu))
+    }
 }
 
 impl ToyMgm {
     /// Seeds torch with `config.seed` and builds the generator, the field and the EMA (in this
-    /// order, from torch's stream).
+    /// order, from torch's stream), with libtorch's Adam.
     pub fn new(config: ToyMgmConfig, device: Device) -> Result<Self, TrainError> {
         tch::manual_seed(config.seed as i64);
         let mgm = Mgm::new(&MgmConfig {
@@ -78,66 +98,11 @@ impl ToyMgm {
         let ema_vs = nn::VarStore::new(device);
         let ema_net = Mlp::new(&ema_vs.root(), generator.net.config());
         let ema = Ema::new(ema_vs, &generator.vs, config.ema_decay)?;
-        Ok(ToyMgm {
+        Ok(MgmMethod {
             trainer: MgmTrainer::new(mgm, generator, field),
             ema,
             ema_net,
             config,
         })
-    }
-
-    /// The EMA generator.
-    pub fn ema_net(&self) -> &Mlp {
-        &self.ema_net
-    }
-}
-
-impl Method for ToyMgm {
-    type Losses = StepLosses;
-    type Record = LossLine;
-    type Config = ToyMgmConfig;
-
-    fn name(&self) -> String {
-        self.config.variant.name().into()
-    }
-    fn config(&self) -> &ToyMgmConfig {
-        &self.config
-    }
-    fn device(&self) -> Device {
-        self.trainer.generator.vs.device()
-    }
-    fn steps_done(&self) -> u64 {
-        self.trainer.steps_done() as u64
-    }
-    fn step(&mut self, data: &mut dyn Batches) -> Result<StepLosses, TrainError> {
-        let c = &self.config;
-        self.trainer
-            .step_on(data, &mut self.ema, c.batch, &[c.dim], &[c.latent_dim])
-    }
-    fn loss_fields(&self) -> &'static [(&'static str, &'static str)] {
-        &LOSS_TITLES
-    }
-    fn record(&self, step: u64, losses: &StepLosses, timing: Timing) -> LossLine {
-        LossLine::new(step, losses, self.samples_per_step(), timing)
-    }
-    fn samples_per_step(&self) -> usize {
-        2 * self.config.batch as usize
-    }
-    fn sample(&self, z: &Tensor) -> Tensor {
-        tch::no_grad(|| self.ema_net.generate(z, false))
-    }
-    fn latent_shape(&self) -> Vec<i64> {
-        vec![self.config.latent_dim]
-    }
-    fn grid_latents(&self, _n: i64) -> Tensor {
-        Tensor::zeros(
-            [0, self.config.latent_dim],
-            (tch::Kind::Float, self.device()),
-        )
-    }
-    fn save(&self, _path: &Path, _data: &str) -> Result<(), TrainError> {
-        Err(TrainError::InvalidOption(
-            "toy runs do not checkpoint (libtorch's Adam state is not readable)".into(),
-        ))
     }
 }
