@@ -121,7 +121,7 @@ do_bundle() {
   fi
   # shellcheck source=/dev/null
   source scripts/ensure-inception.sh
-  local bin="$ROOT/target/release/midpoint-train"
+  local bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/midpoint-train"
   [ -x "$bin" ] || die "$bin missing: build it (cargo build --release -p midpoint-train)"
   rm -rf "$BUNDLE"
   mkdir -p "$BUNDLE/a" "$BUNDLE/b"

@@ -132,19 +132,23 @@ pub fn run_ref(a: RefArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `fid`: FID between generated images and a reference.
+/// Where `fid` takes the generated images from: exactly one of the two.
 #[derive(Debug, clap::Args)]
-pub struct FidArgs {
+#[group(required = true, multiple = false)]
+struct Generated {
     /// Folder of generated PNG images.
-    #[arg(
-        long,
-        conflicts_with = "checkpoint",
-        required_unless_present = "checkpoint"
-    )]
+    #[arg(long)]
     images: Option<PathBuf>,
     /// Generate the samples from this checkpoint instead of reading --images.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+}
+
+/// `fid`: FID between generated images and a reference.
+#[derive(Debug, clap::Args)]
+pub struct FidArgs {
+    #[command(flatten)]
+    generated: Generated,
     /// Samples to generate with --checkpoint.
     #[arg(short = 'n', long, default_value_t = 50_000, requires = "checkpoint")]
     num: usize,
@@ -192,7 +196,7 @@ pub fn run_fid(a: FidArgs) -> anyhow::Result<()> {
         );
     };
     let inception = a.common.inception()?;
-    let generated = match (&a.checkpoint, &a.images) {
+    let generated = match (&a.generated.checkpoint, &a.generated.images) {
         (Some(ckpt), _) => a.common.generator_stats(&inception, ckpt, a.num, a.seed)?,
         (None, Some(images)) => a.common.folder_stats(&inception, images)?,
         (None, None) => anyhow::bail!("one of --images or --checkpoint is required"),

@@ -24,6 +24,18 @@ enum Init {
     Random,
 }
 
+/// The training images: exactly one of the two.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct Images {
+    /// Training images: CIFAR-10 binary folder or a folder of PNG images.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Train on a fixed Gaussian law over images instead of data (tests and smoke runs).
+    #[arg(long)]
+    synthetic: bool,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Warmup checkpoint whose (EMA) weights start the generator and the field.
@@ -36,16 +48,8 @@ pub struct Args {
     /// Start from a fresh network instead of a warmup.
     #[arg(long, value_enum)]
     init: Option<Init>,
-    /// Training images: CIFAR-10 binary folder or a folder of PNG images.
-    #[arg(
-        long,
-        required_unless_present = "synthetic",
-        conflicts_with = "synthetic"
-    )]
-    data: Option<PathBuf>,
-    /// Train on a fixed Gaussian law over images instead of data (tests and smoke runs).
-    #[arg(long)]
-    synthetic: bool,
+    #[command(flatten)]
+    images: Images,
     /// Network: ddpmpp, ddpmpp-noaug or tiny (default: the warmup's, or the checkpoint's on
     /// --resume, else ddpmpp).
     #[arg(long)]
@@ -164,7 +168,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         precision: a.precision,
         ..ImageMgmConfig::paper(arch.clone())
     };
-    let mut data: Box<dyn Batches> = match &a.data {
+    let mut data: Box<dyn Batches> = match &a.images.data {
         Some(dir) => Box::new(DataImages::new(ImageSet::open(dir)?, a.seed, a.xflip)?),
         None => {
             let shape = [arch.img_channels, arch.img_resolution, arch.img_resolution];
