@@ -32,7 +32,6 @@ pub mod divergence;
 pub mod error;
 pub mod estimate;
 mod exact;
-mod exact1d;
 pub mod field;
 pub mod grouping;
 pub mod interpolant;

@@ -368,6 +368,11 @@ impl Posterior {
         self.dim
     }
 
+    /// The classes that hold at least one component.
+    pub(crate) fn nonempty_classes(&self) -> impl Iterator<Item = &Class> {
+        self.classes.iter().filter(|c| c.end > c.start)
+    }
+
     /// Scratch buffers sized for this posterior.
     pub fn scratch(&self) -> FieldScratch {
         FieldScratch {
