@@ -541,7 +541,7 @@ mod tests {
     use super::*;
     use crate::interpolant::{Observation, StochasticInterpolant};
     use crate::law::{Discrete, Gaussian, Law};
-    use crate::montecarlo::chunk_rng;
+    use crate::streams::chunk_rng;
     use ndarray::array;
 
     /// The moments of `count` block-kernel draws on `isa`, as bits.

@@ -43,6 +43,7 @@ pub mod montecarlo;
 pub mod plot;
 mod posterior;
 pub mod quad;
+mod streams;
 mod vecmath;
 
 pub use divergence::{Divergence, Evaluation, ExactOptions, Method};

@@ -8,8 +8,8 @@
 //!   whose mean is `J(f) = D(t) − E‖f − m_t‖²` (Prop. 3.3).
 //!
 //! **Parallelism and reproducibility.** Samples are cut into fixed chunks of [`CHUNK`] draws;
-//! chunk `c` draws from its own xoshiro256++ stream seeded from `(seed, c)` through SplitMix64,
-//! and chunk moments are merged in chunk order (Chan et al.'s pairwise update). The result is
+//! chunk `c` draws from its own xoshiro256++ stream seeded from `(seed, c)` through SplitMix64
+//! ([`crate::streams`]), and chunk moments are merged in chunk order (Chan et al.'s pairwise update). The result is
 //! therefore bit-identical for a given seed whatever the number of rayon threads.
 
 use crate::error::{check_dims, check_time, DivergenceError};
@@ -18,7 +18,8 @@ use crate::interpolant::{Branch, Observation, StochasticInterpolant};
 use crate::kernel;
 use crate::law::Law;
 use crate::posterior::Posterior;
-use rand::{Rng, SeedableRng};
+use crate::streams::chunk_rng;
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
@@ -243,20 +244,6 @@ impl Moments {
             m2: self.m2 + o.m2 + delta * delta * (self.n as f64 * o.n as f64) / n as f64,
         }
     }
-}
-
-/// SplitMix64 finalizer: decorrelates `(seed, chunk)` into a stream seed.
-#[inline]
-pub(crate) fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The random stream of chunk `c` under `seed`.
-pub(crate) fn chunk_rng(seed: u64, c: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(splitmix(seed ^ splitmix(c)))
 }
 
 /// Runs `n` draws in fixed chunks in parallel and merges the moments in chunk order.

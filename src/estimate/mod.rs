@@ -44,8 +44,9 @@
 //! 6. **Test** ([`signflip`], [`permutation`]): see [`TestKind`].
 //!
 //! **Reproducibility.** Every random choice comes from `seed` through per-block streams
-//! (`montecarlo`'s SplitMix64/xoshiro scheme); blocks of pairs are processed in parallel and
-//! reduced in block order, so results are bit-identical whatever the number of threads.
+//! (SplitMix64-seeded xoshiro, as in [`crate::montecarlo`]); blocks of pairs are processed in
+//! parallel and reduced in block order, so results are bit-identical whatever the number of
+//! threads.
 //!
 //! ```
 //! use midpoint::estimate::{estimate, EstimateOptions};

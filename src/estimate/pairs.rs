@@ -19,7 +19,7 @@
 //!   regenerate the same draws.
 
 use crate::interpolant::{Branch, StochasticInterpolant};
-use crate::montecarlo::{chunk_rng, splitmix};
+use crate::streams::{chunk_rng, splitmix};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};

@@ -9,7 +9,7 @@ use ndarray::{Array2, ArrayView2};
 use rand::seq::SliceRandom;
 
 use super::{crossfit, EstimateError, EstimateOptions, Progress, Stage, TestKind};
-use crate::montecarlo::chunk_rng;
+use crate::streams::chunk_rng;
 
 const TAG_PERM: u64 = 0x9E12_0001;
 

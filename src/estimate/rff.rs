@@ -41,7 +41,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::{EstimateError, RffOptions};
-use crate::montecarlo::chunk_rng;
+use crate::streams::chunk_rng;
 pub use crate::vecmath::cos;
 
 const TAG_OMEGA: u64 = 0x0FF0_0001;

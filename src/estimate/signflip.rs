@@ -31,7 +31,7 @@ use rayon::prelude::*;
 
 use super::crossfit::Quadratic;
 use super::{Progress, Stage};
-use crate::montecarlo::chunk_rng;
+use crate::streams::chunk_rng;
 
 const TAG_SIGNS: u64 = 0x5161_0001;
 
