@@ -32,7 +32,7 @@ use super::{
     CriticChoice, CriticKind, DivergenceKind, Draws, EstimateError, EstimateOptions, Progress,
     Sample, Stage,
 };
-use crate::montecarlo::Moments;
+use crate::moments::Moments;
 
 /// Work units (blocks, or the RFF passes' units) processed in parallel before their results
 /// are reduced (in unit order).
