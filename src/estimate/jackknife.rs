@@ -37,9 +37,9 @@
 use faer::Mat;
 use rayon::prelude::*;
 
+use super::error::EstimateError;
 use super::pairs::Design;
 use super::rff;
-use super::EstimateError;
 
 /// Groups the jackknife deletes, as ranges of each block's pairs.
 #[derive(Debug, Clone)]

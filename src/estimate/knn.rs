@@ -8,8 +8,9 @@
 use kdtree::distance::squared_euclidean;
 use kdtree::KdTree;
 
+use super::error::EstimateError;
+use super::options::KnnOptions;
 use super::rff::{Standardizer, TuneData};
-use super::{EstimateError, KnnOptions};
 
 /// A kd-tree over standardized training draws; the payload is caller-defined.
 pub struct Tree<T> {

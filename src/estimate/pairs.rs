@@ -25,7 +25,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::DivergenceKind;
+use super::options::DivergenceKind;
 
 /// Fewest pairs per fold.
 pub const MIN_PAIRS_PER_FOLD: usize = 8;

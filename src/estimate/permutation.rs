@@ -8,7 +8,10 @@
 use ndarray::{Array2, ArrayView2};
 use rand::seq::SliceRandom;
 
-use super::{crossfit, EstimateError, EstimateOptions, Progress, Stage, TestKind};
+use super::crossfit;
+use super::error::EstimateError;
+use super::options::{EstimateOptions, TestKind};
+use super::progress::{Progress, Stage};
 use crate::streams::chunk_rng;
 
 const TAG_PERM: u64 = 0x9E12_0001;

@@ -40,7 +40,8 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use super::{EstimateError, RffOptions};
+use super::error::EstimateError;
+use super::options::RffOptions;
 use crate::streams::chunk_rng;
 pub use crate::vecmath::cos;
 

@@ -30,7 +30,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::crossfit::Quadratic;
-use super::{Progress, Stage};
+use super::progress::{Progress, Stage};
 use crate::streams::chunk_rng;
 
 const TAG_SIGNS: u64 = 0x5161_0001;

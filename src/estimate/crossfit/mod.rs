@@ -28,10 +28,12 @@ use super::knn::{self, Tree};
 use super::pairs::{Design, DrawGen, MIN_PAIRS_PER_FOLD};
 use super::profile::{ProfileAcc, ProfileBin};
 use super::rff::{self, Standardizer, TuneData};
-use super::{
-    CriticChoice, CriticKind, DivergenceKind, Draws, EstimateError, EstimateOptions, Progress,
-    Sample, Stage,
+use crate::estimate::error::{EstimateError, Sample};
+use crate::estimate::options::{
+    CriticKind, DivergenceKind, Draws, EstimateOptions, KnnOptions, RffOptions,
 };
+use crate::estimate::progress::{Progress, Stage};
+use crate::estimate::report::CriticChoice;
 use crate::moments::Moments;
 
 /// Work units (blocks, or the RFF passes' units) processed in parallel before their results
@@ -256,7 +258,7 @@ pub(crate) fn run(
     let critic = match &opts.critic {
         CriticKind::Rff(o) => {
             let half_pairs = n0.min(n1) * (k - 1) / k / 2;
-            CriticKind::Rff(super::RffOptions {
+            CriticKind::Rff(RffOptions {
                 features: o.features.min(half_pairs.max(32)),
                 cubic: Some(
                     o.cubic
@@ -415,7 +417,7 @@ pub(crate) fn half(g: usize) -> usize {
 
 fn run_knn(
     ctx: &Ctx<'_>,
-    o: &super::KnnOptions,
+    o: &KnnOptions,
     stds: &[(Standardizer, TuneData)],
     need_q: bool,
     progress: &(dyn Fn(Progress) + Sync),

@@ -21,10 +21,13 @@ use super::{
     finish, for_blocks, half, BlockDraws, Ctx, Fit, Needs, Quadratic, Totals, CHUNK_ROWS,
     JK_BUDGET, JK_GROUPS, JK_MIN_GROUPS, Q_RUN,
 };
+use crate::estimate::error::EstimateError;
 use crate::estimate::jackknife::{self, Groups, HeldOut, JackknifeParts};
+use crate::estimate::options::RffOptions;
 use crate::estimate::pairs::Design;
+use crate::estimate::progress::{Progress, Stage};
+use crate::estimate::report::CriticChoice;
 use crate::estimate::rff::{self, FeatureMap, Standardizer, TuneData};
-use crate::estimate::{CriticChoice, EstimateError, Progress, RffOptions, Stage};
 
 /// Consecutive segments of one jackknife group, with at least [`CHUNK_ROWS`] draws except at
 /// the group's end: the unit of parallel work of both passes. Units are fixed by the design
