@@ -39,7 +39,7 @@ use rayon::prelude::*;
 
 use super::error::EstimateError;
 use super::pairs::Design;
-use super::rff;
+use super::ridge;
 
 /// Groups the jackknife deletes, as ranges of each block's pairs.
 #[derive(Debug, Clone)]
@@ -204,7 +204,7 @@ pub(crate) fn rff(
                 gm -= gg;
                 let mut rm = p.crosses[k][h0].clone();
                 rm -= gr;
-                let w = rff::ridge_solve(&gm, p.unpenalized, rm.as_ref(), p.penalties[k])?;
+                let w = ridge::ridge_solve(&gm, p.unpenalized, rm.as_ref(), p.penalties[k])?;
                 let other = &p.weights[k][1 - h0];
                 total += held_out_sum(&w, other, &hw[k][1 - h0], &z[k], r);
             }

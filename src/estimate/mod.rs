@@ -80,7 +80,9 @@ mod progress;
 mod quantiles;
 mod report;
 pub mod rff;
+pub mod ridge;
 pub mod signflip;
+pub mod tuning;
 
 use ndarray::ArrayView2;
 

@@ -27,7 +27,8 @@ use super::jackknife::JackknifeSe;
 use super::knn::{self, Tree};
 use super::pairs::{Design, DrawGen, MIN_PAIRS_PER_FOLD};
 use super::profile::{ProfileAcc, ProfileBin};
-use super::rff::{self, Standardizer, TuneData};
+use super::rff;
+use super::tuning::{Standardizer, TuneData};
 use crate::estimate::error::{EstimateError, Sample};
 use crate::estimate::options::{
     CriticKind, DivergenceKind, Draws, EstimateOptions, KnnOptions, RffOptions,

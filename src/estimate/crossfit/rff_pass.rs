@@ -27,7 +27,9 @@ use crate::estimate::options::RffOptions;
 use crate::estimate::pairs::Design;
 use crate::estimate::progress::{Progress, Stage};
 use crate::estimate::report::CriticChoice;
-use crate::estimate::rff::{self, FeatureMap, Standardizer, TuneData};
+use crate::estimate::rff::{self, FeatureMap};
+use crate::estimate::ridge;
+use crate::estimate::tuning::{Standardizer, TuneData};
 
 /// Consecutive segments of one jackknife group, with at least [`CHUNK_ROWS`] draws except at
 /// the group's end: the unit of parallel work of both passes. Units are fixed by the design
@@ -188,12 +190,12 @@ pub(super) fn run_rff(
                 }
                 let phi = fm.features(&ud.xt, &ud.t);
                 let mut gram = Mat::<f64>::zeros(m, m);
-                rff::add_gram(&mut gram, phi.as_ref());
+                ridge::add_gram(&mut gram, phi.as_ref());
                 part.gram[k] = Some(gram);
                 let mut first = 0;
                 for (i, &(_, a, e)) in unit.segs.iter().enumerate() {
                     let seg = phi.as_ref().subrows(first * r, (e - a) * r);
-                    let z = rff::cross(seg, &ud.delta[first * d..(first + e - a) * d], d, r);
+                    let z = ridge::cross(seg, &ud.delta[first * d..(first + e - a) * d], d, r);
                     add_or_take(&mut part.cross[k], z.clone());
                     part.z[i].1.push(z);
                     first += e - a;
@@ -217,7 +219,7 @@ pub(super) fn run_rff(
     )?;
     // Both triangles of every group's Gram matrix: the jackknife subtracts them whole.
     for gram in ggram.iter_mut().flatten().flatten() {
-        rff::symmetrize(gram);
+        ridge::symmetrize(gram);
     }
     // Each fold's two halves: the sums of their groups, in group order.
     let mut grams: Vec<[Mat<f64>; 2]> = Vec::with_capacity(kf);
@@ -254,14 +256,14 @@ pub(super) fn run_rff(
     for k in 0..kf {
         let (gk, rk) = (&grams[k], &crosses[k]);
         let undersmoothed = final_penalty(&picks[k], o);
-        let wa = rff::ridge_solve(&gk[0], q, rk[0].as_ref(), undersmoothed)?;
-        let wb = rff::ridge_solve(&gk[1], q, rk[1].as_ref(), undersmoothed)?;
+        let wa = ridge::ridge_solve(&gk[0], q, rk[0].as_ref(), undersmoothed)?;
+        let wb = ridge::ridge_solve(&gk[1], q, rk[1].as_ref(), undersmoothed)?;
         let mut g_all = gk[0].clone();
         g_all += &gk[1];
         let mut r_all = rk[0].clone();
         r_all += &rk[1];
         // The test critic's inverse is kept (the refitted quadratic form needs it).
-        let a = rff::ridge_inverse(&g_all, q, picks[k].penalty)?;
+        let a = ridge::ridge_inverse(&g_all, q, picks[k].penalty)?;
         let mut wt = Mat::<f64>::zeros(m, d);
         matmul(
             wt.as_mut(),
@@ -336,7 +338,7 @@ pub(super) fn run_rff(
             for &(g, a, e) in &unit.segs {
                 let seg = phi.as_ref().subrows(first * r, (e - a) * r);
                 let delta = &ud.delta[first * d..(first + e - a) * d];
-                ev.z.push((g, rff::cross(seg, delta, d, r)));
+                ev.z.push((g, ridge::cross(seg, delta, d, r)));
                 first += e - a;
             }
         }
