@@ -29,11 +29,26 @@ use faer::{Accum, Mat, Par};
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::crossfit::Quadratic;
 use super::progress::{Progress, Stage};
 use crate::streams::chunk_rng;
 
 const TAG_SIGNS: u64 = 0x5161_0001;
+
+/// The sign-flip test's quadratic form over blocks.
+#[derive(Debug, Clone)]
+pub(crate) struct Quadratic {
+    /// `nb × nb`, row-major.
+    pub q: Vec<f64>,
+    /// Blocks whose sign is held at +1 (tuning blocks).
+    pub fixed: Vec<bool>,
+}
+
+impl Quadratic {
+    /// Number of blocks.
+    pub(crate) fn blocks(&self) -> usize {
+        self.fixed.len()
+    }
+}
 
 /// Result of the randomization.
 #[derive(Debug, Clone, Copy, PartialEq)]
