@@ -152,7 +152,18 @@ pub fn estimate_with_progress(
             (Some(s.p_value), Some(s.statistic))
         }
         TestKind::Permutation => {
-            let p = permutation::test(x0, x1, opts, fit.estimate, progress)?;
+            // The whole estimate (tuning, critics, held-out terms) on relabelled samples, with
+            // the same seed and no test of its own.
+            let inner = EstimateOptions {
+                test: TestKind::None,
+                ..opts.clone()
+            };
+            let estimate_of = |a0: ArrayView2<'_, f64>, a1: ArrayView2<'_, f64>| {
+                let f = crossfit::run(a0, a1, &inner, crossfit::Needs::ESTIMATE, &|_| {})?;
+                Ok(f.estimate)
+            };
+            let (b, seed) = (opts.resamples(), opts.seed);
+            let p = permutation::test(x0, x1, fit.estimate, b, seed, estimate_of, progress)?;
             (Some(p), Some(fit.estimate))
         }
     };
