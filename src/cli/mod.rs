@@ -8,7 +8,6 @@ macro_rules! outln {
 mod demo;
 mod estimate;
 mod exact;
-mod report;
 mod sample;
 
 use clap::{Parser, Subcommand};
@@ -31,9 +30,6 @@ enum Command {
     Demo(demo::Args),
     /// Estimate the divergence between two sample sets and test whether they differ.
     Estimate(estimate::Args),
-    /// Measurements behind docs/two-sample.md (calibration, coverage, convergence, power).
-    #[command(hide = true)]
-    Report(report::Args),
 }
 
 /// Runs the parsed command.
@@ -43,7 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(a) => sample::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Estimate(a) => estimate::run(a),
-        Command::Report(a) => report::run(a),
     }
 }
 

@@ -69,6 +69,8 @@
 //! ```
 
 pub(crate) mod crossfit;
+#[cfg(feature = "diagnostics")]
+mod diagnostics;
 mod error;
 pub mod jackknife;
 pub mod knn;
@@ -86,6 +88,8 @@ pub mod tuning;
 
 use ndarray::ArrayView2;
 
+#[cfg(feature = "diagnostics")]
+pub use diagnostics::signflip_diagnostics;
 pub use error::{EstimateError, Sample};
 pub use options::{
     CriticKind, DivergenceKind, Draws, EstimateOptions, KnnOptions, RffOptions, TestKind,
@@ -213,36 +217,6 @@ pub fn estimate_with_progress(
         profile: fit.profile,
         seed: opts.seed,
     })
-}
-
-/// p-values of the exact (refitted) sign-flip test and of the naive one that flips held-out
-/// terms with the critics held fixed, on the same data and sign vectors. Used by the
-/// calibration report to show why the refit is needed; not part of the stable API.
-#[doc(hidden)]
-pub fn signflip_diagnostics(
-    x0: ArrayView2<'_, f64>,
-    x1: ArrayView2<'_, f64>,
-    opts: &EstimateOptions,
-) -> Result<(f64, f64), EstimateError> {
-    opts.validate()?;
-    check_samples(x0, Sample::X0)?;
-    check_samples(x1, Sample::X1)?;
-    let fit = crossfit::run(
-        x0,
-        x1,
-        opts,
-        crossfit::Needs {
-            q: true,
-            jackknife: false,
-        },
-        &|_| {},
-    )?;
-    let q = fit.quadratic.as_ref().expect("Q requested");
-    let exact = signflip::test(q, opts.resamples(), opts.seed, &|_| {});
-    Ok((
-        exact.p_value,
-        signflip::fixed_critic_p_value(q, opts.resamples(), opts.seed),
-    ))
 }
 
 #[cfg(test)]

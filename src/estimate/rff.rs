@@ -100,8 +100,8 @@ impl FeatureMap {
     ///
     /// Only the constant: leaving the `d + 1` linear terms unpenalized too was tried and
     /// measured worse in 10-D in a development run (`D_mid`, `n = 1000`, 40 replications of
-    /// `midpoint report coverage` with the setting changed by hand: sd of the estimates 0.151
-    /// against 0.129), since `d(d + 2)` free coefficients add estimation noise that the ridge
+    /// the coverage report, then `midpoint report coverage`, with the setting changed by hand:
+    /// sd of the estimates 0.151 against 0.129), since `d(d + 2)` free coefficients add estimation noise that the ridge
     /// would otherwise hold in check.
     pub fn unpenalized(&self) -> usize {
         1

@@ -157,6 +157,7 @@ pub(crate) fn test(
 /// The naive randomization that holds the critics fixed: `S(ε) = Σ_g ε_g (Q1)_g`, every
 /// block flipped. Not exact under cross-fitting (see the module docs); kept for the
 /// calibration report.
+#[cfg(feature = "diagnostics")]
 pub(crate) fn fixed_critic_p_value(q: &Quadratic, resamples: usize, seed: u64) -> f64 {
     let nb = q.blocks();
     let rows: Vec<f64> = (0..nb)
