@@ -1,10 +1,7 @@
-//! Subcommands; one file each.
+//! Subcommands; one file each (and [`common`] for what several of them share).
 
-/// `println!` that reports a closed stdout as an error instead of panicking.
-macro_rules! outln {
-    ($($arg:tt)*) => { $crate::cli::emit(format_args!($($arg)*)) };
-}
-
+#[macro_use]
+mod common;
 mod demo;
 mod estimate;
 mod exact;
@@ -40,25 +37,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Estimate(a) => estimate::run(a),
     }
-}
-
-/// Writes one line to stdout; a closed pipe (`midpoint demo | head`) surfaces as an error
-/// that `main` treats as a normal end rather than a panic.
-pub(crate) fn emit(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_fmt(line)?;
-    out.write_all(b"\n")?;
-    Ok(())
-}
-
-/// `linear` or `trig` plus `σ` → the stochastic interpolant.
-pub(crate) fn interpolant(
-    name: &str,
-    sigma: f64,
-) -> anyhow::Result<midpoint::StochasticInterpolant> {
-    Ok(midpoint::StochasticInterpolant::new(
-        midpoint::Interpolant::from_name(name)?,
-        midpoint::NoiseSchedule::sqrt_bridge(sigma)?,
-    ))
 }
