@@ -24,7 +24,7 @@
 use crate::linalg::{fixed_matrix, fixed_vector};
 use crate::moments::ChunkSums;
 use crate::posterior::Posterior;
-use crate::vecmath::{self, Isa, Xoshiro8};
+use crate::vecmath::{self, on_isa, Isa, Xoshiro8};
 use rand::Rng;
 use rand_distr::weighted::WeightedAliasIndex;
 use rand_distr::{Distribution, StandardNormal};
@@ -262,7 +262,7 @@ pub(crate) fn rb_chunk<const D: usize, R: Rng>(
     match &field.pick {
         Pick::Scan(cum) => {
             let mut lanes = Xoshiro8::from_rng(rng);
-            let sums = block_dispatch(field, cum, &mut lanes, count);
+            let sums = block_on(Isa::detect(), field, cum, &mut lanes, count);
             sums.is_finite().then_some(sums)
         }
         Pick::Alias(_) => rb_chunk_scalar(field, rng, count),
@@ -320,15 +320,6 @@ impl<const D: usize> Scratch<D> {
     }
 }
 
-fn block_dispatch<const D: usize>(
-    f: &FastField<D>,
-    cum: &[f64],
-    rng: &mut Xoshiro8,
-    count: usize,
-) -> ChunkSums {
-    block_on(Isa::detect(), f, cum, rng, count)
-}
-
 /// [`block_chunk`] compiled for `isa`, which the caller must have checked the CPU runs.
 pub(crate) fn block_on<const D: usize>(
     isa: Isa,
@@ -337,36 +328,7 @@ pub(crate) fn block_on<const D: usize>(
     rng: &mut Xoshiro8,
     count: usize,
 ) -> ChunkSums {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-        unsafe fn avx512<const D: usize>(
-            f: &FastField<D>,
-            cum: &[f64],
-            rng: &mut Xoshiro8,
-            count: usize,
-        ) -> ChunkSums {
-            block_chunk(f, cum, rng, count)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<const D: usize>(
-            f: &FastField<D>,
-            cum: &[f64],
-            rng: &mut Xoshiro8,
-            count: usize,
-        ) -> ChunkSums {
-            block_chunk(f, cum, rng, count)
-        }
-        match isa {
-            // SAFETY: `Isa::detect` found the features on this CPU.
-            Isa::Avx512 => return unsafe { avx512(f, cum, rng, count) },
-            // SAFETY: as above.
-            Isa::Avx2 => return unsafe { avx2(f, cum, rng, count) },
-            Isa::Baseline => {}
-        }
-    }
-    let _ = isa;
-    block_chunk(f, cum, rng, count)
+    on_isa!(isa, block_chunk[const D: usize](f: &FastField<D>, cum: &[f64], rng: &mut Xoshiro8, count: usize) -> ChunkSums)
 }
 
 /// `count` draws of `‖m_t(X̃_t)‖²`, [`BLOCK`] at a time; NaN sums if a draw fell where every

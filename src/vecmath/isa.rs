@@ -1,6 +1,6 @@
 //! The instruction sets that the vectorized loops — the Rao–Blackwellized Monte Carlo kernel
 //! of `D(t)` (Eq. 1) and the random-feature map of the estimator's critic (Prop. 3.3) — are
-//! compiled for, the widest of them detected at run time.
+//! compiled for, and [`on_isa!`], which builds one loop for each and runs the one asked for.
 //!
 //! No loop uses an operation whose rounding depends on the vector width (Rust never contracts
 //! `a * b + c` into an FMA on its own), so every instruction set gives the same bits: a seed
@@ -31,3 +31,35 @@ impl Isa {
         Isa::Baseline
     }
 }
+
+/// `on_isa!(isa, body[generics](arg: Type, …) -> Ret)` calls `body(arg, …)` compiled for
+/// `isa`, which the caller must have checked the CPU runs ([`Isa::detect`]): it defines an
+/// AVX-512 and an AVX2 copy of the call (`body` must be `#[inline(always)]`, so that it is
+/// compiled inside each) and takes the baseline build otherwise. Used as the tail expression
+/// of a function whose parameters are the listed arguments.
+macro_rules! on_isa {
+    ($isa:expr, $body:ident[$($gen:tt)*]($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            use $crate::vecmath::Isa;
+            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+            unsafe fn avx512<$($gen)*>($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<$($gen)*>($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            match $isa {
+                // SAFETY: `Isa::detect` found the features on this CPU.
+                Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                // SAFETY: as above.
+                Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                Isa::Baseline => {}
+            }
+        }
+        let _ = $isa;
+        $body($($arg),*)
+    }};
+}
+pub(crate) use on_isa;

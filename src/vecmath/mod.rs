@@ -19,7 +19,7 @@
 
 mod isa;
 
-pub(crate) use isa::Isa;
+pub(crate) use isa::{on_isa, Isa};
 
 /// Lanes per step of [`Xoshiro8`].
 pub(crate) const LANES: usize = 8;
@@ -137,32 +137,15 @@ pub fn cos_shifted_in_place(col: &mut [f64], shift: f64, scale: f64) {
 
 /// [`cos_shifted_in_place`] compiled for `isa`, which the caller must have checked the CPU runs.
 pub(crate) fn cos_shifted_on(isa: Isa, col: &mut [f64], shift: f64, scale: f64) {
-    #[inline(always)]
-    fn body(col: &mut [f64], shift: f64, scale: f64) {
-        for v in col.iter_mut() {
-            *v = scale * cos(*v + shift);
-        }
+    on_isa!(isa, cos_shifted[](col: &mut [f64], shift: f64, scale: f64))
+}
+
+/// The loop of [`cos_shifted_on`], compiled into each instruction set's copy.
+#[inline(always)]
+fn cos_shifted(col: &mut [f64], shift: f64, scale: f64) {
+    for v in col.iter_mut() {
+        *v = scale * cos(*v + shift);
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-        unsafe fn avx512(col: &mut [f64], shift: f64, scale: f64) {
-            body(col, shift, scale)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(col: &mut [f64], shift: f64, scale: f64) {
-            body(col, shift, scale)
-        }
-        match isa {
-            // SAFETY: `Isa::detect` found the features on this CPU.
-            Isa::Avx512 => return unsafe { avx512(col, shift, scale) },
-            // SAFETY: as above.
-            Isa::Avx2 => return unsafe { avx2(col, shift, scale) },
-            Isa::Baseline => {}
-        }
-    }
-    let _ = isa;
-    body(col, shift, scale)
 }
 
 /// `cos x` for the random-feature map ([`crate::estimate::rff`]): Cody–Waite reduction to `r ∈ [−π, π]` and the Taylor series
