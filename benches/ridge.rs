@@ -1,12 +1,12 @@
 //! The ridge systems of the RFF critic: one Cholesky factorization of an `M = 328` Gram
 //! matrix (`d = 10` at `n = 1000`: 250 random features, the constant, 11 linear and 66
 //! quadratic terms), faer's `Mat::llt` (faer's global parallelism, rayon by default) against
-//! `rff::Cholesky::factor` (`Par::Seq`, what the estimator uses), plus one solve with `d = 10`
+//! `ridge::Cholesky::factor` (`Par::Seq`, what the estimator uses), plus one solve with `d = 10`
 //! right-hand sides. `cargo bench --bench ridge`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use faer::{Mat, Side};
-use midpoint::estimate::rff::Cholesky;
+use midpoint::estimate::ridge::Cholesky;
 use std::hint::black_box;
 
 /// A well-conditioned Gram matrix `ΦᵀΦ + I` of 400 deterministic rows (a CV half at n = 1000).

@@ -21,7 +21,7 @@ pub use crate::exact::Method;
 use crate::exact::{d_of_posterior, Exact};
 use crate::grouping::DEFAULT_ATOM_TOL;
 use crate::interpolant::{Observation, StochasticInterpolant};
-use crate::law::Law;
+use crate::law::{Discrete, Law};
 use crate::montecarlo::{rao_blackwell, Setup, TimeLaw};
 use crate::posterior::Posterior;
 use crate::quad::{integrate, NonFiniteIntegrand};
@@ -400,19 +400,17 @@ pub fn d_tmid(
     si: &StochasticInterpolant,
     opts: &ExactOptions,
 ) -> Result<Evaluation, DivergenceError> {
-    check_dims(p0, p1)?;
-    opts.validate()?;
-    if let (Law::Discrete(a), Law::Discrete(b)) = (p0, p1) {
-        if si.noise().is_zero() && si.interpolant().is_builtin() {
-            let v = 0.5 * discrete::generic_flipped(a, b, opts.atom_tol);
-            return Ok(closed_form(v, (a.len() + b.len()).pow(2)));
-        }
-    }
-    match integrate_over_t(p0, p1, si, Observation::Flipped, (0.0, 0.5), 0.2113, opts)? {
-        Some(e) => Ok(Evaluation::exact(e)),
-        None => rao_blackwell(&Setup::new(p0, p1, si), opts.mc_samples, opts.seed)
-            .map(Evaluation::monte_carlo),
-    }
+    let discrete = |a: &Discrete, b: &Discrete| {
+        let v = 0.5 * discrete::generic_flipped(a, b, opts.atom_tol);
+        (v, (a.len() + b.len()).pow(2))
+    };
+    time_integral(
+        (p0, p1, si),
+        Observation::Flipped,
+        TimeLaw::TMID,
+        opts,
+        discrete,
+    )
 }
 
 /// The naive unflipped time integral `∫₀¹ E‖E[X1 − X0 | X_t]‖² dt` (Eq. 3), which is not a
@@ -434,20 +432,42 @@ pub fn d_naive(
     si: &StochasticInterpolant,
     opts: &ExactOptions,
 ) -> Result<Evaluation, DivergenceError> {
+    let discrete =
+        |a: &Discrete, b: &Discrete| (discrete::mean_sq_displacement(a, b), a.len() * b.len());
+    time_integral(
+        (p0, p1, si),
+        Observation::Unflipped,
+        TimeLaw::NAIVE,
+        opts,
+        discrete,
+    )
+}
+
+/// `∫ D(t) dt` over the uniform time law `time` for observation `obs`: `discrete` gives the
+/// closed form (value, terms summed) for two discrete laws without noise; otherwise
+/// quadrature over `t` of exact `D(t)`, or Monte Carlo where `D(t)` has no exact route.
+fn time_integral(
+    (p0, p1, si): (&Law, &Law, &StochasticInterpolant),
+    obs: Observation,
+    time: TimeLaw,
+    opts: &ExactOptions,
+    discrete: impl Fn(&Discrete, &Discrete) -> (f64, usize),
+) -> Result<Evaluation, DivergenceError> {
     check_dims(p0, p1)?;
     opts.validate()?;
     if let (Law::Discrete(a), Law::Discrete(b)) = (p0, p1) {
         if si.noise().is_zero() && si.interpolant().is_builtin() {
-            let v = discrete::mean_sq_displacement(a, b);
-            return Ok(closed_form(v, a.len() * b.len()));
+            let (v, terms) = discrete(a, b);
+            return Ok(closed_form(v, terms));
         }
     }
-    match integrate_over_t(p0, p1, si, Observation::Unflipped, (0.0, 1.0), 0.2113, opts)? {
+    let TimeLaw::Uniform { lo, hi } = time else {
+        unreachable!("a time integral has a uniform time law")
+    };
+    match integrate_over_t(p0, p1, si, obs, (lo, hi), 0.2113, opts)? {
         Some(e) => Ok(Evaluation::exact(e)),
         None => rao_blackwell(
-            &Setup::new(p0, p1, si)
-                .observed(Observation::Unflipped)
-                .at(TimeLaw::NAIVE),
+            &Setup::new(p0, p1, si).observed(obs).at(time),
             opts.mc_samples,
             opts.seed,
         )

@@ -23,6 +23,25 @@ const CHECK_GRID: usize = 1024;
 /// Tolerance of the symmetry and endpoint checks, relative to `max(1, |value|)`.
 const CHECK_TOL: f64 = 1e-12;
 
+/// Runs `check` at the `CHECK_GRID + 1` equally spaced times of `[0, 1]`, in order, up to the
+/// first error.
+fn on_check_grid(
+    check: impl FnMut(f64) -> Result<(), InterpolantError>,
+) -> Result<(), InterpolantError> {
+    (0..=CHECK_GRID)
+        .map(|i| i as f64 / CHECK_GRID as f64)
+        .try_for_each(check)
+}
+
+/// `v`, or the error that names `what` non-finite at `t`.
+fn finite(what: &'static str, t: f64, v: f64) -> Result<f64, InterpolantError> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(InterpolantError::NonFinite { what, t })
+    }
+}
+
 /// Why an interpolant or noise schedule was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InterpolantError {
@@ -202,15 +221,10 @@ impl Interpolant {
                 beta1: b1,
             });
         }
-        for i in 0..=CHECK_GRID {
-            let t = i as f64 / CHECK_GRID as f64;
+        on_check_grid(|t| {
             let (a, b) = self.coefficients(t);
-            if !a.is_finite() {
-                return Err(InterpolantError::NonFinite { what: "α(t)", t });
-            }
-            if !b.is_finite() {
-                return Err(InterpolantError::NonFinite { what: "β(t)", t });
-            }
+            finite("α(t)", t, a)?;
+            finite("β(t)", t, b)?;
             let (a_flip, _) = self.coefficients(1.0 - t);
             if !near(a_flip, b) {
                 return Err(InterpolantError::NotSymmetric {
@@ -219,8 +233,8 @@ impl Interpolant {
                     alpha_flip: a_flip,
                 });
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -331,25 +345,22 @@ impl NoiseSchedule {
                 sigma1: s1,
             });
         }
-        for i in 0..=CHECK_GRID {
-            let t = i as f64 / CHECK_GRID as f64;
-            let s = self.raw_sigma_t(t);
-            if !s.is_finite() {
-                return Err(InterpolantError::NonFinite { what: "σ_t", t });
-            }
+        on_check_grid(|t| {
+            let s = finite("σ_t", t, self.raw_sigma_t(t))?;
             if s < 0.0 {
                 return Err(InterpolantError::NegativeNoise { t, sigma_t: s });
             }
             let flip = self.raw_sigma_t(1.0 - t);
             if (flip - s).abs() > CHECK_TOL * s.abs().max(1.0) {
-                return Err(InterpolantError::NoiseNotSymmetric {
+                Err(InterpolantError::NoiseNotSymmetric {
                     t,
                     sigma_t: s,
                     sigma_flip: flip,
-                });
+                })
+            } else {
+                Ok(())
             }
-        }
-        Ok(())
+        })
     }
 }
 

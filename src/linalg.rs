@@ -95,6 +95,28 @@ pub fn matvec(a: &[f64], rows: usize, cols: usize, x: &[f64], y: &mut [f64]) {
     }
 }
 
+/// `‖x‖² = Σ xᵢ²`, summed in order.
+#[inline]
+pub fn norm2(x: &[f64]) -> f64 {
+    x.iter().map(|v| v * v).sum()
+}
+
+/// The first `D` entries of `v` as an array (fixed-dimension code paths unroll over it).
+pub fn fixed_vector<const D: usize>(v: &[f64]) -> [f64; D] {
+    let mut a = [0.0; D];
+    a.copy_from_slice(&v[..D]);
+    a
+}
+
+/// A row-major `D × D` slice as an array of rows.
+pub fn fixed_matrix<const D: usize>(v: &[f64]) -> [[f64; D]; D] {
+    let mut a = [[0.0; D]; D];
+    for i in 0..D {
+        a[i].copy_from_slice(&v[i * D..(i + 1) * D]);
+    }
+    a
+}
+
 /// `C = A B` for row-major `A` (`n × k`) and `B` (`k × m`).
 pub fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
     let mut c = vec![0.0; n * m];

@@ -31,7 +31,7 @@
 
 use crate::grouping::{coincide, group_rows};
 use crate::interpolant::{Observation, StochasticInterpolant};
-use crate::law::Law;
+use crate::law::{Discrete, Gaussian, Law};
 use crate::linalg;
 
 /// Covariance below this (largest diagonal entry) is treated as an atom: it is under the
@@ -135,6 +135,46 @@ fn flat(a: ndarray::ArrayView2<'_, f64>) -> Vec<f64> {
     a.iter().copied().collect()
 }
 
+/// A branch's class when one endpoint is Gaussian, `N(m, S)`, and the other discrete (rows 2
+/// and 3 of the table above): the Gaussian enters `X̃` with coefficient `c` (`α` for `X0`, `β`
+/// for `X1`), so `C = c²S + γ²I` and `Cov(Δ, X̃) = ∓c·S`; one component per atom `y`, at
+/// `α·x0 + β·x1` with offset `x1 − x0`, of weight `pb` times the atom's. `noise` is `γ²I`.
+fn mixed_class(
+    n: &Gaussian,
+    q: &Discrete,
+    gaussian_is_x0: bool,
+    (a, b, g2): (f64, f64, f64),
+    noise: &[f64],
+    pb: f64,
+) -> RawClass {
+    let s = flat(n.cov());
+    let m = n.mean().to_vec();
+    let (c, c_delta) = if gaussian_is_x0 { (a, -a) } else { (b, b) };
+    let mut cov: Vec<f64> = s.iter().map(|s| c * c * s).collect();
+    add_scaled(&mut cov, 1.0, noise);
+    let comps = q
+        .points()
+        .rows()
+        .into_iter()
+        .zip(q.weights())
+        .map(|(y, &w)| {
+            let y = y.to_vec();
+            let (x0, x1) = if gaussian_is_x0 { (&m, &y) } else { (&y, &m) };
+            RawComp {
+                weight: pb * w,
+                mean: combo(a, x0, b, x1),
+                offset: diff(x1, x0),
+                gain: None,
+            }
+        })
+        .collect();
+    RawClass {
+        cov: (c != 0.0 || g2 != 0.0).then_some(cov),
+        cross: Some(s.iter().map(|s| c_delta * s).collect()),
+        comps,
+    }
+}
+
 impl Posterior {
     /// Builds the mixture at time `t` (not validated here: callers check `t` and dimensions).
     pub(crate) fn new(
@@ -174,56 +214,10 @@ impl Posterior {
                     }
                 }
                 (Law::Gaussian(n0), Law::Discrete(q1)) => {
-                    let s0 = flat(n0.cov());
-                    let m0 = n0.mean().to_vec();
-                    let mut cov: Vec<f64> = s0.iter().map(|s| a * a * s).collect();
-                    add_scaled(&mut cov, 1.0, &eye(g2));
-                    let comps = q1
-                        .points()
-                        .rows()
-                        .into_iter()
-                        .zip(q1.weights())
-                        .map(|(y, &w)| {
-                            let y = y.to_vec();
-                            RawComp {
-                                weight: pb * w,
-                                mean: combo(a, &m0, b, &y),
-                                offset: diff(&y, &m0),
-                                gain: None,
-                            }
-                        })
-                        .collect();
-                    RawClass {
-                        cov: (a != 0.0 || g2 != 0.0).then_some(cov),
-                        cross: Some(s0.iter().map(|s| -a * s).collect()),
-                        comps,
-                    }
+                    mixed_class(n0, q1, true, (a, b, g2), &eye(g2), pb)
                 }
                 (Law::Discrete(q0), Law::Gaussian(n1)) => {
-                    let s1 = flat(n1.cov());
-                    let m1 = n1.mean().to_vec();
-                    let mut cov: Vec<f64> = s1.iter().map(|s| b * b * s).collect();
-                    add_scaled(&mut cov, 1.0, &eye(g2));
-                    let comps = q0
-                        .points()
-                        .rows()
-                        .into_iter()
-                        .zip(q0.weights())
-                        .map(|(x, &w)| {
-                            let x = x.to_vec();
-                            RawComp {
-                                weight: pb * w,
-                                mean: combo(a, &x, b, &m1),
-                                offset: diff(&m1, &x),
-                                gain: None,
-                            }
-                        })
-                        .collect();
-                    RawClass {
-                        cov: (b != 0.0 || g2 != 0.0).then_some(cov),
-                        cross: Some(s1.iter().map(|s| b * s).collect()),
-                        comps,
-                    }
+                    mixed_class(n1, q0, false, (a, b, g2), &eye(g2), pb)
                 }
                 (Law::Discrete(q0), Law::Discrete(q1)) => {
                     let mut comps = Vec::with_capacity(q0.len() * q1.len());
@@ -366,6 +360,11 @@ impl Posterior {
     /// Dimension.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The classes that hold at least one component.
+    pub(crate) fn nonempty_classes(&self) -> impl Iterator<Item = &Class> {
+        self.classes.iter().filter(|c| c.end > c.start)
     }
 
     /// Scratch buffers sized for this posterior.

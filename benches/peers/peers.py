@@ -37,7 +37,7 @@ def timing_data(n, seed):
 
 
 def scenario(name, n, rng):
-    """The power scenarios; `midpoint report power` draws the same laws."""
+    """The power scenarios; `examples/report` (`report -- power`) draws the same laws."""
     if name == "mean-shift":
         return rng.standard_normal((n, 10)), 0.1 + rng.standard_normal((n, 10))
     if name == "scale-shift":

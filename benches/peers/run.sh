@@ -3,7 +3,8 @@
 # (wall time, peak memory, power). Creates its own virtual environment outside the repository
 # (${MIDPOINT_PEERS_VENV:-$HOME/.cache/midpoint/peers-venv}) with pinned versions, builds our
 # binary, and writes CSV files under benches/peers/results/ (then see docs/two-sample.md for
-# the `midpoint report power --peers ...` step that merges them into tables and plots).
+# the `cargo run --release --features diagnostics --example report -- power --peers ...` step
+# that merges them into tables and plots).
 #
 #   benches/peers/run.sh timing [--ns 1000,2000,5000] [--ours-ns ...] [--resamples 200]
 #   benches/peers/run.sh power  [--ns 200,500,1000,2000,5000] [--reps 100] [--budget 120]

@@ -115,7 +115,7 @@ fn strip(e: &EstimateError) -> String {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let si = super::interpolant(&a.interpolant, a.sigma)?;
+    let si = super::common::interpolant(&a.interpolant, a.sigma)?;
     if a.draws == Some(0) {
         bail!("--draws must be at least 1");
     }

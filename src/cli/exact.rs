@@ -60,7 +60,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         (Which::Tmid, None) => Divergence::TMid,
         (Which::Naive, None) => Divergence::Naive,
     };
-    let si = super::interpolant(&a.interpolant, a.sigma)?;
+    let si = super::common::interpolant(&a.interpolant, a.sigma)?;
     let p0 = midpoint::io::read_law(&a.p0)?;
     let p1 = midpoint::io::read_law(&a.p1)?;
     let opts = ExactOptions {

@@ -1,14 +1,10 @@
-//! Subcommands; one file each.
+//! Subcommands; one file each (and [`common`] for what several of them share).
 
-/// `println!` that reports a closed stdout as an error instead of panicking.
-macro_rules! outln {
-    ($($arg:tt)*) => { $crate::cli::emit(format_args!($($arg)*)) };
-}
-
+#[macro_use]
+mod common;
 mod demo;
 mod estimate;
 mod exact;
-mod report;
 mod sample;
 
 use clap::{Parser, Subcommand};
@@ -31,9 +27,6 @@ enum Command {
     Demo(demo::Args),
     /// Estimate the divergence between two sample sets and test whether they differ.
     Estimate(estimate::Args),
-    /// Measurements behind docs/two-sample.md (calibration, coverage, convergence, power).
-    #[command(hide = true)]
-    Report(report::Args),
 }
 
 /// Runs the parsed command.
@@ -43,27 +36,5 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(a) => sample::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Estimate(a) => estimate::run(a),
-        Command::Report(a) => report::run(a),
     }
-}
-
-/// Writes one line to stdout; a closed pipe (`midpoint demo | head`) surfaces as an error
-/// that `main` treats as a normal end rather than a panic.
-pub(crate) fn emit(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_fmt(line)?;
-    out.write_all(b"\n")?;
-    Ok(())
-}
-
-/// `linear` or `trig` plus `σ` → the stochastic interpolant.
-pub(crate) fn interpolant(
-    name: &str,
-    sigma: f64,
-) -> anyhow::Result<midpoint::StochasticInterpolant> {
-    Ok(midpoint::StochasticInterpolant::new(
-        midpoint::Interpolant::from_name(name)?,
-        midpoint::NoiseSchedule::sqrt_bridge(sigma)?,
-    ))
 }

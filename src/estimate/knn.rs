@@ -1,6 +1,6 @@
 //! The k-nearest-neighbour critic: `f(x̃, t)` is the mean `Δ` of the `k` training draws
 //! nearest to `(x̃, t)` in standardized coordinates (the same standardization as
-//! [`super::rff::Standardizer`]), found with a kd-tree (the `kdtree` crate, whose dimension is
+//! [`super::tuning::Standardizer`]), found with a kd-tree (the `kdtree` crate, whose dimension is
 //! a run-time value; `kiddo` fixes it at compile time). The fit is linear in the training
 //! targets `Δ` with weights that depend on `X̃_t` only, as the sign-flip test needs.
 //! `k` is chosen by 2-fold cross-validation on the tuning subset.
@@ -8,8 +8,9 @@
 use kdtree::distance::squared_euclidean;
 use kdtree::KdTree;
 
-use super::rff::{Standardizer, TuneData};
-use super::{EstimateError, KnnOptions};
+use super::error::EstimateError;
+use super::options::KnnOptions;
+use super::tuning::{Standardizer, TuneData};
 
 /// A kd-tree over standardized training draws; the payload is caller-defined.
 pub struct Tree<T> {

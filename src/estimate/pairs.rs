@@ -19,13 +19,13 @@
 //!   regenerate the same draws.
 
 use crate::interpolant::{Branch, StochasticInterpolant};
-use crate::montecarlo::{chunk_rng, splitmix};
+use crate::streams::{chunk_rng, splitmix};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::DivergenceKind;
+use super::options::DivergenceKind;
 
 /// Fewest pairs per fold.
 pub const MIN_PAIRS_PER_FOLD: usize = 8;

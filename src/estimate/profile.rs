@@ -12,6 +12,8 @@
 //! with `Sᵢ`, `Nᵢ` the sum and count of pair `i`'s draws in the bin and `C` the pairs that have
 //! one there.
 
+use super::quantiles::Z95;
+
 /// One bin of the profile.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ProfileBin {
@@ -129,7 +131,7 @@ impl ProfileAcc {
                     t_hi,
                     estimate: est,
                     std_error: se,
-                    ci95: [est - super::Z95 * se, est + super::Z95 * se],
+                    ci95: [est - Z95 * se, est + Z95 * se],
                     draws: b.n as u64,
                 }
             })

@@ -29,11 +29,26 @@ use faer::{Accum, Mat, Par};
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::crossfit::Quadratic;
-use super::{Progress, Stage};
-use crate::montecarlo::chunk_rng;
+use super::progress::{Progress, Stage};
+use crate::streams::chunk_rng;
 
 const TAG_SIGNS: u64 = 0x5161_0001;
+
+/// The sign-flip test's quadratic form over blocks.
+#[derive(Debug, Clone)]
+pub(crate) struct Quadratic {
+    /// `nb × nb`, row-major.
+    pub q: Vec<f64>,
+    /// Blocks whose sign is held at +1 (tuning blocks).
+    pub fixed: Vec<bool>,
+}
+
+impl Quadratic {
+    /// Number of blocks.
+    pub(crate) fn blocks(&self) -> usize {
+        self.fixed.len()
+    }
+}
 
 /// Result of the randomization.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,6 +157,7 @@ pub(crate) fn test(
 /// The naive randomization that holds the critics fixed: `S(ε) = Σ_g ε_g (Q1)_g`, every
 /// block flipped. Not exact under cross-fitting (see the module docs); kept for the
 /// calibration report.
+#[cfg(feature = "diagnostics")]
 pub(crate) fn fixed_critic_p_value(q: &Quadratic, resamples: usize, seed: u64) -> f64 {
     let nb = q.blocks();
     let rows: Vec<f64> = (0..nb)

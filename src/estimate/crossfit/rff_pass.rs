@@ -1,4 +1,6 @@
-//! The RFF critic's passes over the data (notation of the parent module).
+//! The RFF critic's passes over the data (notation of [`super`]): the random-feature ridge
+//! critics of Prop. 3.3 fitted on the other folds, the held-out terms, the jackknife's parts
+//! and the sign-flip test's `Q` (Prop. 3.2).
 //!
 //! * Tuning per fold, then the feature maps.
 //! * **Pass 1** (training side): per critic `k` and jackknife group `γ` outside fold `k`, the
@@ -17,14 +19,22 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
 
-use super::{
-    finish, for_blocks, half, BlockDraws, Ctx, Fit, Needs, Quadratic, Totals, CHUNK_ROWS,
-    JK_BUDGET, JK_GROUPS, JK_MIN_GROUPS, Q_RUN,
-};
+use super::context::{half, BlockDraws, Ctx};
+use super::fit::{finish, Fit, Needs, Totals};
+use crate::estimate::error::EstimateError;
 use crate::estimate::jackknife::{self, Groups, HeldOut, JackknifeParts};
+use crate::estimate::options::RffOptions;
 use crate::estimate::pairs::Design;
-use crate::estimate::rff::{self, FeatureMap, Standardizer, TuneData};
-use crate::estimate::{CriticChoice, EstimateError, Progress, RffOptions, Stage};
+use crate::estimate::progress::{Progress, Stage};
+use crate::estimate::report::CriticChoice;
+use crate::estimate::rff::{self, FeatureMap, RffChoice};
+use crate::estimate::ridge;
+use crate::estimate::signflip::Quadratic;
+
+/// Draws per unit of work of the RFF passes (fewer at a jackknife group's end).
+const CHUNK_ROWS: usize = 4096;
+/// Blocks per matrix product when building `Q`.
+const Q_RUN: usize = 16;
 
 /// Consecutive segments of one jackknife group, with at least [`CHUNK_ROWS`] draws except at
 /// the group's end: the unit of parallel work of both passes. Units are fixed by the design
@@ -110,18 +120,13 @@ struct EvalPart {
 
 /// The cross-fitted run with the RFF critic: tuning, pass 1, the solves, pass 2, then the
 /// jackknife and `Q` as `needs` asks (see the module docs).
-pub(super) fn run_rff(
-    ctx: &Ctx<'_>,
-    o: &RffOptions,
-    stds: &[(Standardizer, TuneData)],
-    needs: Needs,
-    progress: &(dyn Fn(Progress) + Sync),
-) -> Result<Fit, EstimateError> {
+pub(super) fn run_rff(ctx: &Ctx<'_>, o: &RffOptions, needs: Needs) -> Result<Fit, EstimateError> {
+    let (stds, progress) = (&ctx.tuning, ctx.progress);
     let (d, r, kf) = (ctx.d, ctx.design.draws, ctx.design.folds());
     let nb = ctx.design.blocks.len();
     // Folds tuned in parallel (each over its bandwidths in parallel too), collected in order.
     let tuned = std::sync::atomic::AtomicU64::new(0);
-    let picks: Vec<rff::RffChoice> = stds
+    let picks: Vec<RffChoice> = stds
         .par_iter()
         .map(|(std, td)| {
             let c = rff::tune(td, std, d, r, o, ctx.opts.seed);
@@ -148,15 +153,19 @@ pub(super) fn run_rff(
         })
         .collect();
     let m = fmaps[0].dim();
-    // Jackknife groups: up to JK_GROUPS, fewer where their Gram matrices (one per group and
-    // other fold) would pass JK_BUDGET; below JK_MIN_GROUPS none, and the groups are just the
+    // Jackknife groups: up to MAX_GROUPS, fewer where their Gram matrices (one per group and
+    // other fold) would pass the BUDGET; below MIN_GROUPS none, and the groups are just the
     // folds' halves (one Gram matrix per critic, as the fit needs anyway).
-    let affordable = JK_BUDGET / (m * m * 8) / (kf - 1);
-    let jk = needs.jackknife && affordable >= JK_MIN_GROUPS;
+    let affordable = jackknife::BUDGET / (m * m * 8) / (kf - 1);
+    let jk = needs.jackknife && affordable >= jackknife::MIN_GROUPS;
     let groups = Groups::new(
         &ctx.design,
         half,
-        if jk { affordable.min(JK_GROUPS) } else { 0 },
+        if jk {
+            affordable.min(jackknife::MAX_GROUPS)
+        } else {
+            0
+        },
     );
     let ng = groups.len();
     let units = units(&groups, r);
@@ -166,10 +175,9 @@ pub(super) fn run_rff(
     let mut ggram: Vec<Vec<Option<Mat<f64>>>> = vec![vec![None; ng]; kf];
     let mut gcross: Vec<Vec<Option<Mat<f64>>>> = vec![vec![None; ng]; kf];
     let mut z_train: Vec<Vec<Option<Mat<f64>>>> = vec![vec![None; kf - 1]; nb];
-    for_blocks(
+    ctx.for_blocks(
         &unit_ids,
         Stage::Fitting,
-        progress,
         |u| {
             let unit = &units[u];
             let own = groups.fold[unit.group];
@@ -185,12 +193,12 @@ pub(super) fn run_rff(
                 }
                 let phi = fm.features(&ud.xt, &ud.t);
                 let mut gram = Mat::<f64>::zeros(m, m);
-                rff::add_gram(&mut gram, phi.as_ref());
+                ridge::add_gram(&mut gram, phi.as_ref());
                 part.gram[k] = Some(gram);
                 let mut first = 0;
                 for (i, &(_, a, e)) in unit.segs.iter().enumerate() {
                     let seg = phi.as_ref().subrows(first * r, (e - a) * r);
-                    let z = rff::cross(seg, &ud.delta[first * d..(first + e - a) * d], d, r);
+                    let z = ridge::cross(seg, &ud.delta[first * d..(first + e - a) * d], d, r);
                     add_or_take(&mut part.cross[k], z.clone());
                     part.z[i].1.push(z);
                     first += e - a;
@@ -214,7 +222,7 @@ pub(super) fn run_rff(
     )?;
     // Both triangles of every group's Gram matrix: the jackknife subtracts them whole.
     for gram in ggram.iter_mut().flatten().flatten() {
-        rff::symmetrize(gram);
+        ridge::symmetrize(gram);
     }
     // Each fold's two halves: the sums of their groups, in group order.
     let mut grams: Vec<[Mat<f64>; 2]> = Vec::with_capacity(kf);
@@ -251,14 +259,14 @@ pub(super) fn run_rff(
     for k in 0..kf {
         let (gk, rk) = (&grams[k], &crosses[k]);
         let undersmoothed = final_penalty(&picks[k], o);
-        let wa = rff::ridge_solve(&gk[0], q, rk[0].as_ref(), undersmoothed)?;
-        let wb = rff::ridge_solve(&gk[1], q, rk[1].as_ref(), undersmoothed)?;
+        let wa = ridge::ridge_solve(&gk[0], q, rk[0].as_ref(), undersmoothed)?;
+        let wb = ridge::ridge_solve(&gk[1], q, rk[1].as_ref(), undersmoothed)?;
         let mut g_all = gk[0].clone();
         g_all += &gk[1];
         let mut r_all = rk[0].clone();
         r_all += &rk[1];
         // The test critic's inverse is kept (the refitted quadratic form needs it).
-        let a = rff::ridge_inverse(&g_all, q, picks[k].penalty)?;
+        let a = ridge::ridge_inverse(&g_all, q, picks[k].penalty)?;
         let mut wt = Mat::<f64>::zeros(m, d);
         matmul(
             wt.as_mut(),
@@ -333,7 +341,7 @@ pub(super) fn run_rff(
             for &(g, a, e) in &unit.segs {
                 let seg = phi.as_ref().subrows(first * r, (e - a) * r);
                 let delta = &ud.delta[first * d..(first + e - a) * d];
-                ev.z.push((g, rff::cross(seg, delta, d, r)));
+                ev.z.push((g, ridge::cross(seg, delta, d, r)));
                 first += e - a;
             }
         }
@@ -360,30 +368,24 @@ pub(super) fn run_rff(
             .collect(),
         group_sum: vec![0.0; ng],
     };
-    for_blocks(
-        &unit_ids,
-        Stage::Evaluating,
-        progress,
-        eval_unit,
-        |u, ev| {
-            let id = units[u].group;
-            let k = groups.fold[id];
-            totals.merge(&ev.totals);
-            held.group_sum[id] += ev.group_sum;
-            for (g, z) in ev.z {
-                if jk {
-                    held.z[k] += &z;
-                }
-                if needs.q {
-                    add_or_take(&mut z_own[g], z);
-                }
+    ctx.for_blocks(&unit_ids, Stage::Evaluating, eval_unit, |u, ev| {
+        let id = units[u].group;
+        let k = groups.fold[id];
+        totals.merge(&ev.totals);
+        held.group_sum[id] += ev.group_sum;
+        for (g, z) in ev.z {
+            if jk {
+                held.z[k] += &z;
             }
-            if let Some(hw) = ev.hw {
-                held.hw[k][0] += hw.as_ref().subcols(0, d);
-                held.hw[k][1] += hw.as_ref().subcols(d, d);
+            if needs.q {
+                add_or_take(&mut z_own[g], z);
             }
-        },
-    )?;
+        }
+        if let Some(hw) = ev.hw {
+            held.hw[k][0] += hw.as_ref().subcols(0, d);
+            held.hw[k][1] += hw.as_ref().subcols(d, d);
+        }
+    })?;
     let jackknife = if jk {
         let parts = JackknifeParts {
             groups: &groups,
@@ -428,7 +430,7 @@ pub(super) fn run_rff(
 /// stops holding back directions the data do not determine: in 1-D `D_mid` at `n = 10³`, a
 /// fold whose CV picked the grid's smallest ridge (1e-6), undersmoothed to 1e-8, returned
 /// −0.21 ± 1.20 for an exact 1.0.
-fn final_penalty(c: &rff::RffChoice, o: &RffOptions) -> f64 {
+fn final_penalty(c: &RffChoice, o: &RffOptions) -> f64 {
     let floor = o.ridges.iter().copied().fold(f64::INFINITY, f64::min);
     let undersmooth = o.undersmooth.expect("resolved in `run`");
     c.penalty * (undersmooth.max(floor / c.ridge))
@@ -515,7 +517,7 @@ fn rff_quadratic(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimate::EstimateOptions;
+    use crate::estimate::options::EstimateOptions;
     use crate::StochasticInterpolant;
     use ndarray::Array2;
 
@@ -543,6 +545,8 @@ mod tests {
             d,
             design,
             opts: &opts,
+            progress: &|_| {},
+            tuning: Vec::new(),
         };
         let groups = Groups::new(&ctx.design, half, 17);
         let r = ctx.design.draws;

@@ -1,6 +1,7 @@
-//! Straight-line arithmetic for the block Monte Carlo kernel ([`crate::kernel`]): eight
-//! interleaved xoshiro256++ streams, Box–Muller normals, `exp` and `ln`; and the `cos` of the
-//! estimator's random features.
+//! Straight-line arithmetic for the block Monte Carlo kernel of `D(t)` (Eq. 1;
+//! `montecarlo::fast_path`): eight interleaved xoshiro256++ streams, Box–Muller normals,
+//! `exp` and `ln`; and the `cos` of the random features of the estimator's critic
+//! (Prop. 3.3). [`isa`] says which instruction sets the loops over them are compiled for.
 //!
 //! Why by hand: `rand_distr`'s ziggurat and libm's `exp`/`ln` are scalar and branchy, so a loop
 //! over a block of draws that calls them cannot be vectorized, and they cost most of a draw's
@@ -8,13 +9,17 @@
 //! the compiler turns into vector instructions for whatever the caller's target features
 //! allow. Rust never fuses `a * b + c` into an FMA on its own, so every function returns the
 //! same bits on every instruction set: the block kernel is bit-identical with or without
-//! AVX-512 (tested in `kernel`).
+//! AVX-512 (tested in `montecarlo::fast_path`).
 //!
 //! Accuracy (tested below against `std` over dense grids): `exp` and `ln` within 4 ulp,
 //! `sin`/`cos` on `[−π/4, π/4]` within 2 ulp. The normals are exact Box–Muller pairs up to
 //! those roundings; the radius uses a 52-bit uniform on `(0, 1]`, so `|z|` never exceeds
 //! `√(2·52·ln 2) ≈ 8.49` — the mass beyond that is `e^{−36}` ≈ 2e-16 per pair, far below any
 //! Monte Carlo resolution.
+
+mod isa;
+
+pub(crate) use isa::{on_isa, Isa};
 
 /// Lanes per step of [`Xoshiro8`].
 pub(crate) const LANES: usize = 8;
@@ -122,43 +127,25 @@ pub(crate) fn exp(x: f64) -> f64 {
 
 /// `v ← scale·cos(v + shift)` over a slice: the random-feature columns of
 /// [`crate::estimate::rff::FeatureMap::features`], compiled for the widest instruction set
-/// this CPU runs ([`crate::kernel::Isa`]). The feature map compiled for baseline x86-64 ran
-/// this loop two doubles at a time, 43% of a whole `midpoint estimate` at `n = 2000`, `d = 10`
+/// this CPU runs ([`Isa`]). The feature map compiled for baseline x86-64 ran this loop two
+/// doubles at a time, 43% of a whole `midpoint estimate` at `n = 2000`, `d = 10`
 /// (`perf record`); AVX2 and AVX-512 take four and eight. [`cos`] has no `mul_add` for the
 /// compiler to contract, so every instruction set computes the same bits (tested).
 pub fn cos_shifted_in_place(col: &mut [f64], shift: f64, scale: f64) {
-    cos_shifted_on(crate::kernel::Isa::detect(), col, shift, scale)
+    cos_shifted_on(Isa::detect(), col, shift, scale)
 }
 
 /// [`cos_shifted_in_place`] compiled for `isa`, which the caller must have checked the CPU runs.
-pub(crate) fn cos_shifted_on(isa: crate::kernel::Isa, col: &mut [f64], shift: f64, scale: f64) {
-    #[inline(always)]
-    fn body(col: &mut [f64], shift: f64, scale: f64) {
-        for v in col.iter_mut() {
-            *v = scale * cos(*v + shift);
-        }
+pub(crate) fn cos_shifted_on(isa: Isa, col: &mut [f64], shift: f64, scale: f64) {
+    on_isa!(isa, cos_shifted[](col: &mut [f64], shift: f64, scale: f64))
+}
+
+/// The loop of [`cos_shifted_on`], compiled into each instruction set's copy.
+#[inline(always)]
+fn cos_shifted(col: &mut [f64], shift: f64, scale: f64) {
+    for v in col.iter_mut() {
+        *v = scale * cos(*v + shift);
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        use crate::kernel::Isa;
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-        unsafe fn avx512(col: &mut [f64], shift: f64, scale: f64) {
-            body(col, shift, scale)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(col: &mut [f64], shift: f64, scale: f64) {
-            body(col, shift, scale)
-        }
-        match isa {
-            // SAFETY: `Isa::detect` found the features on this CPU.
-            Isa::Avx512 => return unsafe { avx512(col, shift, scale) },
-            // SAFETY: as above.
-            Isa::Avx2 => return unsafe { avx2(col, shift, scale) },
-            Isa::Baseline => {}
-        }
-    }
-    let _ = isa;
-    body(col, shift, scale)
 }
 
 /// `cos x` for the random-feature map ([`crate::estimate::rff`]): Cody–Waite reduction to `r ∈ [−π, π]` and the Taylor series
@@ -318,7 +305,6 @@ mod tests {
     /// reduction in the wide builds.
     #[test]
     fn cos_columns_are_bit_identical_across_instruction_sets() {
-        use crate::kernel::Isa;
         let x: Vec<f64> = (0..1001).map(|i| (i as f64 * 0.731).sin() * 40.0).collect();
         let mut want = x.clone();
         cos_shifted_on(Isa::Baseline, &mut want, 1.3, 0.0625);

@@ -8,17 +8,22 @@
 //!   whose mean is `J(f) = D(t) − E‖f − m_t‖²` (Prop. 3.3).
 //!
 //! **Parallelism and reproducibility.** Samples are cut into fixed chunks of [`CHUNK`] draws;
-//! chunk `c` draws from its own xoshiro256++ stream seeded from `(seed, c)` through SplitMix64,
-//! and chunk moments are merged in chunk order (Chan et al.'s pairwise update). The result is
-//! therefore bit-identical for a given seed whatever the number of rayon threads.
+//! chunk `c` draws from its own xoshiro256++ stream seeded from `(seed, c)` through SplitMix64
+//! ([`crate::streams`]), and chunk moments are merged in chunk order (Chan et al.'s pairwise
+//! update, [`crate::moments`]). The result is therefore bit-identical for a given seed whatever
+//! the number of rayon threads. At a fixed `t` in `d ≤ 4` without atoms the Rao–Blackwellized
+//! estimator takes a fixed-dimension vectorized path ([`fast_path`]).
+
+mod fast_path;
 
 use crate::error::{check_dims, check_time, DivergenceError};
 use crate::grouping::DEFAULT_ATOM_TOL;
 use crate::interpolant::{Branch, Observation, StochasticInterpolant};
-use crate::kernel;
 use crate::law::Law;
+use crate::moments::{ChunkSums, Moments};
 use crate::posterior::Posterior;
-use rand::{Rng, SeedableRng};
+use crate::streams::chunk_rng;
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
@@ -138,125 +143,6 @@ impl McEstimate {
         let h = 1.959_963_984_540_054 * self.std_error;
         (self.estimate - h, self.estimate + h)
     }
-}
-
-/// Mean and sum of squared deviations of a set of values.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Moments {
-    pub n: u64,
-    pub mean: f64,
-    pub m2: f64,
-}
-
-/// Accumulates one chunk as shifted sums (shift = first value): no division per value, and
-/// no cancellation for values of similar size, which is what a chunk of draws is.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ChunkSums {
-    n: u64,
-    shift: f64,
-    s1: f64,
-    s2: f64,
-}
-
-impl ChunkSums {
-    #[inline]
-    pub fn push(&mut self, x: f64) {
-        if self.n == 0 {
-            self.shift = x;
-        }
-        let y = x - self.shift;
-        self.n += 1;
-        self.s1 += y;
-        self.s2 += y * y;
-    }
-
-    /// Pushes every value of `xs` in one pass with [`LANES`](crate::vecmath::LANES) partial
-    /// sums (vectorizable; the order of additions is fixed, so the sums are deterministic).
-    #[inline(always)]
-    pub fn push_slice(&mut self, xs: &[f64]) {
-        use crate::vecmath::LANES;
-        let Some(&first) = xs.first() else { return };
-        if self.n == 0 {
-            self.shift = first;
-        }
-        let shift = self.shift;
-        let (mut a1, mut a2) = ([0.0; LANES], [0.0; LANES]);
-        let chunks = xs.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for l in 0..LANES {
-                let y = c[l] - shift;
-                a1[l] += y;
-                a2[l] = y.mul_add(y, a2[l]);
-            }
-        }
-        for &x in rest {
-            let y = x - shift;
-            a1[0] += y;
-            a2[0] += y * y;
-        }
-        self.n += xs.len() as u64;
-        self.s1 += a1.iter().sum::<f64>();
-        self.s2 += a2.iter().sum::<f64>();
-    }
-
-    /// Whether the sums are finite (a NaN draw poisons them).
-    pub fn is_finite(&self) -> bool {
-        self.s1.is_finite() && self.s2.is_finite()
-    }
-
-    pub fn moments(self) -> Moments {
-        if self.n == 0 {
-            return Moments::default();
-        }
-        let n = self.n as f64;
-        Moments {
-            n: self.n,
-            mean: self.shift + self.s1 / n,
-            m2: (self.s2 - self.s1 * self.s1 / n).max(0.0),
-        }
-    }
-}
-
-impl Moments {
-    /// Welford update with one value.
-    #[inline]
-    pub fn push(&mut self, x: f64) {
-        self.n += 1;
-        let delta = x - self.mean;
-        self.mean += delta / self.n as f64;
-        self.m2 += delta * (x - self.mean);
-    }
-
-    pub fn merge(self, o: Moments) -> Moments {
-        if self.n == 0 {
-            return o;
-        }
-        if o.n == 0 {
-            return self;
-        }
-        let n = self.n + o.n;
-        let delta = o.mean - self.mean;
-        Moments {
-            n,
-            mean: self.mean + delta * o.n as f64 / n as f64,
-            m2: self.m2 + o.m2 + delta * delta * (self.n as f64 * o.n as f64) / n as f64,
-        }
-    }
-}
-
-/// SplitMix64 finalizer: decorrelates `(seed, chunk)` into a stream seed.
-#[inline]
-pub(crate) fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The random stream of chunk `c` under `seed`.
-pub(crate) fn chunk_rng(seed: u64, c: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(splitmix(seed ^ splitmix(c)))
 }
 
 /// Runs `n` draws in fixed chunks in parallel and merges the moments in chunk order.
@@ -431,16 +317,16 @@ pub(crate) fn rao_blackwell_with(
 }
 
 /// The fixed-dimension SIMD path of [`rao_blackwell`] at a fixed `t` (d ≤ 4, no atoms; see
-/// [`crate::kernel`]), or `None` if it does not apply.
+/// [`fast_path`]), or `None` if it does not apply.
 fn fast_fixed_t(post: &Posterior, n: usize, seed: u64) -> Option<Result<Moments, DivergenceError>> {
     fn run<const D: usize>(
         post: &Posterior,
         n: usize,
         seed: u64,
     ) -> Option<Result<Moments, DivergenceError>> {
-        let field = kernel::FastField::<D>::new(post)?;
+        let field = fast_path::FastField::<D>::new(post)?;
         Some(run_chunks(n, seed, |rng, count| {
-            kernel::rb_chunk::<D, _>(&field, rng, count)
+            fast_path::rb_chunk::<D, _>(&field, rng, count)
                 .map(ChunkSums::moments)
                 .ok_or(DivergenceError::OutsideSupport)
         }))

@@ -1,9 +1,9 @@
-//! Route 4 of [`crate::exact`] in one dimension, written for speed: the exact `D_t-mid`
+//! Route 4 of [`super`] in one dimension, written for speed: the exact `D_t-mid`
 //! between one-dimensional laws evaluates `D(t)` at some 65 times, each an expectation over
 //! every mixture component of `X̃_t`, so this loop is where that computation spends its time.
 //!
 //! Same mathematics, same arithmetic order and same error bound as the general route
-//! ([`crate::exact`]'s `Anchored`): for each component `j`, `E_j ‖m_t‖²` in its own
+//! ([`super::general`]'s `Anchored`): for each component `j`, `E_j ‖m_t‖²` in its own
 //! coordinates `x = μ_j + σ_j s`, from the differences `μ_j − μ_k`, by the nested trapezoidal
 //! rule against the standard normal weight. It differs only in being monomorphized (no
 //! dynamic calls per node), in keeping each component's constants in one flat record, and in
@@ -12,7 +12,7 @@
 //! half the anchor's width within reach — or the trapezoidal levels do not settle; the
 //! general route then runs as before.
 
-use crate::exact::{Exact, Method};
+use super::value::{Exact, Method};
 use crate::posterior::Posterior;
 use crate::quad::{trapezoid_1d, truncation_radius};
 
@@ -122,47 +122,12 @@ pub(crate) fn general(post: &Posterior, tol: f64) -> Option<Exact> {
 mod tests {
     use super::*;
     use crate::interpolant::{Observation, StochasticInterpolant};
-    use crate::law::{Discrete, Gaussian, Law};
-    use ndarray::{array, Array2};
-    use proptest::prelude::*;
+    use crate::law::{Gaussian, Law};
+    use ndarray::array;
 
     fn posterior(p0: &Law, p1: &Law, sigma: f64, t: f64) -> Posterior {
         let si = StochasticInterpolant::linear(sigma).unwrap();
         Posterior::new(p0, p1, &si, t, Observation::Flipped, 1e-12)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-        /// The fast route computes what the general route computes: wherever it accepts a
-        /// posterior, the two values agree within the sum of their error bounds (a wrong
-        /// constant, sign or gain in `Seen` would be off by far more than 1e-9 relative).
-        #[test]
-        fn agrees_with_the_general_route(
-            m1 in -3.0..3.0f64, v0 in 0.2..3.0f64, v1 in 0.2..3.0f64,
-            atoms in proptest::collection::vec((-3.0..3.0f64, 0.1..1.0f64), 1..4),
-            sigma in prop_oneof![Just(0.0), 0.01..1.0f64], t in 0.01..0.99f64,
-        ) {
-            let g0: Law = Gaussian::isotropic(array![0.0], v0).unwrap().into();
-            let g1: Law = Gaussian::isotropic(array![m1], v1).unwrap().into();
-            let pts = Array2::from_shape_vec((atoms.len(), 1), atoms.iter().map(|a| a.0).collect()).unwrap();
-            let total: f64 = atoms.iter().map(|a| a.1).sum();
-            let wts = atoms.iter().map(|a| a.1 / total).collect::<Vec<_>>();
-            let disc: Law = Discrete::new(pts, wts.into()).unwrap().into();
-            for (p0, p1) in [(&g0, &g1), (&g0, &disc), (&disc, &g1)] {
-                let post = posterior(p0, p1, sigma, t);
-                if post.comps.len() < 2 || !post.atoms.is_empty() {
-                    continue;
-                }
-                let tol = 1e-11;
-                let Some(fast) = general(&post, tol) else { continue };
-                let slow = crate::exact::general_d::<1>(&post, tol).unwrap();
-                prop_assert!(
-                    (fast.value - slow.value).abs() <= fast.error + slow.error + 1e-14,
-                    "{} ± {} vs {} ± {}", fast.value, fast.error, slow.value, slow.error
-                );
-                prop_assert!(fast.error <= tol, "bound {} over {tol}", fast.error);
-            }
-        }
     }
 
     /// A component much narrower than its anchor needs the general route's break points:

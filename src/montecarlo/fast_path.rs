@@ -1,4 +1,5 @@
-//! Fixed-dimension fast path of the Rao–Blackwellized estimator at a fixed `t`.
+//! Fixed-dimension fast path of the Rao–Blackwellized estimator of `D(t) = E‖m_t(X̃_t)‖²`
+//! (Eq. 1) at a fixed `t`.
 //!
 //! The general field evaluation ([`crate::posterior`]) works on slices of run-time length;
 //! for `d ≤ 4` the same arithmetic on arrays of compile-time length lets the compiler unroll
@@ -15,13 +16,15 @@
 //! step a loop over the block's draws on dimension-major arrays — component choice, normals
 //! ([`crate::vecmath`]: eight xoshiro256++ lanes, Box–Muller), `μ_k + L_k z`, whitening, log
 //! responsibilities, `exp`, the field, `‖m‖²` and the sums — so the compiler vectorizes each
-//! step. The block code is compiled three times (AVX-512, AVX2, baseline) and chosen at run
-//! time; all three give the same bits, since no step depends on the vector width (tested).
+//! step. The block code is compiled three times (AVX-512, AVX2, baseline: `vecmath::Isa`) and
+//! chosen at run time; all three give the same bits, since no step depends on the vector width
+//! (tested).
 //! More components (Walker's alias table) take the draw-at-a-time loop.
 
-use crate::montecarlo::ChunkSums;
+use crate::linalg::{fixed_matrix, fixed_vector};
+use crate::moments::ChunkSums;
 use crate::posterior::Posterior;
-use crate::vecmath::{self, Xoshiro8};
+use crate::vecmath::{self, on_isa, Isa, Xoshiro8};
 use rand::Rng;
 use rand_distr::weighted::WeightedAliasIndex;
 use rand_distr::{Distribution, StandardNormal};
@@ -98,28 +101,16 @@ impl<const D: usize> FastField<D> {
         if post.dim() != D || !post.atoms.is_empty() || post.comps.is_empty() {
             return None;
         }
-        let arr = |v: &[f64]| {
-            let mut a = [0.0; D];
-            a.copy_from_slice(&v[..D]);
-            a
-        };
-        let mat = |v: &[f64]| {
-            let mut a = [[0.0; D]; D];
-            for i in 0..D {
-                a[i].copy_from_slice(&v[i * D..(i + 1) * D]);
-            }
-            a
-        };
         // Classes hold contiguous runs of `post.comps`, in order.
         let mut comps = Vec::with_capacity(post.comps.len());
         for (ci, class) in post.classes.iter().enumerate() {
             for c in &post.comps[class.start..class.end] {
                 comps.push(Comp {
                     log_const: c.log_weight + class.log_norm,
-                    chol: mat(&class.chol),
-                    white: arr(&c.white),
-                    mean: arr(&c.mean),
-                    offset: arr(&c.offset),
+                    chol: fixed_matrix(&class.chol),
+                    white: fixed_vector(&c.white),
+                    mean: fixed_vector(&c.mean),
+                    offset: fixed_vector(&c.offset),
                     gain: c.gain,
                     class: ci,
                 });
@@ -127,8 +118,12 @@ impl<const D: usize> FastField<D> {
         }
         let weights: Vec<f64> = post.comps.iter().map(|c| c.log_weight.exp()).collect();
         Some(FastField {
-            chol_inv: post.classes.iter().map(|c| mat(&c.chol_inv)).collect(),
-            gains: post.gains.iter().map(|g| mat(g)).collect(),
+            chol_inv: post
+                .classes
+                .iter()
+                .map(|c| fixed_matrix(&c.chol_inv))
+                .collect(),
+            gains: post.gains.iter().map(|g| fixed_matrix(g)).collect(),
             comps,
             pick: Pick::new(weights)?,
         })
@@ -267,7 +262,7 @@ pub(crate) fn rb_chunk<const D: usize, R: Rng>(
     match &field.pick {
         Pick::Scan(cum) => {
             let mut lanes = Xoshiro8::from_rng(rng);
-            let sums = block_dispatch(field, cum, &mut lanes, count);
+            let sums = block_on(Isa::detect(), field, cum, &mut lanes, count);
             sums.is_finite().then_some(sums)
         }
         Pick::Alias(_) => rb_chunk_scalar(field, rng, count),
@@ -325,41 +320,6 @@ impl<const D: usize> Scratch<D> {
     }
 }
 
-/// Instruction sets the block kernel is compiled for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Isa {
-    Baseline,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Isa {
-    /// The widest one this CPU runs.
-    pub(crate) fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") {
-                return Isa::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Baseline
-    }
-}
-
-fn block_dispatch<const D: usize>(
-    f: &FastField<D>,
-    cum: &[f64],
-    rng: &mut Xoshiro8,
-    count: usize,
-) -> ChunkSums {
-    block_on(Isa::detect(), f, cum, rng, count)
-}
-
 /// [`block_chunk`] compiled for `isa`, which the caller must have checked the CPU runs.
 pub(crate) fn block_on<const D: usize>(
     isa: Isa,
@@ -368,36 +328,7 @@ pub(crate) fn block_on<const D: usize>(
     rng: &mut Xoshiro8,
     count: usize,
 ) -> ChunkSums {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-        unsafe fn avx512<const D: usize>(
-            f: &FastField<D>,
-            cum: &[f64],
-            rng: &mut Xoshiro8,
-            count: usize,
-        ) -> ChunkSums {
-            block_chunk(f, cum, rng, count)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<const D: usize>(
-            f: &FastField<D>,
-            cum: &[f64],
-            rng: &mut Xoshiro8,
-            count: usize,
-        ) -> ChunkSums {
-            block_chunk(f, cum, rng, count)
-        }
-        match isa {
-            // SAFETY: `Isa::detect` found the features on this CPU.
-            Isa::Avx512 => return unsafe { avx512(f, cum, rng, count) },
-            // SAFETY: as above.
-            Isa::Avx2 => return unsafe { avx2(f, cum, rng, count) },
-            Isa::Baseline => {}
-        }
-    }
-    let _ = isa;
-    block_chunk(f, cum, rng, count)
+    on_isa!(isa, block_chunk[const D: usize](f: &FastField<D>, cum: &[f64], rng: &mut Xoshiro8, count: usize) -> ChunkSums)
 }
 
 /// `count` draws of `‖m_t(X̃_t)‖²`, [`BLOCK`] at a time; NaN sums if a draw fell where every
@@ -541,7 +472,7 @@ mod tests {
     use super::*;
     use crate::interpolant::{Observation, StochasticInterpolant};
     use crate::law::{Discrete, Gaussian, Law};
-    use crate::montecarlo::chunk_rng;
+    use crate::streams::chunk_rng;
     use ndarray::array;
 
     /// The moments of `count` block-kernel draws on `isa`, as bits.
