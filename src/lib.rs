@@ -26,6 +26,7 @@
 // Numerical kernels index several arrays in lockstep; iterator chains would obscure the math.
 #![allow(clippy::needless_range_loop)]
 
+pub mod command_line;
 pub mod counterexample;
 pub mod discrete;
 pub mod divergence;

@@ -3,8 +3,6 @@
 
 mod cli;
 
-use clap::Parser;
-
 /// First line of a message (libtorch errors carry C++ backtraces on later lines).
 fn one_line(text: &str) -> &str {
     text.lines()
@@ -28,18 +26,7 @@ fn main() {
         }
         eprintln!("error: internal: {}", one_line(msg));
     }));
-    let parsed = match cli::Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
-            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-                e.exit();
-            }
-            let text = e.to_string();
-            eprintln!("{} (see --help)", one_line(&text));
-            std::process::exit(2);
-        }
-    };
+    let parsed: cli::Cli = midpoint::command_line::parse_or_exit();
     if let Err(e) = cli::run(parsed) {
         eprintln!("error: {}", one_line(&format!("{e:#}")));
         std::process::exit(1);

@@ -3,7 +3,6 @@
 
 use anyhow::bail;
 use midpoint::{Divergence, ExactOptions};
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Which {
@@ -19,12 +18,8 @@ enum Which {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Law of X0 (JSON).
-    #[arg(long)]
-    p0: PathBuf,
-    /// Law of X1 (JSON).
-    #[arg(long)]
-    p1: PathBuf,
+    #[command(flatten)]
+    laws: midpoint::command_line::LawPair,
     /// Which divergence.
     #[arg(long, value_enum)]
     divergence: Which,
@@ -61,8 +56,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         (Which::Naive, None) => Divergence::Naive,
     };
     let si = super::common::interpolant(&a.interpolant, a.sigma)?;
-    let p0 = midpoint::io::read_law(&a.p0)?;
-    let p1 = midpoint::io::read_law(&a.p1)?;
+    let (p0, p1) = a.laws.read()?;
     let opts = ExactOptions {
         rel_tol: a.rel_tol,
         mc_samples: a.mc_samples,

@@ -2,16 +2,11 @@
 
 use midpoint_train::toy::critic_check::{critic_check, CriticCheckConfig};
 use midpoint_train::train::progress::Progress;
-use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Law of x0 (JSON).
-    #[arg(long)]
-    p0: PathBuf,
-    /// Law of x1 (JSON).
-    #[arg(long)]
-    p1: PathBuf,
+    #[command(flatten)]
+    laws: midpoint::command_line::LawPair,
     /// σ of σ_t = sqrt(σ·t(1−t)) (linear interpolant).
     #[arg(long, default_value_t = 0.05)]
     sigma: f64,
@@ -53,8 +48,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = a.run_on.device()?;
-    let p0 = midpoint::io::read_law(&a.p0)?;
-    let p1 = midpoint::io::read_law(&a.p1)?;
+    let (p0, p1) = a.laws.read()?;
     let mut cfg = CriticCheckConfig {
         sigma: a.sigma,
         grid: a.grid,
