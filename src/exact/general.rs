@@ -5,7 +5,7 @@
 //! [`super::one_d`] computes the same faster wherever no break points are needed.
 
 use super::one_d;
-use super::value::{Exact, Method};
+use super::value::Exact;
 use crate::linalg::{self, norm2};
 use crate::posterior::{lower_inverse, Class, Posterior};
 use crate::quad::{gaussian_expectation_split, truncation_radius, NonFiniteIntegrand};
@@ -287,12 +287,7 @@ pub(super) fn general_d<const D: usize>(
             evals += qr.evals;
         }
     }
-    Ok(Exact {
-        value,
-        error,
-        method: Method::Quadrature,
-        evals,
-    })
+    Ok(Exact::quadrature(value, error, evals))
 }
 
 #[cfg(test)]

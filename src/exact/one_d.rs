@@ -12,7 +12,7 @@
 //! half the anchor's width within reach — or the trapezoidal levels do not settle; the
 //! general route then runs as before.
 
-use super::value::{Exact, Method};
+use super::value::Exact;
 use crate::posterior::Posterior;
 use crate::quad::{trapezoid_1d, truncation_radius};
 
@@ -110,12 +110,7 @@ pub(crate) fn general(post: &Posterior, tol: f64) -> Option<Exact> {
         error += w * (q.error + tail);
         evals += q.evals;
     }
-    Some(Exact {
-        value,
-        error,
-        method: Method::Quadrature,
-        evals,
-    })
+    Some(Exact::quadrature(value, error, evals))
 }
 
 #[cfg(test)]

@@ -178,10 +178,5 @@ pub(super) fn reduced(
             0.9 * tol,
         )?
     };
-    Ok(Some(Exact {
-        value: q.value,
-        error: q.error + tail,
-        method: Method::Quadrature,
-        evals: q.evals,
-    }))
+    Ok(Some(Exact::quadrature(q.value, q.error + tail, q.evals)))
 }

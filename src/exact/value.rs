@@ -33,6 +33,18 @@ pub(crate) struct Exact {
     pub evals: u64,
 }
 
+impl Exact {
+    /// A quadrature result: `value` with error bound `error` after `evals` integrand calls.
+    pub(crate) fn quadrature(value: f64, error: f64, evals: u64) -> Exact {
+        Exact {
+            value,
+            error,
+            method: Method::Quadrature,
+            evals,
+        }
+    }
+}
+
 /// Rounding-level bound for a closed form: a few ulps per term of the sums involved.
 pub(crate) fn rounding_bound(terms: f64, magnitude: f64) -> f64 {
     8.0 * f64::EPSILON * terms * magnitude.abs()
