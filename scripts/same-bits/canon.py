@@ -132,11 +132,7 @@ def hash_outputs(out):
     labels = []
 
     def put_text(label, text):
-        p = os.path.join(canon, label)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "w") as f:
-            f.write(text)
-        labels.append(label)
+        put_bytes(label, text.encode())
 
     def put_bytes(label, blob):
         p = os.path.join(canon, label)

@@ -364,19 +364,27 @@ mod tests {
     use crate::streams::chunk_rng;
     use rand_distr::{Distribution, StandardNormal};
 
+    /// `G = ΦᵀΦ` and `R = ΦᵀY` for `rows` standard normal rows of `m` features (the first a
+    /// constant 1, like the affine column) and `k` targets, from stream `seed`.
+    fn normal_equations(rows: usize, m: usize, k: usize, seed: u64) -> (Mat<f64>, Mat<f64>) {
+        let mut rng = chunk_rng(seed, 0);
+        let mut phi = Mat::<f64>::from_fn(rows, m, |_, _| StandardNormal.sample(&mut rng));
+        phi.col_as_slice_mut(0).fill(1.0);
+        let y = Mat::<f64>::from_fn(rows, k, |_, _| StandardNormal.sample(&mut rng));
+        (
+            mul(phi.transpose(), phi.as_ref()),
+            mul(phi.transpose(), y.as_ref()),
+        )
+    }
+
     /// `PartialRidge` against the definition: `(G + s·P)·W = R` to rounding, the inverse is an
     /// inverse, and a huge penalty leaves exactly the unpenalized least-squares fit (the
     /// random-feature weights vanish). Would catch a wrong sign or block in the Schur
     /// elimination, or a penalty on the affine columns.
     #[test]
     fn partial_ridge_solves_the_partially_penalized_system() {
-        let (rows, q, m, k) = (40, 3, 7, 2);
-        let mut rng = chunk_rng(9, 0);
-        let mut phi = Mat::<f64>::from_fn(rows, m, |_, _| StandardNormal.sample(&mut rng));
-        phi.col_as_slice_mut(0).fill(1.0);
-        let y = Mat::<f64>::from_fn(rows, k, |_, _| StandardNormal.sample(&mut rng));
-        let g = mul(phi.transpose(), phi.as_ref());
-        let r = mul(phi.transpose(), y.as_ref());
+        let (q, m, k) = (3, 7, 2);
+        let (g, r) = normal_equations(40, m, k, 9);
         let pr = PartialRidge::new(&g, q).unwrap();
         for shift in [0.1, 3.0, 100.0] {
             let w = pr.solve(r.as_ref(), shift);
@@ -420,13 +428,8 @@ mod tests {
     /// unpenalized block penalized, would differ at the size of the shift's effect).
     #[test]
     fn cholesky_and_eigen_paths_agree() {
-        let (rows, q, m, k) = (60, 1, 9, 3);
-        let mut rng = chunk_rng(11, 0);
-        let mut phi = Mat::<f64>::from_fn(rows, m, |_, _| StandardNormal.sample(&mut rng));
-        phi.col_as_slice_mut(0).fill(1.0);
-        let y = Mat::<f64>::from_fn(rows, k, |_, _| StandardNormal.sample(&mut rng));
-        let g = mul(phi.transpose(), phi.as_ref());
-        let r = mul(phi.transpose(), y.as_ref());
+        let (q, m, k) = (1, 9, 3);
+        let (g, r) = normal_equations(60, m, k, 11);
         let pr = PartialRidge::new(&g, q).unwrap();
         for shift in [1e-4, 0.5, 30.0] {
             assert!(shifted_cholesky(&g, q, shift).is_some());

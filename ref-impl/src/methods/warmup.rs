@@ -459,7 +459,6 @@ pub fn run(
         final_eval_samples: 0,
         max_seconds: run.max_seconds,
     };
-    loop_options.validate()?;
     std::fs::create_dir_all(&run.out).map_err(|e| TrainError::io(&run.out, e))?;
     let ckpt = checkpoint_for(&run.out, run.resume)?;
     let mut w = if run.resume {

@@ -252,10 +252,10 @@ pub fn run_toy(
     }
 }
 
-/// Trains a built toy `method` with the one training loop (the energy-distance curve as its
-/// evaluation), then evaluates its samples and writes the output directory. Nothing here
-/// depends on the method beyond [`Method`].
-pub fn train_and_evaluate<M: Method>(
+/// Trains a built toy `method` (with `config` validated) in the one training loop, the
+/// energy-distance curve as its evaluation, then evaluates its samples and writes the output
+/// directory. Nothing here depends on the method beyond [`Method`].
+fn train_and_evaluate<M: Method>(
     mut method: M,
     target: &Target,
     config: &ToyConfig,
@@ -263,18 +263,19 @@ pub fn train_and_evaluate<M: Method>(
     out: &Path,
     progress: &Progress,
 ) -> Result<ToyReport<M::Losses>, TrainError> {
-    config.validate()?;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed);
 
     // Fixed latents and target samples for the curve, drawn before training (from a stream of
     // their own for the target) so that the curve does not depend on when it is evaluated.
-    let latent = config.latent_dim;
+    let latent_shape = method.latent_shape();
+    let latents = |n: usize| {
+        let mut shape = vec![n as i64];
+        shape.extend(&latent_shape);
+        Tensor::randn(shape, (Kind::Float, device))
+    };
     let mut curve = EnergyCurve {
-        z: Tensor::randn(
-            [config.curve_samples.max(2) as i64, latent],
-            (Kind::Float, device),
-        ),
+        z: latents(config.curve_samples.max(2)),
         target: target.sample(
             config.curve_samples.max(2),
             &mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0xC0FFEE),
@@ -314,7 +315,7 @@ pub fn train_and_evaluate<M: Method>(
     // Evaluation on fresh samples.
     let start = std::time::Instant::now();
     let n = config.eval_samples;
-    let z = Tensor::randn([n as i64, latent], (Kind::Float, device));
+    let z = latents(n);
     let generated = tensor_array(&method.sample(&z))?;
     let reference = target.sample(n, &mut rng)?;
     if generated.iter().any(|v| !v.is_finite()) {

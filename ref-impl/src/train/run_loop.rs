@@ -336,12 +336,13 @@ pub fn run<M: Method>(
         plot_losses(out, method.loss_fields(), &[])?;
     }
     let tail = &recent[recent.len() - (recent.len() / 20).max(1).min(recent.len())..];
+    let final_losses = (!tail.is_empty()).then(|| M::Losses::mean(tail));
     let summary = Summary {
         start_step: first,
         steps: method.steps_done(),
         steps_this_run: method.steps_done() - first,
-        final_losses: (!tail.is_empty()).then(|| M::Losses::mean(tail)),
-        losses: recent.clone(),
+        final_losses,
+        losses: recent,
         last_eval: evals.last().cloned(),
         evals,
         seconds: start.elapsed().as_secs_f64(),
