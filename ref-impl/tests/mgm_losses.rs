@@ -325,3 +325,113 @@ fn saveable_adam_has_beta1_zero() {
     let vs = nn::VarStore::new(tch::Device::Cpu);
     assert!(Network::with_saveable_adam((), vs, f64::NAN).is_err());
 }
+
+/// `Network::update` reports the gradient's global norm before clipping and clips as
+/// `torch.nn.utils.clip_grad_norm_`: for loss `3·w1 + 4·w2` the gradient is (3, 4), norm 5.
+/// With SGD-like Adam on the first step the update is `−lr·sign(g)` whatever the scale, so the
+/// clip is checked on the gradients themselves, and Adam's settings (β1, β2) are honoured.
+#[test]
+fn update_reports_the_gradient_norm_and_clips_it() {
+    let _g = lock();
+    use midpoint_train::train::network::AdamSettings;
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let w1 = vs.root().var("w1", &[1], nn::Init::Const(0.0));
+    let w2 = vs.root().var("w2", &[1], nn::Init::Const(0.0));
+    let mut net = Network::with_adam((), vs, AdamSettings::paper(0.01)).unwrap();
+    let loss = || (&w1 * 3.0 + &w2 * 4.0).sum(Kind::Float);
+    assert!((net.update(&loss(), None) - 5.0).abs() < 1e-6);
+    assert!((values(&w1.grad())[0] - 3.0).abs() < 1e-6);
+    // Clipped to 1: the gradient becomes (0.6, 0.8) (up to the 1e-6 of PyTorch's rule).
+    assert!((net.update(&loss(), Some(1.0)) - 5.0).abs() < 1e-6);
+    assert!((values(&w1.grad())[0] - 0.6).abs() < 1e-5);
+    assert!((values(&w2.grad())[0] - 0.8).abs() < 1e-5);
+    // A clip above the norm changes nothing.
+    net.update(&loss(), Some(10.0));
+    assert!((values(&w2.grad())[0] - 4.0).abs() < 1e-6);
+
+    // β1 = 0.9: after gradients 1 then −3 the second step is
+    // −lr·m̂/(sqrt(v̂) + ε) with m̂ = (0.9·0.1·1 + 0.1·(−3))/(1 − 0.81) = −1.1052...
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let w = vs.root().var("w", &[1], nn::Init::Const(0.0));
+    let settings = AdamSettings {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+    };
+    let mut net = Network::with_adam((), vs, settings).unwrap();
+    net.update(&(&w * 1.0).sum(Kind::Float), None);
+    let a = values(&w.detach())[0];
+    net.update(&(&w * -3.0).sum(Kind::Float), None);
+    let b = values(&w.detach())[0];
+    let m = (0.9 * 0.1 * 1.0 + 0.1 * -3.0) / (1.0 - 0.81);
+    let v = (0.999 * 0.001 * 1.0 + 0.001 * 9.0) / (1.0 - 0.999f64 * 0.999);
+    assert!((b - a + 0.01 * m / v.sqrt()).abs() < 1e-6, "{}", b - a);
+    for bad in [
+        AdamSettings {
+            beta1: 1.0,
+            ..settings
+        },
+        AdamSettings {
+            beta2: -0.1,
+            ..settings
+        },
+        AdamSettings {
+            lr: 0.0,
+            ..settings
+        },
+    ] {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        assert!(Network::with_adam((), vs, bad).is_err());
+    }
+    assert!(Mgm::new(&MgmConfig::linear(Variant::Mgm, 0.0))
+        .unwrap()
+        .with_clip(Some(0.0))
+        .is_err());
+}
+
+/// With `c` critic steps per iteration, iteration `k` reads data batches `(c + 1)k, ...,
+/// (c + 1)k + c`, the field moves `c` times and the generator once; `c = 0` is refused.
+#[test]
+fn critic_steps_read_their_own_batches() {
+    let _g = lock();
+    use midpoint_train::methods::mgm::MgmTrainer;
+    use midpoint_train::train::ema::Ema;
+    use midpoint_train::train::method::Batches;
+    use tch::nn::Module;
+    struct Recorder(Vec<u64>);
+    impl Batches for Recorder {
+        fn batch(
+            &mut self,
+            index: u64,
+            n: i64,
+            device: tch::Device,
+        ) -> Result<Tensor, midpoint_train::TrainError> {
+            self.0.push(index);
+            Ok(Tensor::randn([n, 2], (Kind::Float, device)) + 3.0)
+        }
+    }
+    tch::manual_seed(0);
+    let build = || {
+        let gvs = nn::VarStore::new(tch::Device::Cpu);
+        let cvs = nn::VarStore::new(tch::Device::Cpu);
+        let gl = linear_net(&gvs, 2);
+        let cl = linear_net(&cvs, 2);
+        let g = Network::new(move |z: &Tensor| gl.forward(z), gvs, 1e-2).unwrap();
+        let c = Network::new(move |x: &Tensor, _t: &Tensor| cl.forward(x), cvs, 1e-2).unwrap();
+        let mgm = Mgm::new(&MgmConfig::linear(Variant::Mgm, 0.05)).unwrap();
+        MgmTrainer::new(mgm, g, c)
+    };
+    assert!(build().with_critic_steps(0).is_err());
+    let mut trainer = build().with_critic_steps(3).unwrap();
+    let ema_vs = nn::VarStore::new(tch::Device::Cpu);
+    let _ = linear_net(&ema_vs, 2);
+    let mut ema = Ema::new(ema_vs, &trainer.generator.vs, 0.9).unwrap();
+    let mut data = Recorder(Vec::new());
+    for _ in 0..2 {
+        let l = trainer.step_on(&mut data, &mut ema, 8, &[2], &[2]).unwrap();
+        assert!(l.critic.is_finite() && l.critic_rel > 0.0 && l.grad_critic > 0.0);
+        assert!(l.grad_generator > 0.0 && l.raw_std > 0.0);
+    }
+    assert_eq!(data.0, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(trainer.steps_done(), 2);
+}

@@ -78,6 +78,12 @@ pub struct Args {
     /// Decay of the generator's EMA.
     #[arg(long, default_value_t = 0.999)]
     ema: f64,
+    /// Critic updates per generator update (App. B: 1).
+    #[arg(long, default_value_t = 1)]
+    critic_steps: usize,
+    /// Clip each network's gradient norm to this value (default: none, as App. B).
+    #[arg(long)]
+    clip: Option<f64>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -166,6 +172,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ema_decay: a.ema,
         seed: a.seed,
         precision: a.precision,
+        critic_steps: a.critic_steps,
+        clip: a.clip,
         ..ImageMgmConfig::paper(arch.clone())
     };
     let mut data: Box<dyn Batches> = match &a.images.data {

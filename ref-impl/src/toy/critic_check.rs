@@ -94,7 +94,7 @@ pub fn train_critic<F: Field>(
                 .set_lr(fit.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos()));
         }
         let (x0, x1) = pairs(fit.batch)?;
-        losses.push(mgm.field_step(critic, &x0, &x1, step)?);
+        losses.push(mgm.field_step(critic, &x0, &x1, step)?.loss);
         progress.inc();
         if step % 100 == 0 {
             progress.message(format!("L_ψ {:.4}", losses[step]));

@@ -76,7 +76,21 @@ pub trait Method {
     fn grid_latents(&self, n: i64) -> Tensor;
     /// Writes a checkpoint from which the run resumes exactly; `data` is [`Batches::describe`].
     fn save(&self, path: &Path, data: &str) -> Result<(), TrainError>;
+    /// Samples of the raw (not averaged) model for latents `z`, when [`Method::sample`] draws
+    /// from an average of its weights; the grids then show both.
+    fn sample_raw(&self, _z: &Tensor) -> Option<Tensor> {
+        None
+    }
+    /// A warning when the losses so far (`losses[i]` is step `first + i` of this invocation)
+    /// show an unhealthy run: `(kind, one line)`. The loop asks every [`HEALTH_EVERY`] steps
+    /// and prints each kind once.
+    fn health(&self, _losses: &[Self::Losses]) -> Option<(&'static str, String)> {
+        None
+    }
 }
+
+/// Steps between two [`Method::health`] checks.
+pub const HEALTH_EVERY: u64 = 100;
 
 /// A number computed on samples of the method during training (FID, energy distance).
 pub trait Evaluate<M: Method> {

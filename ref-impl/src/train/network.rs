@@ -62,6 +62,20 @@ impl Optimizer {
         }
     }
 
+    fn zero_grad(&mut self) {
+        match self {
+            Optimizer::Torch(opt) => opt.zero_grad(),
+            Optimizer::Saveable { adam, .. } => adam.zero_grad(),
+        }
+    }
+
+    fn step(&mut self) {
+        match self {
+            Optimizer::Torch(opt) => opt.step(),
+            Optimizer::Saveable { adam, lr } => adam.step(*lr),
+        }
+    }
+
     /// Sets the learning rate.
     pub fn set_lr(&mut self, new: f64) {
         match self {
@@ -100,8 +114,61 @@ pub struct Network<N> {
 impl<N> Network<N> {
     /// Wraps `net` (whose variables live in `vs`) with libtorch's [`adam`] at learning rate `lr`.
     pub fn new(net: N, vs: nn::VarStore, lr: f64) -> Result<Self, TrainError> {
-        let opt = Optimizer::Torch(adam(&vs, lr)?);
-        Ok(Network { net, vs, opt })
+        Self::with_adam(net, vs, AdamSettings::paper(lr))
+    }
+
+    /// Wraps `net` with libtorch's Adam at `settings` (validated).
+    pub fn with_adam(net: N, vs: nn::VarStore, settings: AdamSettings) -> Result<Self, TrainError> {
+        settings.validate()?;
+        use nn::OptimizerConfig;
+        let opt = nn::Adam::default()
+            .beta1(settings.beta1)
+            .beta2(settings.beta2)
+            .build(&vs, settings.lr)?;
+        Ok(Network {
+            net,
+            vs,
+            opt: Optimizer::Torch(opt),
+        })
+    }
+
+    /// One update on `loss`: zero the gradients, back-propagate, measure the gradient's global
+    /// norm over the trainable variables, rescale it to at most `clip` if given (PyTorch's
+    /// `clip_grad_norm_`), take one optimizer step. Returns the norm before clipping (a
+    /// health signal: [`crate::methods::mgm`] logs it every step).
+    pub fn update(&mut self, loss: &Tensor, clip: Option<f64>) -> f64 {
+        self.opt.zero_grad();
+        loss.backward();
+        let grads: Vec<Tensor> = self
+            .vs
+            .trainable_variables()
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .collect();
+        let norm = if grads.is_empty() {
+            0.0
+        } else {
+            let squares: Vec<Tensor> = grads
+                .iter()
+                .map(|g| g.to_kind(tch::Kind::Float).square().sum(tch::Kind::Float))
+                .collect();
+            f64::try_from(Tensor::stack(&squares, 0).sum(tch::Kind::Float).sqrt())
+                .unwrap_or(f64::NAN)
+        };
+        if let Some(max) = clip {
+            // The same rule as torch.nn.utils.clip_grad_norm_ (scale = max / (norm + 1e-6)).
+            let scale = max / (norm + 1e-6);
+            if scale < 1.0 {
+                tch::no_grad(|| {
+                    for g in &grads {
+                        let _ = g.shallow_clone().g_mul_scalar_(scale);
+                    }
+                });
+            }
+        }
+        self.opt.step();
+        norm
     }
 
     /// Wraps `net` with the hand-written [`crate::train::adam::Adam`] (`β1 = 0`) at learning rate
@@ -128,6 +195,41 @@ fn check_lr(lr: f64) -> Result<(), TrainError> {
         )));
     }
     Ok(())
+}
+
+/// Learning rate and moment decays of an Adam optimizer (`ε = 1e-8`, no weight decay).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamSettings {
+    /// Learning rate.
+    pub lr: f64,
+    /// `β1` (App. B: 0).
+    pub beta1: f64,
+    /// `β2` (App. B: PyTorch's default 0.999).
+    pub beta2: f64,
+}
+
+impl AdamSettings {
+    /// App. B's Adam: `β1 = 0`, `β2 = 0.999`, at learning rate `lr`.
+    pub fn paper(lr: f64) -> Self {
+        AdamSettings {
+            lr,
+            beta1: 0.0,
+            beta2: 0.999,
+        }
+    }
+
+    /// `lr` finite and > 0, `β1, β2 ∈ [0, 1)`.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        check_lr(self.lr)?;
+        for (name, b) in [("β1", self.beta1), ("β2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(TrainError::InvalidOption(format!(
+                    "Adam {name} must be in [0, 1), got {b}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Adam with `β1 = 0`, `β2 = 0.999`, `ε = 1e-8`, no weight decay (App. B).

@@ -103,10 +103,12 @@ pub fn scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotError
 /// Line panels side by side in one PNG (600 × 400 pixels each), each with its own y range.
 pub fn loss_panels(path: &Path, series: &[Series]) -> Result<(), PlotError> {
     ensure_font();
-    let root =
-        BitMapBackend::new(path, (600 * series.len().max(1) as u32, 400)).into_drawing_area();
+    // At most four panels a row, so that a run with many health signals stays readable.
+    let cols = series.len().clamp(1, 4);
+    let rows = series.len().max(1).div_ceil(cols);
+    let root = BitMapBackend::new(path, (600 * cols as u32, 400 * rows as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(path, e))?;
-    let areas = root.split_evenly((1, series.len().max(1)));
+    let areas = root.split_evenly((rows, cols));
     for (s, area) in series.iter().zip(&areas) {
         let finite: Vec<(f64, f64)> = s
             .points

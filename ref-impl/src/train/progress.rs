@@ -60,6 +60,12 @@ impl Progress {
         self.bar.set_message(msg);
     }
 
+    /// Prints one line on stderr above the bar (always, even when the bar is hidden: warnings
+    /// must reach `--quiet` runs too).
+    pub fn warn(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();

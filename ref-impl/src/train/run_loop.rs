@@ -22,7 +22,7 @@
 
 use crate::error::TrainError;
 use crate::train::grid::write_grid;
-use crate::train::method::{Batches, Evaluate, Losses, Method, Timing};
+use crate::train::method::{Batches, Evaluate, Losses, Method, Timing, HEALTH_EVERY};
 use crate::train::plot::{loss_panels, Series};
 use crate::train::progress::Progress;
 use crate::train::run_dir::{append_line, read, smooth, truncate_lines, write_json};
@@ -245,6 +245,10 @@ pub fn run<M: Method>(
             let path = grids.join(format!("step_{:07}.png", method.steps_done()));
             write_grid(&path, &method.sample(z), 8)?;
             last_grid = Some(path);
+            if let Some(raw) = method.sample_raw(z) {
+                let path = grids.join(format!("raw_step_{:07}.png", method.steps_done()));
+                write_grid(&path, &raw, 8)?;
+            }
         }
         Ok(())
     };
@@ -284,6 +288,7 @@ pub fn run<M: Method>(
     let per_step = method.samples_per_step() as f64;
     let mut recent: Vec<M::Losses> = Vec::new();
     let mut time_limited = false;
+    let mut warned: Vec<&'static str> = Vec::new();
     while method.steps_done() < options.steps {
         let t0 = std::time::Instant::now();
         let step = method.steps_done();
@@ -302,6 +307,14 @@ pub fn run<M: Method>(
         ));
         let done = method.steps_done();
         let every = |k: u64| k > 0 && done % k == 0 && done < options.steps;
+        if done % HEALTH_EVERY == 0 {
+            if let Some((kind, line)) = method.health(&recent) {
+                if !warned.contains(&kind) {
+                    warned.push(kind);
+                    progress.warn(&format!("warning (step {done}): {line}"));
+                }
+            }
+        }
         if every(options.grid_every) {
             grid(method)?;
         }

@@ -25,8 +25,8 @@
 //! fresh batches, EMA 0.999.
 //!
 //! **Randomness.** Step `k` starts with `tch::manual_seed(derive(seed, k))`; `z`, `t`, `b`,
-//! `ε` and dropout masks come from that, and its two data batches are images `2k` and `2k + 1`
-//! of the training data ([`Batches`]), a pure function of their index. Nothing random is carried across
+//! `ε` and dropout masks come from that, and its `c + 1` data batches (`c` critic steps) are
+//! batches `(c + 1)k, ..., (c + 1)k + c` of the training data (`2k` and `2k + 1` at 1:1) ([`Batches`]), a pure function of their index. Nothing random is carried across
 //! steps, so weights, EMA, optimizer state and `k` determine the rest of a run (so [`ImageMgm::save`]
 //! and [`ImageMgm::resume`] give exact resume: bit-identical on the CPU).
 
@@ -70,6 +70,17 @@ pub struct ImageMgmConfig {
     /// existed were fp32.
     #[serde(default)]
     pub precision: Precision,
+    /// Field updates per generator update (App. B: 1; checkpoints written before this setting
+    /// existed used 1).
+    #[serde(default = "one")]
+    pub critic_steps: usize,
+    /// Gradient-norm clip of both networks (App. B: none).
+    #[serde(default)]
+    pub clip: Option<f64>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl ImageMgmConfig {
@@ -86,6 +97,8 @@ impl ImageMgmConfig {
             t_floor: SIGMA_MIN,
             seed: 0,
             precision: Precision::Fp32,
+            critic_steps: 1,
+            clip: None,
         }
     }
 
@@ -187,9 +200,11 @@ impl ImageMgm {
             sigma: config.sigma,
             critic_sigma: config.critic_sigma,
         })?
-        .with_precision(config.precision);
+        .with_precision(config.precision)
+        .with_clip(config.clip)?;
         Ok(MgmMethod {
-            trainer: MgmTrainer::new(mgm, generator, field),
+            trainer: MgmTrainer::new(mgm, generator, field)
+                .with_critic_steps(config.critic_steps)?,
             ema,
             ema_net: OneStepGenerator::new(e),
             config,
@@ -227,7 +242,7 @@ impl ImageMgm {
         let saved = read_config(&ckpt, path)?;
         if saved != config {
             return Err(TrainError::InvalidOption(format!(
-                "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --sigma, --critic-sigma, --variant, --ema, --seed, --precision",
+                "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --sigma, --critic-sigma, --variant, --ema, --seed, --precision, --critic-steps, --clip",
                 path.display(),
                 crate::train::checkpoint::settings_diff(&saved, &config)
             )));

@@ -213,10 +213,22 @@ impl<G: Generator, F: Field, C: Setting> Method for MgmMethod<G, F, C> {
         LossLine::new(step, losses, self.samples_per_step(), timing)
     }
     fn samples_per_step(&self) -> usize {
-        2 * self.config.batch() as usize
+        (self.trainer.critic_steps() + 1) * self.config.batch() as usize
     }
     fn sample(&self, z: &Tensor) -> Tensor {
         self.samples(z)
+    }
+    fn sample_raw(&self, z: &Tensor) -> Option<Tensor> {
+        let device = self.trainer.generator.vs.device();
+        Some(tch::no_grad(|| {
+            self.trainer
+                .generator
+                .net
+                .generate(&z.to_device(device), false)
+        }))
+    }
+    fn health(&self, losses: &[StepLosses]) -> Option<(&'static str, String)> {
+        super::health::warning(losses)
     }
     fn latent_shape(&self) -> Vec<i64> {
         self.config.latent_shape()

@@ -37,11 +37,13 @@
 //! | module | what |
 //! |---|---|
 //! | [`objective`] | the observation (Eq. 6–7), the two losses (Eq. 10) and one update of either network |
-//! | [`trainer`] | a generator and a field alternated 1:1 (Algorithm 1), with the EMA |
+//! | [`trainer`] | a generator and a field alternated 1:1 (Algorithm 1; `n` field steps as an option), with the EMA |
+//! | [`health`] | warnings from a run's own losses: negative held-out `J`, a growing critic loss |
 //! | [`method`] | MGM as a training method of the one loop, with its checkpoints; the [`method::Setting`] of toys and images |
 //! | [`toy`] | the toy setting: MLPs, libtorch's Adam, one torch stream |
 //! | [`image`] | the image setting: EDM networks from the warmup, per-step seeds, exact resume |
 
+pub mod health;
 pub mod image;
 pub mod method;
 pub mod objective;
@@ -49,7 +51,7 @@ pub mod toy;
 pub mod trainer;
 
 pub use objective::{
-    field_loss, generator_loss, observe, sample_times, Draw, Mgm, MgmConfig, Side, StepLosses,
-    Variant,
+    field_loss, generator_loss, observe, sample_times, Draw, FieldUpdate, GeneratorUpdate, Mgm,
+    MgmConfig, SampleStats, Side, StepLosses, Variant,
 };
 pub use trainer::{LossLine, MgmTrainer, LOSS_TITLES};

@@ -211,15 +211,78 @@ pub struct Mgm {
     field_si: StochasticInterpolant,
     generator_si: StochasticInterpolant,
     precision: Precision,
+    clip: Option<f64>,
 }
 
-/// Losses of one [`MgmTrainer::step`].
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+/// What one field update measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldUpdate {
+    /// `L_ψ` before the update.
+    pub loss: f64,
+    /// `mean_n ‖x1_n − x0_n‖²` of the batch: `L_ψ` of the zero field, the scale of `loss`.
+    pub delta_sq: f64,
+    /// Global gradient norm of `ψ` before clipping.
+    pub grad_norm: f64,
+}
+
+/// Statistics of a batch of raw (not EMA) generator samples, over all their entries.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SampleStats {
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub std: f64,
+    /// Fraction of entries outside `[−1, 1]` (images: the data range).
+    pub outside: f64,
+}
+
+impl SampleStats {
+    /// The statistics of `x` (any shape; computed in float32 without a graph).
+    pub fn of(x: &Tensor) -> Result<Self, TrainError> {
+        tch::no_grad(|| {
+            let x = x.detach().to_kind(Kind::Float);
+            Ok(SampleStats {
+                mean: f64::try_from(x.mean(Kind::Float))?,
+                std: f64::try_from(x.std(false))?,
+                outside: f64::try_from(x.abs().gt(1.0).to_kind(Kind::Float).mean(Kind::Float))?,
+            })
+        })
+    }
+}
+
+/// What one generator update measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeneratorUpdate {
+    /// `L_θ` before the update. On a batch the field never saw, this is a held-out value of
+    /// the variational objective `J(f_ψ)` of Prop. 3.3 (at the generator's `σ`, averaged over
+    /// `t`): ≥ 0 in expectation for any field better than `f = 0`.
+    pub loss: f64,
+    /// Global gradient norm of `θ` before clipping.
+    pub grad_norm: f64,
+    /// The raw generator's samples `x0 = G(z)` of this batch.
+    pub raw: SampleStats,
+}
+
+/// Losses and health signals of one [`MgmTrainer::step`] (one line of `losses.jsonl`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepLosses {
-    /// `L_ψ` of the field step (before its update).
+    /// `L_ψ` of the field step (before its update; the mean over the step's field updates).
     pub critic: f64,
-    /// `L_θ` of the generator step (before its update).
+    /// `L_θ` of the generator step (before its update): the held-out `J` of
+    /// [`GeneratorUpdate::loss`].
     pub generator: f64,
+    /// `critic / mean ‖x1 − x0‖²`: 1 for the zero field, ≈ 1 − J/E‖Δ‖² for a fitted one.
+    pub critic_rel: f64,
+    /// Gradient norm of the field (last field update of the step).
+    pub grad_critic: f64,
+    /// Gradient norm of the generator.
+    pub grad_generator: f64,
+    /// Mean of the raw generator's samples.
+    pub raw_mean: f64,
+    /// Standard deviation of the raw generator's samples.
+    pub raw_std: f64,
+    /// Fraction of the raw generator's sample entries outside `[−1, 1]`.
+    pub raw_outside: f64,
 }
 
 fn finite(which: &'static str, loss: &Tensor, step: usize) -> Result<f64, TrainError> {
@@ -245,7 +308,22 @@ impl Mgm {
             field_si: si(config.critic_sigma)?,
             generator_si: si(config.sigma)?,
             precision: Precision::Fp32,
+            clip: None,
         })
+    }
+
+    /// The same objective with every update's gradient norm clipped to `clip` (none: the
+    /// paper's plain Adam). Errors unless `clip` is finite and > 0.
+    pub fn with_clip(mut self, clip: Option<f64>) -> Result<Self, TrainError> {
+        if let Some(c) = clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(TrainError::InvalidOption(format!(
+                    "gradient clip must be finite and > 0, got {c}"
+                )));
+            }
+        }
+        self.clip = clip;
+        Ok(self)
     }
 
     /// The same objective with the forward passes and losses in `precision` (bf16 autocast:
@@ -311,15 +389,30 @@ impl Mgm {
         z: &Tensor,
         x1: &Tensor,
     ) -> Result<Tensor, TrainError> {
+        Ok(self
+            .generator_objective_and_samples(generator, field, z, x1)?
+            .0)
+    }
+
+    /// [`Mgm::generator_objective`] and the samples `x0 = G(z)` it was computed on (with their
+    /// graph).
+    pub fn generator_objective_and_samples<G: Generator, F: Field>(
+        &self,
+        generator: &G,
+        field: &F,
+        z: &Tensor,
+        x1: &Tensor,
+    ) -> Result<(Tensor, Tensor), TrainError> {
         let x0 = generator.generate(z, true);
         let d = self.draw(Side::Generator, &x0, x1)?;
         let pred = field.field(&d.x_tilde, &d.t, false);
-        Ok(generator_loss(&pred, &x0, x1))
+        Ok((generator_loss(&pred, &x0, x1), x0))
     }
 
     /// One field update on `(x0, x1)`: `L_ψ` on a fresh draw with noise `σ'`, then one Adam
-    /// step on `ψ`. `x0` is detached here, so passing `G(z)` with a graph is harmless (the
-    /// trainer computes it under `no_grad` anyway). Returns `L_ψ` before the update; a
+    /// step on `ψ` (gradient clipped if so configured). `x0` is detached here, so passing
+    /// `G(z)` with a graph is harmless (the trainer computes it under `no_grad` anyway).
+    /// Returns `L_ψ` before the update with the batch's scale and the gradient norm; a
     /// non-finite loss is an error and updates nothing.
     pub fn field_step<F: Field>(
         &self,
@@ -327,18 +420,28 @@ impl Mgm {
         x0: &Tensor,
         x1: &Tensor,
         step: usize,
-    ) -> Result<f64, TrainError> {
+    ) -> Result<FieldUpdate, TrainError> {
         let loss = self
             .precision
             .autocast(x1.device(), || self.field_objective(&field.net, x0, x1))??;
         let value = finite("critic", &loss, step)?;
-        field.opt.backward_step(&loss);
-        Ok(value)
+        let delta_sq = tch::no_grad(|| {
+            f64::try_from(batch_mean_sq_sum(
+                &(x1.to_kind(Kind::Float) - x0.to_kind(Kind::Float)).square(),
+            ))
+        })?;
+        let grad_norm = field.update(&loss, self.clip);
+        Ok(FieldUpdate {
+            loss: value,
+            delta_sq,
+            grad_norm,
+        })
     }
 
     /// One generator update on `(z, x1)`: `x0 = G(z)` with gradients, `L_θ` on a fresh draw
-    /// with noise `σ`, the field frozen (no gradients into `ψ`), one Adam step on `θ`.
-    /// Returns `L_θ` before the update; a non-finite loss is an error and updates nothing.
+    /// with noise `σ`, the field frozen (no gradients into `ψ`), one Adam step on `θ`
+    /// (gradient clipped if so configured). Returns `L_θ` before the update, the gradient norm
+    /// and the raw samples' statistics; a non-finite loss is an error and updates nothing.
     pub fn generator_step<G: Generator, F: Field>(
         &self,
         generator: &mut Network<G>,
@@ -346,15 +449,20 @@ impl Mgm {
         z: &Tensor,
         x1: &Tensor,
         step: usize,
-    ) -> Result<f64, TrainError> {
+    ) -> Result<GeneratorUpdate, TrainError> {
         field.vs.freeze();
         let result = (|| {
-            let loss = self.precision.autocast(x1.device(), || {
-                self.generator_objective(&generator.net, &field.net, z, x1)
+            let (loss, x0) = self.precision.autocast(x1.device(), || {
+                self.generator_objective_and_samples(&generator.net, &field.net, z, x1)
             })??;
             let value = finite("generator", &loss, step)?;
-            generator.opt.backward_step(&loss);
-            Ok(value)
+            let raw = SampleStats::of(&x0)?;
+            let grad_norm = generator.update(&loss, self.clip);
+            Ok(GeneratorUpdate {
+                loss: value,
+                grad_norm,
+                raw,
+            })
         })();
         field.vs.unfreeze();
         result

@@ -1,4 +1,5 @@
-//! A generator, a displacement field and Algorithm 1's 1:1 alternation of their updates.
+//! A generator, a displacement field and Algorithm 1's alternation of their updates (1:1 in
+//! the paper, App. B; `critic_steps` field updates per generator update as an option).
 
 use super::objective::{Mgm, StepLosses};
 use crate::error::TrainError;
@@ -16,17 +17,37 @@ pub struct MgmTrainer<G, F> {
     /// `f_ψ` with its optimizer.
     pub field: Network<F>,
     step: usize,
+    critic_steps: usize,
 }
 
 impl<G: Generator, F: Field> MgmTrainer<G, F> {
-    /// Starts at step 0.
+    /// Starts at step 0, one field update per generator update (App. B).
     pub fn new(mgm: Mgm, generator: Network<G>, field: Network<F>) -> Self {
         MgmTrainer {
             mgm,
             generator,
             field,
             step: 0,
+            critic_steps: 1,
         }
+    }
+
+    /// The same trainer with `n ≥ 1` field updates (each on a fresh batch) before every
+    /// generator update, as WGAN's `n_critic`: a field that lags the generator gives it a
+    /// biased gradient (Prop. 3.3 needs the field at its optimum).
+    pub fn with_critic_steps(mut self, n: usize) -> Result<Self, TrainError> {
+        if n == 0 {
+            return Err(TrainError::InvalidOption(
+                "critic steps per generator step must be at least 1".into(),
+            ));
+        }
+        self.critic_steps = n;
+        Ok(self)
+    }
+
+    /// Field updates per generator update.
+    pub fn critic_steps(&self) -> usize {
+        self.critic_steps
     }
 
     /// Steps done so far.
@@ -39,31 +60,50 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
         self.step = k;
     }
 
-    /// One iteration of Algorithm 1: a field step on one fresh batch `(z, x1) = batch()`,
-    /// then a generator step on another fresh batch. `x0 = G(z)` is computed without a graph
-    /// (and with `train = false`) for the field step, in the objective's precision.
+    /// One iteration of Algorithm 1: `critic_steps` field steps, each on a fresh batch
+    /// `(z, x1) = batch()`, then a generator step on another fresh batch. `x0 = G(z)` is
+    /// computed without a graph (and with `train = false`) for the field steps, in the
+    /// objective's precision.
     pub fn step(
         &mut self,
         batch: &mut dyn FnMut() -> Result<(Tensor, Tensor), TrainError>,
     ) -> Result<StepLosses, TrainError> {
+        let mut critic = 0.0;
+        let mut critic_rel = 0.0;
+        let mut grad_critic = 0.0;
+        for _ in 0..self.critic_steps {
+            let (z, x1) = batch()?;
+            let x0 = self.mgm.precision().autocast(z.device(), || {
+                tch::no_grad(|| self.generator.net.generate(&z, false))
+            })?;
+            let f = self.mgm.field_step(&mut self.field, &x0, &x1, self.step)?;
+            critic += f.loss / self.critic_steps as f64;
+            critic_rel += f.loss / f.delta_sq / self.critic_steps as f64;
+            grad_critic = f.grad_norm;
+        }
         let (z, x1) = batch()?;
-        let x0 = self.mgm.precision().autocast(z.device(), || {
-            tch::no_grad(|| self.generator.net.generate(&z, false))
-        })?;
-        let critic = self.mgm.field_step(&mut self.field, &x0, &x1, self.step)?;
-        let (z, x1) = batch()?;
-        let generator =
+        let g =
             self.mgm
                 .generator_step(&mut self.generator, &mut self.field, &z, &x1, self.step)?;
         self.step += 1;
-        Ok(StepLosses { critic, generator })
+        Ok(StepLosses {
+            critic,
+            generator: g.loss,
+            critic_rel,
+            grad_critic,
+            grad_generator: g.grad_norm,
+            raw_mean: g.raw.mean,
+            raw_std: g.raw.std,
+            raw_outside: g.raw.outside,
+        })
     }
 }
 
 impl<G: Generator, F: Field> MgmTrainer<G, F> {
     /// One iteration of Algorithm 1 on data ([`MgmTrainer::step`]) followed by the update of
-    /// the generator's EMA: the field step on batch `2k` of `data`, the generator step on
-    /// batch `2k + 1` (`k` = steps done), each with fresh latents `z ~ N(0, I)` of shape
+    /// the generator's EMA: with `c` field steps per iteration, the field steps on batches
+    /// `(c + 1)k, ..., (c + 1)k + c − 1` of `data` and the generator step on batch
+    /// `(c + 1)k + c` (`k` = steps done; `2k` and `2k + 1` for the paper's 1:1), each with fresh latents `z ~ N(0, I)` of shape
     /// `[batch, latent...]` drawn from torch's generator after the batch. A batch whose shape
     /// is not `[batch, sample...]` is an error.
     pub fn step_on(
@@ -75,11 +115,12 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
         latent: &[i64],
     ) -> Result<StepLosses, TrainError> {
         let k = self.steps_done() as u64;
+        let per_step = self.critic_steps as u64 + 1;
         let device = self.generator.vs.device();
         let with_batch = |rest: &[i64]| [&[batch], rest].concat();
         let mut draw = 0u64;
         let mut next = || -> Result<(Tensor, Tensor), TrainError> {
-            let x1 = data.batch(2 * k + draw, batch, device)?;
+            let x1 = data.batch(per_step * k + draw, batch, device)?;
             draw += 1;
             if x1.size() != with_batch(sample) {
                 return Err(TrainError::InvalidOption(format!(
@@ -100,26 +141,56 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
 impl crate::train::method::Losses for StepLosses {
     fn mean(window: &[StepLosses]) -> StepLosses {
         let n = window.len() as f64;
+        let mean = |f: fn(&StepLosses) -> f64| window.iter().map(f).sum::<f64>() / n;
         StepLosses {
-            critic: window.iter().map(|l| l.critic).sum::<f64>() / n,
-            generator: window.iter().map(|l| l.generator).sum::<f64>() / n,
+            critic: mean(|l| l.critic),
+            generator: mean(|l| l.generator),
+            critic_rel: mean(|l| l.critic_rel),
+            grad_critic: mean(|l| l.grad_critic),
+            grad_generator: mean(|l| l.grad_generator),
+            raw_mean: mean(|l| l.raw_mean),
+            raw_std: mean(|l| l.raw_std),
+            raw_outside: mean(|l| l.raw_outside),
         }
     }
 }
 
-/// One line of `losses.jsonl` of an MGM run.
+/// One line of `losses.jsonl` of an MGM run: the step's [`StepLosses`] (health signals
+/// included; lines written before they existed read them as NaN) and its timing.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LossLine {
     /// 0-based step.
     pub step: usize,
     /// `L_ψ` before the field's update.
     pub critic: f64,
-    /// `L_θ` before the generator's update.
+    /// `L_θ` before the generator's update (the held-out `J`).
     pub generator: f64,
-    /// Samples through `G` per second in this step (2 batches).
+    /// `L_ψ / mean ‖x1 − x0‖²`.
+    #[serde(default = "nan")]
+    pub critic_rel: f64,
+    /// Gradient norm of the field.
+    #[serde(default = "nan")]
+    pub grad_critic: f64,
+    /// Gradient norm of the generator.
+    #[serde(default = "nan")]
+    pub grad_generator: f64,
+    /// Mean of the raw generator's samples.
+    #[serde(default = "nan")]
+    pub raw_mean: f64,
+    /// Standard deviation of the raw generator's samples.
+    #[serde(default = "nan")]
+    pub raw_std: f64,
+    /// Fraction of the raw generator's sample entries outside `[−1, 1]`.
+    #[serde(default = "nan")]
+    pub raw_outside: f64,
+    /// Samples through `G` per second in this step.
     pub images_per_s: f64,
     /// Seconds since the start of this invocation.
     pub seconds: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 impl LossLine {
@@ -134,14 +205,29 @@ impl LossLine {
             step: step as usize,
             critic: l.critic,
             generator: l.generator,
+            critic_rel: l.critic_rel,
+            grad_critic: l.grad_critic,
+            grad_generator: l.grad_generator,
+            raw_mean: l.raw_mean,
+            raw_std: l.raw_std,
+            raw_outside: l.raw_outside,
             images_per_s: samples as f64 / timing.step_seconds,
             seconds: timing.since_start,
         }
     }
 }
 
-/// `(field, title)` of the losses drawn in `losses.png`.
-pub const LOSS_TITLES: [(&str, &str); 2] = [
+/// `(field, title)` of the signals drawn in `losses.png`.
+pub const LOSS_TITLES: [(&str, &str); 8] = [
     ("critic", "critic loss L_ψ"),
-    ("generator", "generator loss L_θ"),
+    (
+        "generator",
+        "generator loss L_θ = held-out J (≥ 0 is healthy)",
+    ),
+    ("critic_rel", "L_ψ / E‖x1 − x0‖² (1 = zero field)"),
+    ("grad_critic", "gradient norm, field"),
+    ("grad_generator", "gradient norm, generator"),
+    ("raw_mean", "raw generator: mean"),
+    ("raw_std", "raw generator: std"),
+    ("raw_outside", "raw generator: fraction outside [−1, 1]"),
 ];
