@@ -53,7 +53,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             (Some(v), Some(se)) => format!("{v:.4} ± {se:.4}"),
             _ => format!("{:.4}", m["tmid_estimate"].as_f64().unwrap_or(f64::NAN)),
         };
-        titles.push(format!("{variant}: energy {energy:.4}, D_t-mid {tmid}"));
+        let ratio = m["energy_ratio"]["ratio"]
+            .as_f64()
+            .map(|r| format!(" (ratio {r:.2})"))
+            .unwrap_or_default();
+        titles.push(format!(
+            "{variant}: energy {energy:.4}{ratio}, D_t-mid {tmid}"
+        ));
     }
     let mut panels = vec![Panel {
         title: "target".into(),

@@ -2,6 +2,12 @@
 //!
 //! * [`energy_distance`]: `2E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖` (Székely & Rizzo), with the
 //!   within-sample terms as U-statistics, so it is unbiased and ≈ 0 for equal laws.
+//! * [`energy_ratio`]: how much farther the generated sample is from fresh target draws than
+//!   an independent target sample of the same size is (V-statistic energy distances; ≈ 1 for
+//!   a perfect generator, whatever the sample size).
+//! * [`binned_tv`]: total variation between 2-D histograms on a fine grid, beside that of an
+//!   independent target sample: sensitive to what the energy distance averages away (mass
+//!   squeezed onto thin curves, a roll's width lost).
 //! * [`heldout_tmid`]: a held-out variational estimate of `D_t-mid^{I,σ}` (Eq. 8) between two
 //!   sample sets: a fresh critic is fitted on one half of each set by Algorithm 1's critic step,
 //!   and Prop. 3.3's objective `∫₀^½ J(f) dt` is averaged over the other half. By Prop. 3.3
@@ -86,6 +92,127 @@ pub fn energy_distance(x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>) -> Result
         ));
     }
     Ok(2.0 * mean_distance(x, y, false) - mean_distance(x, x, true) - mean_distance(y, y, true))
+}
+
+/// The generated sample's distance to fresh target draws against that of an independent
+/// target sample of the same size: the "as good as more data" yardstick of a toy run.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct EnergyRatio {
+    /// Rows of each sample.
+    pub n: usize,
+    /// V-statistic energy distance between the generated and the reference sample.
+    pub generated: f64,
+    /// The same between an independent target sample and the reference sample.
+    pub independent: f64,
+    /// `generated / independent`.
+    pub ratio: f64,
+}
+
+/// [`EnergyRatio`] of `generated` and `independent` (both of `n` rows) against `reference`
+/// (fresh or held-out target draws, any number `h ≥ 2` of rows).
+///
+/// Both distances are V-statistics (the `i = j` pairs, at distance 0, kept in the within-set
+/// means), `V = 2·m(x, y) − m_V(x, x) − m_V(y, y)`, which are ≥ 0 and have expectation
+/// `ED(p, q) + E‖X − X'‖/n + E‖Y − Y'‖/h`. For an independent target sample that is
+/// `E‖Y − Y'‖·(1/n + 1/h)`, so the ratio is ≈ `1 + ED(p_θ, p)/(E‖Y − Y'‖·(1/n + 1/h))`: 1 for
+/// a perfect generator, ≤ 2 when the generator's excess distance is within the sampling
+/// floor of `n` target draws.
+pub fn energy_ratio(
+    generated: ArrayView2<'_, f64>,
+    independent: ArrayView2<'_, f64>,
+    reference: ArrayView2<'_, f64>,
+) -> Result<EnergyRatio, TrainError> {
+    let n = generated.nrows();
+    if independent.nrows() != n {
+        return Err(TrainError::InvalidOption(format!(
+            "energy ratio needs a generated and an independent sample of equal size, got {n} and {}",
+            independent.nrows()
+        )));
+    }
+    // Checks the dimensions and the sizes.
+    energy_distance(
+        generated.slice(ndarray::s![..2, ..]),
+        reference.slice(ndarray::s![..2, ..]),
+    )?;
+    energy_distance(
+        independent.slice(ndarray::s![..2, ..]),
+        reference.slice(ndarray::s![..2, ..]),
+    )?;
+    let within_v = |x: ArrayView2<'_, f64>| {
+        let k = x.nrows() as f64;
+        mean_distance(x, x, true) * (k - 1.0) / k
+    };
+    let reference_within = within_v(reference);
+    let v = |x: ArrayView2<'_, f64>| {
+        2.0 * mean_distance(x, reference, false) - within_v(x) - reference_within
+    };
+    let (generated, independent) = (v(generated), v(independent));
+    Ok(EnergyRatio {
+        n,
+        generated,
+        independent,
+        ratio: generated / independent,
+    })
+}
+
+/// Total variation distance between the 2-D histograms of two samples, beside that of an
+/// independent target sample (the floor of a perfect generator at this sample size).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct BinnedTv {
+    /// Bins per axis over the reference sample's bounding box (plus one outside bin).
+    pub bins: usize,
+    /// `½ Σ_b |p̂_gen(b) − p̂_ref(b)|`.
+    pub generated: f64,
+    /// The same for the independent target sample.
+    pub independent: f64,
+    /// `generated / independent`.
+    pub ratio: f64,
+}
+
+/// [`BinnedTv`] on a `bins × bins` grid spanning the bounding box of `reference` (points
+/// outside fall in one extra bin), for 2-D samples of equal size `generated` and
+/// `independent`; `None` in other dimensions.
+pub fn binned_tv(
+    generated: ArrayView2<'_, f64>,
+    independent: ArrayView2<'_, f64>,
+    reference: ArrayView2<'_, f64>,
+    bins: usize,
+) -> Option<BinnedTv> {
+    if reference.ncols() != 2 || generated.ncols() != 2 || independent.ncols() != 2 || bins == 0 {
+        return None;
+    }
+    let lo = [0, 1].map(|j| reference.column(j).fold(f64::INFINITY, |a, &b| a.min(b)));
+    let hi = [0, 1].map(|j| {
+        reference
+            .column(j)
+            .fold(f64::NEG_INFINITY, |a, &b| a.max(b))
+    });
+    let hist = |x: ArrayView2<'_, f64>| {
+        let mut h = vec![0.0; bins * bins + 1];
+        for r in x.rows() {
+            let cell = |j: usize| {
+                let u = (r[j] - lo[j]) / (hi[j] - lo[j]);
+                (0.0..=1.0)
+                    .contains(&u)
+                    .then(|| ((u * bins as f64) as usize).min(bins - 1))
+            };
+            let k = match (cell(0), cell(1)) {
+                (Some(a), Some(b)) => a * bins + b,
+                _ => bins * bins,
+            };
+            h[k] += 1.0 / x.nrows() as f64;
+        }
+        h
+    };
+    let tv = |a: &[f64], b: &[f64]| 0.5 * a.iter().zip(b).map(|(p, q)| (p - q).abs()).sum::<f64>();
+    let r = hist(reference);
+    let (generated, independent) = (tv(&hist(generated), &r), tv(&hist(independent), &r));
+    Some(BinnedTv {
+        bins,
+        generated,
+        independent,
+        ratio: generated / independent,
+    })
 }
 
 /// The Gaussian with the sample mean and (unbiased) sample covariance of the rows of `x`.
@@ -221,6 +348,51 @@ pub fn heldout_tmid(
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn binned_tv_by_hand() {
+        // Reference box [0, 1]²; 2 bins per axis. reference: one point per quadrant;
+        // generated: all four in the lower-left quadrant → TV = ½(¾ + ¼·3) = ¾;
+        // independent = reference → 0 (ratio ∞); a 1-D sample → None.
+        let r = array![[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
+        let g = array![[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.4, 0.4]];
+        let w = array![[0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [2.0, 2.0]];
+        let t = binned_tv(g.view(), w.view(), r.view(), 2).unwrap();
+        assert!((t.generated - 0.75).abs() < 1e-12);
+        // w: one point outside the box (its own bin) and one missing from the upper right:
+        // ½(0 + 0 + 0 + ¼ + ¼) = ¼.
+        assert!((t.independent - 0.25).abs() < 1e-12 && (t.ratio - 3.0).abs() < 1e-12);
+        assert!(binned_tv(array![[1.0]].view(), w.view(), r.view(), 2).is_none());
+    }
+
+    #[test]
+    fn energy_ratio_by_hand() {
+        // reference y = {1, 5}, generated x = {0, 2}, independent w = {1, 4} (1-D).
+        // V(x, y) = 2·2.5 − (0 + 2 + 2 + 0)/4 − (0 + 4 + 4 + 0)/4 = 5 − 1 − 2 = 2;
+        // V(w, y) = 2·mean(0, 4, 3, 1) − (0 + 3 + 3 + 0)/4 − 2 = 4 − 1.5 − 2 = 0.5.
+        let y = array![[1.0], [5.0]];
+        let r = energy_ratio(
+            array![[0.0], [2.0]].view(),
+            array![[1.0], [4.0]].view(),
+            y.view(),
+        )
+        .unwrap();
+        assert!((r.generated - 2.0).abs() < 1e-12 && (r.independent - 0.5).abs() < 1e-12);
+        assert!((r.ratio - 4.0).abs() < 1e-12 && r.n == 2);
+        // The generated sample equal to the independent one: ratio exactly 1.
+        let w = array![[1.0], [4.0]];
+        assert_eq!(
+            energy_ratio(w.view(), w.view(), y.view()).unwrap().ratio,
+            1.0
+        );
+        assert!(energy_ratio(w.view(), array![[1.0]].view(), y.view()).is_err());
+        // A reference of another size: y' = {1, 5, 3}. V(x, y') = 2·mean(1,5,3,1,3,1)
+        // − 1 − (0+4+2+4+0+2+2+2+0)/9 = 14/3 − 1 − 16/9 = 17/9.
+        let y3 = array![[1.0], [5.0], [3.0]];
+        let r = energy_ratio(array![[0.0], [2.0]].view(), w.view(), y3.view()).unwrap();
+        assert!((r.generated - 17.0 / 9.0).abs() < 1e-12, "{}", r.generated);
+        assert!(energy_ratio(w.view(), w.view(), array![[1.0, 2.0], [3.0, 4.0]].view()).is_err());
+    }
 
     #[test]
     fn energy_distance_by_hand() {

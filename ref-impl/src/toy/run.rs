@@ -17,7 +17,10 @@ use crate::error::TrainError;
 use crate::methods::mgm::toy::{ToyMgm, ToyMgmConfig};
 use crate::methods::mgm::{StepLosses, Variant};
 use crate::toy::critic_check::CriticFit;
-use crate::toy::metrics::{core_tmid, energy_distance, gaussian_fit_tmid, heldout_tmid, HeldOut};
+use crate::toy::metrics::{
+    binned_tv, core_tmid, energy_distance, energy_ratio, gaussian_fit_tmid, heldout_tmid, BinnedTv,
+    EnergyRatio, HeldOut,
+};
 use crate::toy::targets::Target;
 use crate::train::bridge::{array_tensor, tensor_array};
 use crate::train::method::{Batches, Evaluate, Method};
@@ -47,8 +50,18 @@ pub struct ToyConfig {
     pub steps: usize,
     /// Batch size of each step.
     pub batch: i64,
-    /// Learning rate of both Adam optimizers (`β1 = 0`).
+    /// Learning rate of the generator's Adam (and of the field's unless `critic_lr`).
     pub lr: f64,
+    /// Learning rate of the field's Adam (`None`: `lr`).
+    pub critic_lr: Option<f64>,
+    /// Adam `β1` of both networks (App. B: 0).
+    pub beta1: f64,
+    /// Adam `β2` of both networks (App. B: 0.999).
+    pub beta2: f64,
+    /// Field updates per generator update (App. B: 1).
+    pub critic_steps: usize,
+    /// Gradient-norm clip of both networks (`None`: none).
+    pub clip: Option<f64>,
     /// Decay of the generator's weight EMA used for evaluation (App. B: 0.999; 0 evaluates
     /// the last weights).
     pub ema_decay: f64,
@@ -68,6 +81,10 @@ pub struct ToyConfig {
     pub eval_fit: CriticFit,
     /// Steps between points of the energy-distance curve (0: no curve).
     pub curve_every: usize,
+    /// Unseen draws of the law behind a `law:` target (`.npy` or `.csv`): the energy ratio is
+    /// then measured against them, with the law's atoms as the "training sample" (see
+    /// [`EnergyRatio`]).
+    pub heldout: Option<std::path::PathBuf>,
     /// Generated and target samples per curve point.
     pub curve_samples: usize,
 }
@@ -87,6 +104,11 @@ impl ToyConfig {
             steps: 20_000,
             batch: 256,
             lr: 3e-4,
+            critic_lr: None,
+            beta1: 0.0,
+            beta2: 0.999,
+            critic_steps: 1,
+            clip: None,
             ema_decay: 0.999,
             seed: 0,
             latent_dim: dim as i64,
@@ -102,6 +124,7 @@ impl ToyConfig {
             },
             curve_every: 500,
             curve_samples: 2000,
+            heldout: None,
         }
     }
 
@@ -138,6 +161,14 @@ pub struct ToyReport<L = StepLosses> {
     /// Energy distance between generated and fresh target samples (unbiased; ≈ 0 ± noise
     /// for a perfect generator).
     pub energy_distance: f64,
+    /// The generated sample's energy distance to fresh target draws over that of an
+    /// independent target sample of the same size ([`EnergyRatio`]; ≈ 1 is as good as more
+    /// data, ≤ 2 is the toy acceptance bar).
+    pub energy_ratio: EnergyRatio,
+    /// Total variation between 40 × 40 histograms of the generated and the reference sample,
+    /// beside that of the independent sample ([`BinnedTv`]; 2-D targets only): sensitive to
+    /// thin curves that the energy distance averages away.
+    pub binned_tv: Option<BinnedTv>,
     /// Held-out variational estimate of `D_t-mid^{lin, eval_sigma}(generated, target)`.
     pub tmid_estimate: f64,
     /// Its standard error.
@@ -238,6 +269,11 @@ pub fn run_toy(
                     critic_sigma: config.critic_sigma,
                     batch: config.batch,
                     lr: config.lr,
+                    critic_lr: config.critic_lr,
+                    beta1: config.beta1,
+                    beta2: config.beta2,
+                    critic_steps: config.critic_steps,
+                    clip: config.clip,
                     ema_decay: config.ema_decay,
                     seed: config.seed,
                     dim: target.dim() as i64,
@@ -326,6 +362,13 @@ fn train_and_evaluate<M: Method>(
         });
     }
     let energy = energy_distance(generated.view(), reference.view())?;
+    // Drawn after the reference, so that adding it changed no earlier draw.
+    let independent = target.sample(n, &mut rng)?;
+    let ratio = match &config.heldout {
+        None => energy_ratio(generated.view(), independent.view(), reference.view())?,
+        Some(path) => heldout_ratio(target, &generated, path)?,
+    };
+    let tv = binned_tv(generated.view(), independent.view(), reference.view(), 40);
     progress.stage(config.eval_fit.steps as u64, "eval critic");
     let heldout = heldout_tmid(
         generated.view(),
@@ -355,6 +398,8 @@ fn train_and_evaluate<M: Method>(
         device: crate::device::device_name(device),
         eval_samples: n,
         energy_distance: energy,
+        energy_ratio: ratio,
+        binned_tv: tv,
         tmid_estimate: heldout.estimate.value,
         tmid_std_error: heldout.estimate.std_error,
         tmid_method: format!(
@@ -400,10 +445,11 @@ fn train_and_evaluate<M: Method>(
             },
             Panel {
                 title: format!(
-                    "{} (energy {:.4}, D_t-mid {:.4})",
+                    "{} (energy ratio {:.2}, D_t-mid {:.4} ± {:.4})",
                     method.name(),
-                    energy,
-                    report.tmid_estimate
+                    ratio.ratio,
+                    report.tmid_core_estimate,
+                    report.tmid_core_std_error
                 ),
                 points: &generated,
             },
@@ -432,6 +478,43 @@ fn train_and_evaluate<M: Method>(
     }
     loss_panels(&out.join("losses.png"), &series)?;
     Ok(report)
+}
+
+/// The energy ratio against unseen draws read from `path`: a discrete law's atoms are the
+/// training sample (and as many generated samples are compared); for any other law, fresh
+/// draws of the size of the generated sample are.
+fn heldout_ratio(
+    target: &Target,
+    generated: &ndarray::Array2<f64>,
+    path: &Path,
+) -> Result<EnergyRatio, TrainError> {
+    let heldout = midpoint::io::read_samples(path)?;
+    if heldout.ncols() != generated.ncols() || heldout.nrows() < 2 {
+        return Err(TrainError::InvalidOption(format!(
+            "{}: {} held-out rows of dimension {}, need ≥ 2 of dimension {}",
+            path.display(),
+            heldout.nrows(),
+            heldout.ncols(),
+            generated.ncols()
+        )));
+    }
+    match target.law() {
+        Some(Law::Discrete(d)) => {
+            let m = d.len();
+            if generated.nrows() < m {
+                return Err(TrainError::InvalidOption(format!(
+                    "--heldout compares {m} atoms with as many generated samples: --eval-samples must be at least {m}"
+                )));
+            }
+            let g = generated.slice(ndarray::s![..m, ..]);
+            energy_ratio(g, d.points(), heldout.view())
+        }
+        _ => {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x4845_4c44);
+            let independent = target.sample(generated.nrows(), &mut rng)?;
+            energy_ratio(generated.view(), independent.view(), heldout.view())
+        }
+    }
 }
 
 /// Each of `fields` over the steps of `losses` (exact: straight from the values, not from the

@@ -12,7 +12,7 @@ use super::{Mgm, MgmConfig, Variant};
 use crate::error::TrainError;
 use crate::nets::mlp::{Mlp, MlpConfig};
 use crate::train::ema::Ema;
-use crate::train::network::Network;
+use crate::train::network::{AdamSettings, Network};
 use tch::{nn, Device, Kind, Tensor};
 
 /// The settings of MGM on a toy target.
@@ -26,8 +26,18 @@ pub struct ToyMgmConfig {
     pub critic_sigma: f64,
     /// Batch size of each step.
     pub batch: i64,
-    /// Learning rate of both Adam optimizers (`β1 = 0`).
+    /// Learning rate of the generator's Adam (and of the field's unless `critic_lr` is set).
     pub lr: f64,
+    /// Learning rate of the field's Adam (`None`: `lr`, as App. B).
+    pub critic_lr: Option<f64>,
+    /// Adam `β1` of both networks (App. B: 0).
+    pub beta1: f64,
+    /// Adam `β2` of both networks (App. B: 0.999).
+    pub beta2: f64,
+    /// Field updates per generator update (App. B: 1).
+    pub critic_steps: usize,
+    /// Gradient-norm clip of both networks (`None`: none, as App. B).
+    pub clip: Option<f64>,
     /// Decay of the generator's weight EMA (0 evaluates the last weights).
     pub ema_decay: f64,
     /// Seed of torch.
@@ -80,8 +90,14 @@ impl ToyMgm {
             interpolant: midpoint::Interpolant::Linear,
             sigma: config.sigma,
             critic_sigma: config.critic_sigma,
-        })?;
-        let net = |cfg: MlpConfig| -> Result<Network<Mlp>, TrainError> {
+        })?
+        .with_clip(config.clip)?;
+        let adam = |lr: f64| AdamSettings {
+            lr,
+            beta1: config.beta1,
+            beta2: config.beta2,
+        };
+        let net = |cfg: MlpConfig, lr: f64| -> Result<Network<Mlp>, TrainError> {
             let vs = nn::VarStore::new(device);
             let mlp = Mlp::new(
                 &vs.root(),
@@ -91,15 +107,22 @@ impl ToyMgm {
                     ..cfg
                 },
             );
-            Network::new(mlp, vs, config.lr)
+            Network::with_adam(mlp, vs, adam(lr))
         };
-        let generator = net(MlpConfig::generator(config.latent_dim, config.dim))?;
-        let field = net(MlpConfig::field(config.dim))?;
+        let generator = net(
+            MlpConfig::generator(config.latent_dim, config.dim),
+            config.lr,
+        )?;
+        let field = net(
+            MlpConfig::field(config.dim),
+            config.critic_lr.unwrap_or(config.lr),
+        )?;
         let ema_vs = nn::VarStore::new(device);
         let ema_net = Mlp::new(&ema_vs.root(), generator.net.config());
         let ema = Ema::new(ema_vs, &generator.vs, config.ema_decay)?;
         Ok(MgmMethod {
-            trainer: MgmTrainer::new(mgm, generator, field),
+            trainer: MgmTrainer::new(mgm, generator, field)
+                .with_critic_steps(config.critic_steps)?,
             ema,
             ema_net,
             config,
