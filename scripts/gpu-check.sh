@@ -12,6 +12,13 @@
 #   scripts/gpu-check.sh run OUT         # device call 2, carry ["gpu-bundle/b"], AT ONCE after call 1
 #   scripts/gpu-check.sh --cpu-smoke DIR # here: bundle + both phases with tiny settings on the CPU
 #
+# Issue 15 ("MGM that learns") on a GPU, without the benches: call 1 only stages the first part
+# of the weights (seconds), call 2 is the run phase with the learning profile (warmup 150 s,
+# MGM 220 s with 3 critic updates per generator update, FID-2k every 50 iterations, the health
+# signals in mgm/losses.jsonl and raw-generator grids beside the EMA ones): < 8 min.
+#   run(command="bash scripts/gpu-check.sh stage $OUT", carry=["gpu-bundle/a"], timeout_s=60)
+#   run(command="bash scripts/gpu-check.sh learn $OUT", carry=["gpu-bundle/b"], timeout_s=540)
+#
 # Why two device calls. The device machine has no Rust and no network, so the binary (built here)
 # and the Inception weights (87.3 MB) travel with the working tree, which is limited to 64 MiB per
 # call; one command may also run 10 minutes at most. `bundle` therefore writes
@@ -81,6 +88,8 @@ gpu_profile() {
   WARMUP_GRID_EVERY="${WARMUP_GRID_EVERY:-500}"
   MGM_SECONDS="${MGM_SECONDS:-240}"
   MGM_PRECISION="${MGM_PRECISION:-fp32}"
+  MGM_CRITIC_STEPS="${MGM_CRITIC_STEPS:-1}"
+  INCEPTION_BENCH="${INCEPTION_BENCH:-1}"
   FID_EVERY="${FID_EVERY:-50}"
   FID_N="${FID_N:-2000}"
   FINAL_FID="${FINAL_FID:-5000}"
@@ -92,7 +101,8 @@ gpu_profile() {
 smoke_profile() {
   DEVICE=cpu ARCH=tiny MGM_BATCH=2 BENCH_STEPS=1 BENCH_WARMUP_STEPS=0 BENCH_TIMEOUT=120
   WARMUP_BENCH_BATCH=2 MATMUL_N=64 MATMUL_REPS=2 INCEPTION_N=2 INCEPTION_BATCH=2 PER_IMAGE=4
-  WARMUP_BATCH=2 WARMUP_SECONDS=2 WARMUP_GRID_EVERY=1 MGM_SECONDS=3 MGM_PRECISION=bf16
+  WARMUP_BATCH=2 WARMUP_SECONDS=2 WARMUP_GRID_EVERY=1 MGM_SECONDS=3 MGM_PRECISION=bf16 MGM_CRITIC_STEPS=2
+  INCEPTION_BENCH=1
   FID_EVERY=2 FID_N=2 FINAL_FID=3 FID_BATCH=2 GRID_EVERY=2 THREADS=2
 }
 
@@ -252,7 +262,7 @@ do_run() {
   {
     log "run phase; device $DEVICE, arch $ARCH"
     local th=(--threads "$THREADS")
-    capped inception-bench "$B" bench inception --batch "$INCEPTION_BATCH" -n "$INCEPTION_N" --device "$DEVICE" "${th[@]}" --json --quiet
+    [ "$INCEPTION_BENCH" = 1 ] && capped inception-bench "$B" bench inception --batch "$INCEPTION_BATCH" -n "$INCEPTION_N" --device "$DEVICE" "${th[@]}" --json --quiet
     local src; src="$(photo_dir)"
     [ -n "$src" ] && [ -d "$src" ] || die "no scikit-image data folder (set PHOTOS=DIR)"
     log "photographs from $src"
@@ -275,10 +285,11 @@ do_run() {
       --max-seconds "$WARMUP_SECONDS" --lr-rampup-kimg 20 --checkpoint-every 100000000 \
       --grid-every "$WARMUP_GRID_EVERY" --device "$DEVICE" "${th[@]}" --quiet --out "$W/warmup" >"$W/warmup-summary.json"
     log "warmup: $(tr -d '\n ' <"$W/warmup-summary.json")"
-    log "mgm for ${MGM_SECONDS}s, batch $batch, $MGM_PRECISION, FID-$FID_N every $FID_EVERY steps"
+    log "mgm for ${MGM_SECONDS}s, batch $batch, $MGM_PRECISION, $MGM_CRITIC_STEPS critic steps per generator step, FID-$FID_N every $FID_EVERY steps"
     "$B" mgm --warmup "$W/warmup/checkpoint.safetensors" --data "$W/crops/train" \
       --fid-ref "$W/held-out-stats.safetensors" --fid-every "$FID_EVERY" --fid-n "$FID_N" \
       --final-fid "$FINAL_FID" --fid-batch "$FID_BATCH" --batch "$batch" --precision "$MGM_PRECISION" \
+      --critic-steps "$MGM_CRITIC_STEPS" \
       --steps 100000000 --max-seconds "$MGM_SECONDS" --grid-every "$GRID_EVERY" --checkpoint-every 0 \
       --device "$DEVICE" "${th[@]}" --quiet --out "$W/mgm"
     cp "$W/mgm/summary.json" "$W/mgm-summary.json"
@@ -322,6 +333,14 @@ case "$mode" in
     OUT="$2"; mkdir -p "$OUT"
     gpu_profile; torch_env
     if [ "$mode" = bench ]; then do_bench; else do_run; fi ;;
+  stage)
+    stage_part a; echo "staged $BUNDLE/a in $STAGE" ;;
+  learn)
+    [ -n "${2:-}" ] || die "usage: $0 learn OUT"
+    OUT="$2"; mkdir -p "$OUT"
+    : "${WARMUP_SECONDS:=150}" "${MGM_SECONDS:=220}" "${MGM_CRITIC_STEPS:=3}" "${INCEPTION_BENCH:=0}"
+    gpu_profile; torch_env
+    do_run ;;
   --cpu-smoke)
     [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke DIR"
     torch_env; do_smoke "$2" ;;

@@ -7,6 +7,15 @@ use midpoint_train::toy::targets::Target;
 use midpoint_train::train::progress::Progress;
 use std::path::PathBuf;
 
+/// `--lr-schedule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LrSchedule {
+    /// Constant learning rates (App. B).
+    Constant,
+    /// Cosine decay to 0 over the run.
+    Cosine,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Target: swiss-roll, 8gaussians, checkerboard, moons or law:FILE.json.
@@ -25,8 +34,9 @@ pub struct Args {
     /// σ' of the critic step (Table 1c); defaults to --sigma.
     #[arg(long)]
     critic_sigma: Option<f64>,
-    /// Iterations of Algorithm 1 (one critic and one generator step each).
-    #[arg(long, default_value_t = 20_000)]
+    /// Iterations of Algorithm 1 (--critic-steps critic updates and one generator update
+    /// each).
+    #[arg(long, default_value_t = 5000)]
     steps: usize,
     /// Batch size.
     #[arg(long, default_value_t = 256)]
@@ -43,12 +53,17 @@ pub struct Args {
     /// Adam β2 of both networks (App. B: 0.999).
     #[arg(long, default_value_t = 0.999)]
     beta2: f64,
-    /// Critic updates per generator update (App. B: 1).
-    #[arg(long, default_value_t = 1)]
+    /// Critic updates per generator update (App. B: 1; 10 by default here, see
+    /// docs/learning.md).
+    #[arg(long, default_value_t = 10)]
     critic_steps: usize,
     /// Clip each network's gradient norm to this value (default: no clipping, as App. B).
     #[arg(long)]
     clip: Option<f64>,
+    /// Learning-rate schedule of both networks: cosine (decay to 0 over the run, the default
+    /// here, see docs/learning.md) or constant (App. B).
+    #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
+    lr_schedule: LrSchedule,
     /// Decay of the generator weight EMA used for the samples and metrics (App. B; 0: last
     /// weights).
     #[arg(long, default_value_t = 0.999)]
@@ -56,7 +71,7 @@ pub struct Args {
     /// Seed of torch and of the data stream.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Latent dimension (default: the data dimension).
+    /// Latent dimension (default: max(8, data dimension)).
     #[arg(long)]
     latent_dim: Option<i64>,
     /// Hidden width of both MLPs.
@@ -105,6 +120,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.beta2 = a.beta2;
     cfg.critic_steps = a.critic_steps;
     cfg.clip = a.clip;
+    cfg.cosine_decay = a.lr_schedule == LrSchedule::Cosine;
     cfg.ema_decay = a.ema_decay;
     cfg.seed = a.seed;
     if let Some(l) = a.latent_dim {
@@ -124,18 +140,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let progress = Progress::new(a.steps as u64, a.variant.name(), a.quiet.show());
     let r = run_toy(a.method, &target, &cfg, device, &a.out, &progress)?;
     println!(
-        "{} on {}: energy distance {:.5} (ratio to an independent target sample {:.2}), D_t-mid (held-out) {:.5} ± {:.5}, D_t-mid (core estimate) {:.5} ± {:.5} (sign-flip p = {}){}; wrote {}",
+        "{} on {}: energy distance {:.5} (ratio to an independent target sample {:.2}){}, D_t-mid (core estimate) {:.5} ± {:.5} (sign-flip p = {}), D_t-mid (held-out critic) {:.5} ± {:.5}{}; wrote {}",
         a.variant.name(),
         target.name(),
         r.energy_distance,
         r.energy_ratio.ratio,
-        r.tmid_estimate,
-        r.tmid_std_error,
+        r.binned_tv
+            .map(|t| format!(", binned TV {:.3} (ratio {:.2})", t.generated, t.ratio))
+            .unwrap_or_default(),
         r.tmid_core_estimate,
         r.tmid_core_std_error,
         r.tmid_core_p_value
             .map(|p| format!("{p:.4}"))
             .unwrap_or_else(|| "-".into()),
+        r.tmid_estimate,
+        r.tmid_std_error,
         r.tmid_gaussian_fit_exact
             .map(|v| format!(", D_t-mid (Gaussian fit, exact) {v:.5}"))
             .unwrap_or_default(),

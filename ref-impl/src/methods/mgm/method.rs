@@ -41,6 +41,11 @@ pub trait Setting: serde::Serialize {
     fn step_seed(&self, k: u64) -> Option<i64>;
     /// The fixed latents of the sample grids.
     fn grid_latents(&self, n: i64) -> Tensor;
+    /// The learning rates `(generator, field)` of step `k` when the setting schedules them
+    /// (`None`: the optimizers keep theirs).
+    fn learning_rates(&self, _k: u64) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// A generator `G`, a field `F` and the generator's EMA, trained by Algorithm 1 in setting
@@ -80,6 +85,10 @@ impl<G: Generator, F: Field, C: Setting> MgmMethod<G, F, C> {
     pub fn step(&mut self, data: &mut dyn Batches) -> Result<StepLosses, TrainError> {
         if let Some(seed) = self.config.step_seed(self.trainer.steps_done() as u64) {
             tch::manual_seed(seed);
+        }
+        if let Some((g, f)) = self.config.learning_rates(self.trainer.steps_done() as u64) {
+            self.trainer.generator.opt.set_lr(g);
+            self.trainer.field.opt.set_lr(f);
         }
         let (sample, latent) = (self.config.sample_shape(), self.config.latent_shape());
         self.trainer

@@ -38,6 +38,10 @@ pub struct ToyMgmConfig {
     pub critic_steps: usize,
     /// Gradient-norm clip of both networks (`None`: none, as App. B).
     pub clip: Option<f64>,
+    /// Cosine decay of both learning rates to 0 over `steps` (false: constant, as App. B).
+    pub cosine_decay: bool,
+    /// Iterations of the run (the length of the cosine decay).
+    pub steps: usize,
     /// Decay of the generator's weight EMA (0 evaluates the last weights).
     pub ema_decay: f64,
     /// Seed of torch.
@@ -77,6 +81,14 @@ impl Setting for ToyMgmConfig {
     /// `n` standard normal latents from torch's stream (toy runs draw no grids).
     fn grid_latents(&self, n: i64) -> Tensor {
         Tensor::randn([n, self.latent_dim], (Kind::Float, Device::Cpu))
+    }
+    /// `lr·½(1 + cos(πk/steps))` for both networks with `cosine_decay`.
+    fn learning_rates(&self, k: u64) -> Option<(f64, f64)> {
+        self.cosine_decay.then(|| {
+            let c =
+                0.5 * (1.0 + (std::f64::consts::PI * k as f64 / self.steps.max(1) as f64).cos());
+            (self.lr * c, self.critic_lr.unwrap_or(self.lr) * c)
+        })
     }
 }
 
