@@ -3,7 +3,7 @@
 table of per-group means over seeds. A run's group is its folder name up to the last
 `-s<seed>`; the columns are the energy distance, the energy ratio to an independent target
 sample (1 = as good as fresh data; the acceptance bar is 2), the core estimator's D_t-mid with
-its SE and sign-flip p-value, and wall time.
+its SE and sign-flip p-value, the binned-TV ratio, and wall time.
 
     python3 scripts/toy/collect.py RUN_DIR... [--md]
 """
@@ -25,6 +25,7 @@ def load(d):
         "seed": m["config"]["seed"],
         "energy": m["energy_distance"],
         "ratio": m["energy_ratio"]["ratio"],
+        "tv_ratio": (m.get("binned_tv") or {}).get("ratio", float("nan")),
         "n": m["energy_ratio"]["n"],
         "tmid": m["tmid_core_estimate"],
         "tmid_se": m["tmid_core_std_error"],
@@ -46,8 +47,8 @@ def main():
     groups = {}
     for r in rows:
         groups.setdefault(r["group"], []).append(r)
-    print("| run | seeds | energy distance (mean ± sd) | ratio per seed | ratio ≤ 2 | core D_t-mid (mean) | p < 0.01 | wall s (max) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | seeds | energy distance (mean ± sd) | energy ratio per seed | ratio ≤ 2 | binned-TV ratio (mean) | core D_t-mid (mean) | p < 0.01 | wall s (max) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for g, rs in groups.items():
         e = [r["energy"] for r in rs]
         mean = sum(e) / len(e)
@@ -57,7 +58,8 @@ def main():
         tm = sum(r["tmid"] for r in rs) / len(rs)
         rej = sum(r["p"] < 0.01 for r in rs)
         wall = max(r["seconds"] for r in rs)
-        print(f"| {g} | {len(rs)} | {mean:.5f} ± {sd:.5f} | {ratios} | {ok}/{len(rs)} | {tm:.4f} | {rej}/{len(rs)} | {wall:.0f} |")
+        tv = sum(r["tv_ratio"] for r in rs) / len(rs)
+        print(f"| {g} | {len(rs)} | {mean:.5f} ± {sd:.5f} | {ratios} | {ok}/{len(rs)} | {tv:.2f} | {tm:.4f} | {rej}/{len(rs)} | {wall:.0f} |")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! `midpoint-train toy --data D --variant V [...] --out DIR`
 
+use midpoint_train::methods::mgm::toy::ToyOptimization;
 use midpoint_train::methods::mgm::Variant;
 use midpoint_train::toy::critic_check::CriticFit;
 use midpoint_train::toy::run::{run_toy, ToyConfig, ToyMethod};
@@ -114,13 +115,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.critic_sigma = a.critic_sigma.unwrap_or(a.sigma);
     cfg.steps = a.steps;
     cfg.batch = a.batch;
-    cfg.lr = a.lr;
-    cfg.critic_lr = a.critic_lr;
-    cfg.beta1 = a.beta1;
-    cfg.beta2 = a.beta2;
-    cfg.critic_steps = a.critic_steps;
-    cfg.clip = a.clip;
-    cfg.cosine_decay = a.lr_schedule == LrSchedule::Cosine;
+    cfg.optimization = ToyOptimization {
+        lr: a.lr,
+        critic_lr: a.critic_lr,
+        beta1: a.beta1,
+        beta2: a.beta2,
+        critic_steps: a.critic_steps,
+        clip: a.clip,
+        cosine_decay: a.lr_schedule == LrSchedule::Cosine,
+    };
     cfg.ema_decay = a.ema_decay;
     cfg.seed = a.seed;
     if let Some(l) = a.latent_dim {

@@ -14,7 +14,7 @@
 //! | `losses.png` | critic and generator losses (window means) and the energy-distance curve |
 
 use crate::error::TrainError;
-use crate::methods::mgm::toy::{ToyMgm, ToyMgmConfig};
+use crate::methods::mgm::toy::{ToyMgm, ToyMgmConfig, ToyOptimization};
 use crate::methods::mgm::{StepLosses, Variant};
 use crate::toy::critic_check::CriticFit;
 use crate::toy::metrics::{
@@ -50,20 +50,9 @@ pub struct ToyConfig {
     pub steps: usize,
     /// Batch size of each step.
     pub batch: i64,
-    /// Learning rate of the generator's Adam (and of the field's unless `critic_lr`).
-    pub lr: f64,
-    /// Learning rate of the field's Adam (`None`: `lr`).
-    pub critic_lr: Option<f64>,
-    /// Adam `β1` of both networks (App. B: 0).
-    pub beta1: f64,
-    /// Adam `β2` of both networks (App. B: 0.999).
-    pub beta2: f64,
-    /// Field updates per generator update (App. B: 1).
-    pub critic_steps: usize,
-    /// Gradient-norm clip of both networks (`None`: none).
-    pub clip: Option<f64>,
-    /// Cosine decay of both learning rates to 0 over the run (false: constant, App. B).
-    pub cosine_decay: bool,
+    /// How both networks are optimized.
+    #[serde(flatten)]
+    pub optimization: ToyOptimization,
     /// Decay of the generator's weight EMA used for evaluation (App. B: 0.999; 0 evaluates
     /// the last weights).
     pub ema_decay: f64,
@@ -110,13 +99,11 @@ impl ToyConfig {
             critic_sigma: 0.05,
             steps: 5000,
             batch: 256,
-            lr: 3e-4,
-            critic_lr: None,
-            beta1: 0.0,
-            beta2: 0.999,
-            critic_steps: 10,
-            clip: None,
-            cosine_decay: true,
+            optimization: ToyOptimization {
+                critic_steps: 10,
+                cosine_decay: true,
+                ..ToyOptimization::paper(3e-4)
+            },
             ema_decay: 0.999,
             seed: 0,
             latent_dim: dim.max(8) as i64,
@@ -276,13 +263,7 @@ pub fn run_toy(
                     sigma: config.sigma,
                     critic_sigma: config.critic_sigma,
                     batch: config.batch,
-                    lr: config.lr,
-                    critic_lr: config.critic_lr,
-                    beta1: config.beta1,
-                    beta2: config.beta2,
-                    critic_steps: config.critic_steps,
-                    clip: config.clip,
-                    cosine_decay: config.cosine_decay,
+                    optimization: config.optimization,
                     steps: config.steps,
                     ema_decay: config.ema_decay,
                     seed: config.seed,

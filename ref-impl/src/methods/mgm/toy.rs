@@ -15,17 +15,9 @@ use crate::train::ema::Ema;
 use crate::train::network::{AdamSettings, Network};
 use tch::{nn, Device, Kind, Tensor};
 
-/// The settings of MGM on a toy target.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ToyMgmConfig {
-    /// Objective.
-    pub variant: Variant,
-    /// Generator-side `σ`.
-    pub sigma: f64,
-    /// Critic-side `σ'`.
-    pub critic_sigma: f64,
-    /// Batch size of each step.
-    pub batch: i64,
+/// How the two toy networks are optimized: the settings the study of docs/learning.md varies.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ToyOptimization {
     /// Learning rate of the generator's Adam (and of the field's unless `critic_lr` is set).
     pub lr: f64,
     /// Learning rate of the field's Adam (`None`: `lr`, as App. B).
@@ -38,8 +30,40 @@ pub struct ToyMgmConfig {
     pub critic_steps: usize,
     /// Gradient-norm clip of both networks (`None`: none, as App. B).
     pub clip: Option<f64>,
-    /// Cosine decay of both learning rates to 0 over `steps` (false: constant, as App. B).
+    /// Cosine decay of both learning rates to 0 over the run (false: constant, as App. B).
     pub cosine_decay: bool,
+}
+
+impl ToyOptimization {
+    /// App. B's optimization at learning rate `lr`: Adam with `β1 = 0`, `β2 = 0.999` for both
+    /// networks, one field update per generator update, no clipping, a constant rate.
+    pub fn paper(lr: f64) -> Self {
+        ToyOptimization {
+            lr,
+            critic_lr: None,
+            beta1: 0.0,
+            beta2: 0.999,
+            critic_steps: 1,
+            clip: None,
+            cosine_decay: false,
+        }
+    }
+}
+
+/// The settings of MGM on a toy target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ToyMgmConfig {
+    /// Objective.
+    pub variant: Variant,
+    /// Generator-side `σ`.
+    pub sigma: f64,
+    /// Critic-side `σ'`.
+    pub critic_sigma: f64,
+    /// Batch size of each step.
+    pub batch: i64,
+    /// How both networks are optimized.
+    #[serde(flatten)]
+    pub optimization: ToyOptimization,
     /// Iterations of the run (the length of the cosine decay).
     pub steps: usize,
     /// Decay of the generator's weight EMA (0 evaluates the last weights).
@@ -84,10 +108,11 @@ impl Setting for ToyMgmConfig {
     }
     /// `lr·½(1 + cos(πk/steps))` for both networks with `cosine_decay`.
     fn learning_rates(&self, k: u64) -> Option<(f64, f64)> {
-        self.cosine_decay.then(|| {
+        let o = &self.optimization;
+        o.cosine_decay.then(|| {
             let c =
                 0.5 * (1.0 + (std::f64::consts::PI * k as f64 / self.steps.max(1) as f64).cos());
-            (self.lr * c, self.critic_lr.unwrap_or(self.lr) * c)
+            (o.lr * c, o.critic_lr.unwrap_or(o.lr) * c)
         })
     }
 }
@@ -103,11 +128,11 @@ impl ToyMgm {
             sigma: config.sigma,
             critic_sigma: config.critic_sigma,
         })?
-        .with_clip(config.clip)?;
+        .with_clip(config.optimization.clip)?;
         let adam = |lr: f64| AdamSettings {
             lr,
-            beta1: config.beta1,
-            beta2: config.beta2,
+            beta1: config.optimization.beta1,
+            beta2: config.optimization.beta2,
         };
         let net = |cfg: MlpConfig, lr: f64| -> Result<Network<Mlp>, TrainError> {
             let vs = nn::VarStore::new(device);
@@ -123,18 +148,21 @@ impl ToyMgm {
         };
         let generator = net(
             MlpConfig::generator(config.latent_dim, config.dim),
-            config.lr,
+            config.optimization.lr,
         )?;
         let field = net(
             MlpConfig::field(config.dim),
-            config.critic_lr.unwrap_or(config.lr),
+            config
+                .optimization
+                .critic_lr
+                .unwrap_or(config.optimization.lr),
         )?;
         let ema_vs = nn::VarStore::new(device);
         let ema_net = Mlp::new(&ema_vs.root(), generator.net.config());
         let ema = Ema::new(ema_vs, &generator.vs, config.ema_decay)?;
         Ok(MgmMethod {
             trainer: MgmTrainer::new(mgm, generator, field)
-                .with_critic_steps(config.critic_steps)?,
+                .with_critic_steps(config.optimization.critic_steps)?,
             ema,
             ema_net,
             config,
