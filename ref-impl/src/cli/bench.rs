@@ -38,7 +38,7 @@ enum What {
 
 #[derive(Debug, clap::Args)]
 struct MgmArgs {
-    /// Network of both G and f: ddpmpp, ddpmpp-noaug or tiny.
+    /// Network of both G and f: ddpmpp, ddpmpp-noaug, tiny or digits (8×8 grayscale).
     #[arg(long, default_value = "ddpmpp")]
     arch: String,
     /// Images per batch (two fresh batches per iteration).
@@ -93,7 +93,7 @@ struct MatmulArgs {
 
 #[derive(Debug, clap::Args)]
 struct WarmupArgs {
-    /// Network: ddpmpp, ddpmpp-noaug or tiny.
+    /// Network: ddpmpp, ddpmpp-noaug, tiny or digits (8×8 grayscale).
     #[arg(long, default_value = "ddpmpp")]
     arch: String,
     /// Images per step.

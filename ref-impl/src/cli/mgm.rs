@@ -50,7 +50,7 @@ pub struct Args {
     init: Option<Init>,
     #[command(flatten)]
     images: Images,
-    /// Network: ddpmpp, ddpmpp-noaug or tiny (default: the warmup's, or the checkpoint's on
+    /// Network: ddpmpp, ddpmpp-noaug, tiny or digits (default: the warmup's, or the checkpoint's on
     /// --resume, else ddpmpp).
     #[arg(long)]
     arch: Option<String>,
@@ -177,7 +177,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..ImageMgmConfig::paper(arch.clone())
     };
     let mut data: Box<dyn Batches> = match &a.images.data {
-        Some(dir) => Box::new(DataImages::new(ImageSet::open(dir)?, a.seed, a.xflip)?),
+        Some(dir) => {
+            let set = ImageSet::open(dir)?;
+            let want = [arch.img_channels, arch.img_resolution, arch.img_resolution];
+            if set.images().size()[1..] != want {
+                anyhow::bail!(
+                    "invalid option: {} are {:?} (C, H, W), --arch {} expects {want:?}",
+                    set.source(),
+                    &set.images().size()[1..],
+                    arch.name
+                );
+            }
+            Box::new(DataImages::new(set, a.seed, a.xflip)?)
+        }
         None => {
             let shape = [arch.img_channels, arch.img_resolution, arch.img_resolution];
             Box::new(LawImages::new(synthetic_law(&arch)?, shape, a.seed)?)

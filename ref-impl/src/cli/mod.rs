@@ -4,8 +4,10 @@ mod arch;
 mod bench;
 mod critic_check;
 mod crops;
+mod feature_net;
 mod fid;
 mod flags;
+mod image_metrics;
 mod info;
 mod mgm;
 mod panels;
@@ -44,6 +46,10 @@ enum Command {
     Mgm(mgm::Args),
     /// Training and held-out crops (PNG) of a folder of photographs, sharing no pixel.
     Crops(crops::Args),
+    /// Train the small classifier whose features give `image-metrics` its Fréchet distance.
+    FeatureNet(feature_net::Args),
+    /// Generated against held-out images: Fréchet distance, D_t-mid, nearest training image.
+    ImageMetrics(image_metrics::Args),
 }
 
 /// Runs the parsed command.
@@ -59,5 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Mgm(a) => mgm::run(a),
         Command::Crops(a) => crops::run(a),
+        Command::FeatureNet(a) => feature_net::run(a),
+        Command::ImageMetrics(a) => image_metrics::run(a),
     }
 }

@@ -24,7 +24,7 @@ pub struct Args {
     /// Noise levels are folded at ln τ_max, so σ ≤ τ_max (App. B).
     #[arg(long, default_value_t = 2.5)]
     tau_max: f64,
-    /// Network: ddpmpp (EDM CIFAR-10, 55.7M parameters), ddpmpp-noaug or tiny.
+    /// Network: ddpmpp (EDM CIFAR-10, 55.7M parameters), ddpmpp-noaug, tiny or digits (8×8 grayscale).
     #[arg(long, default_value = "ddpmpp")]
     arch: String,
     /// Learning-rate ramp-up in thousands of images (EDM: 10000; 0 = none).

@@ -1,5 +1,5 @@
-//! Training images: CIFAR-10 in its binary form ([`cifar`]) or any folder of 32×32 RGB PNG
-//! images ([`png_folder`]), held in memory as `u8` and turned into batches in `[−1, 1]` with
+//! Training images: CIFAR-10 in its binary form ([`cifar`]) or any folder of PNG images of one
+//! size, RGB or grayscale ([`png_folder`]), held in memory as `u8` and turned into batches in `[−1, 1]` with
 //! optional horizontal flips; [`order`] says which images (and flips) step `k` uses, as a pure
 //! function of `(seed, k)`.
 
@@ -43,8 +43,9 @@ pub enum DataError {
         /// The decoder's message.
         message: String,
     },
-    /// A PNG of another size or colour type.
-    #[error("{path}: {width}x{height} {color}, expected a 32x32 8-bit RGB image")]
+    /// A PNG of an unsupported colour type, or of another size or colour model than the
+    /// folder's first image.
+    #[error("{path}: {width}x{height} {color}, expected {expected}")]
     ImageShape {
         /// The file.
         path: PathBuf,
@@ -54,6 +55,8 @@ pub enum DataError {
         height: u32,
         /// Colour type and bit depth.
         color: String,
+        /// What was expected.
+        expected: String,
     },
     /// Neither CIFAR-10 batch files nor PNG images in the folder.
     #[error("{dir}: neither CIFAR-10 binary batches (data_batch_1.bin ... data_batch_5.bin, directly or in cifar-10-batches-bin/) nor .png images found")]
@@ -72,7 +75,8 @@ impl DataError {
     }
 }
 
-/// Images as `u8` `[N, 3, 32, 32]` on the CPU (CHW, RGB), with labels when the source has them.
+/// Images as `u8` `[N, C, H, W]` on the CPU (CHW; C = 3 for RGB, 1 for grayscale), with labels
+/// when the source has them (CIFAR-10, or PNG class folders).
 #[derive(Debug)]
 pub struct ImageSet {
     images: Tensor,
@@ -130,7 +134,7 @@ impl ImageSet {
         &self.images
     }
 
-    /// Labels (CIFAR-10 only).
+    /// Labels (CIFAR-10, or PNG images in class folders).
     pub fn labels(&self) -> Option<&[u8]> {
         self.labels.as_deref()
     }
@@ -140,7 +144,12 @@ impl ImageSet {
         &self.source
     }
 
-    /// Images `indices` as fp32 `[B, 3, H, W]` on `device`, scaled `v ↦ v/127.5 − 1` to
+    /// Every image as fp32 `[N, C, H, W]` in `[−1, 1]` on the CPU, unflipped, in order.
+    pub fn all(&self) -> Tensor {
+        self.images.to_kind(Kind::Float) / 127.5 - 1.0
+    }
+
+    /// Images `indices` as fp32 `[B, C, H, W]` on `device`, scaled `v ↦ v/127.5 − 1` to
     /// `[−1, 1]`, image `i` mirrored left–right when `flips[i]`.
     pub fn batch(&self, indices: &[i64], flips: &[bool], device: Device) -> Tensor {
         let idx = Tensor::from_slice(indices);

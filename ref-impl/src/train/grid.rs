@@ -1,18 +1,29 @@
-//! Image grids as PNG: `N` images `[N, 3, H, W]` in `[−1, 1]` tiled `cols` per row.
+//! Image grids as PNG: `N` images `[N, C, H, W]` (C = 3, or 1 for grayscale shown as gray RGB)
+//! in `[−1, 1]` tiled `cols` per row. Images smaller than [`MIN_SIDE`] are enlarged by pixel
+//! repetition so that a grid of 8×8 digits can be judged by eye.
 
 use crate::error::TrainError;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+/// Images are shown at least this many pixels high (integer nearest-neighbour enlargement).
+pub const MIN_SIDE: i64 = 32;
+
 /// Writes the grid (values clamped to `[−1, 1]`, mapped to `0..=255` by `round((v + 1)·127.5)`).
 pub fn write_grid(path: &Path, images: &Tensor, cols: i64) -> Result<(), TrainError> {
     let size = images.size();
-    if size.len() != 4 || size[1] != 3 || cols <= 0 {
+    if size.len() != 4 || !(size[1] == 3 || size[1] == 1) || size[2] <= 0 || cols <= 0 {
         return Err(TrainError::InvalidOption(format!(
-            "image grid needs [N, 3, H, W] images and cols > 0, got {size:?}"
+            "image grid needs [N, 3 or 1, H, W] images and cols > 0, got {size:?}"
         )));
     }
-    let (n, h, w) = (size[0], size[2], size[3]);
+    let scale = (MIN_SIDE + size[2] - 1) / size[2];
+    let images = images
+        .to_device(Device::Cpu)
+        .expand([size[0], 3, size[2], size[3]], false)
+        .repeat_interleave_self_int(scale, 2, None)
+        .repeat_interleave_self_int(scale, 3, None);
+    let (n, h, w) = (size[0], size[2] * scale, size[3] * scale);
     let rows = (n + cols - 1) / cols;
     let pad = rows * cols - n;
     let x = ((images

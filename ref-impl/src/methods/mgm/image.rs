@@ -229,6 +229,16 @@ impl ImageMgm {
         Ok(read_config(&ckpt, path)?)
     }
 
+    /// Opens the checkpoint at `path` with the config it was written with (for sampling and
+    /// evaluation, where no settings are given), verified as in [`ImageMgm::resume`].
+    pub fn open(path: &Path, device: Device) -> Result<Self, TrainError> {
+        let ckpt = checkpoint::load(path)?;
+        let config = read_config(&ckpt, path)?;
+        let mut run = ImageMgm::from_random_init(config, device)?;
+        run.restore(&ckpt, path)?;
+        Ok(run)
+    }
+
     /// Resumes from the checkpoint at `path`, which must have been written with the same
     /// `config` and the same training images `data`. The file is verified, every tensor is
     /// checked for presence, dtype and shape, and only then is anything copied.

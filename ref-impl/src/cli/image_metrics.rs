@@ -1,0 +1,111 @@
+//! `midpoint-train image-metrics (--checkpoint CKPT | --images DIR) --train DIR --heldout DIR
+//! --features NET [-n N] [--seed 0] [--out FILE.json] [--grid FILE.png]`: generated images
+//! against held-out ones (`image::sample_metrics`).
+
+use midpoint_train::data::ImageSet;
+use midpoint_train::image::feature_net::FeatureNet;
+use midpoint_train::image::sample_metrics::{measure, ImageMetrics};
+use midpoint_train::methods::mgm::image::{ImageMgm, FORMAT as MGM_FORMAT};
+use midpoint_train::methods::warmup::{Warmup, FORMAT as WARMUP_FORMAT};
+use midpoint_train::train::checkpoint;
+use midpoint_train::train::grid::write_grid;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// The generated images: exactly one of the two.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct Generated {
+    /// A warmup checkpoint (its one-step EMA generator D(2.5·z; 2.5), the MGM init) or an MGM
+    /// checkpoint (its EMA generator).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// A folder of PNG images.
+    #[arg(long)]
+    images: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    generated: Generated,
+    /// Training images (the memorization reference, and the Fréchet floor).
+    #[arg(long)]
+    train: PathBuf,
+    /// Held-out images (what the generated images are compared with).
+    #[arg(long)]
+    heldout: PathBuf,
+    /// Feature network of `midpoint-train feature-net`.
+    #[arg(long)]
+    features: PathBuf,
+    /// Images to generate from --checkpoint (default: as many as training images).
+    #[arg(short = 'n', long)]
+    n: Option<usize>,
+    /// Seed of the latents and of the estimator.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the report here (JSON).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the first 64 generated images as a grid (PNG).
+    #[arg(long)]
+    grid: Option<PathBuf>,
+    #[command(flatten)]
+    run_on: super::flags::RunOn,
+}
+
+/// `n` samples of the generator of a warmup or MGM checkpoint, on the CPU, in batches of 256.
+fn generate(path: &Path, n: usize, seed: u64, device: Device) -> anyhow::Result<Tensor> {
+    let format = checkpoint::load(path)?.meta(path, "format")?.to_string();
+    type Sampler = Box<dyn Fn(&Tensor) -> Tensor>;
+    let (sample, arch): (Sampler, _) = match format.as_str() {
+        WARMUP_FORMAT => {
+            let w = Warmup::open(path, device)?;
+            let arch = w.options().arch.clone();
+            (Box::new(move |z| w.samples(z)), arch)
+        }
+        MGM_FORMAT => {
+            let m = ImageMgm::open(path, device)?;
+            let arch = m.config().arch.clone();
+            (Box::new(move |z| m.samples(z)), arch)
+        }
+        other => anyhow::bail!(
+            "{}: a {other:?} checkpoint; expected a warmup or image-MGM checkpoint",
+            path.display()
+        ),
+    };
+    let (c, r) = (arch.img_channels, arch.img_resolution);
+    tch::manual_seed(seed as i64);
+    let parts: Vec<Tensor> = (0..n)
+        .step_by(256)
+        .map(|i| {
+            let m = 256.min(n - i) as i64;
+            let z = Tensor::randn([m, c, r, r], (Kind::Float, Device::Cpu));
+            sample(&z).to_device(Device::Cpu)
+        })
+        .collect();
+    Ok(Tensor::cat(&parts, 0))
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let device = a.run_on.device()?;
+    let train = ImageSet::open(&a.train)?;
+    let heldout = ImageSet::open(&a.heldout)?;
+    let net = FeatureNet::load(&a.features, device)?;
+    let generated = match (&a.generated.checkpoint, &a.generated.images) {
+        (Some(ckpt), _) => generate(ckpt, a.n.unwrap_or(train.len()), a.seed, device)?,
+        (None, Some(dir)) => ImageSet::open(dir)?.all(),
+        (None, None) => unreachable!("clap requires one of --checkpoint and --images"),
+    };
+    if let Some(g) = &a.grid {
+        let k = generated.size()[0].min(64);
+        write_grid(g, &generated.narrow(0, 0, k), 8)?;
+    }
+    let m: ImageMetrics = measure(&generated, &train, &heldout, &net, a.seed)?;
+    let json = serde_json::to_string_pretty(&m)?;
+    if let Some(out) = &a.out {
+        std::fs::write(out, &json).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    }
+    println!("{json}");
+    Ok(())
+}
