@@ -104,10 +104,10 @@ fn grids_of_small_grayscale_images_are_enlarged_gray_rgb() {
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
-    // 8 → 32 pixels (×4 repetition), two images side by side, RGB.
-    assert_eq!((info.width, info.height), (64, 32));
+    // 8 → 32 pixels (×4 repetition) + a 2-pixel gray gap, two images side by side, RGB.
+    assert_eq!((info.width, info.height), (68, 34));
     assert_eq!(info.color_type, png::ColorType::Rgb);
-    let at = |y: usize, x: usize| &buf[(y * 64 + x) * 3..(y * 64 + x) * 3 + 3];
+    let at = |y: usize, x: usize| &buf[(y * 68 + x) * 3..(y * 68 + x) * 3 + 3];
     for (y, x, v) in [
         (0, 0, 0u8),
         (9, 13, 255),

@@ -84,6 +84,13 @@ pub struct Args {
     /// Clip each network's gradient norm to this value (default: none, as App. B).
     #[arg(long)]
     clip: Option<f64>,
+    /// Learning rate of the field's Adam (default: --lr, as App. B).
+    #[arg(long)]
+    critic_lr: Option<f64>,
+    /// Iterations at the start that update only the field (default 0, as App. B): the field
+    /// starts as the warmup's denoiser, worse than f = 0 as a displacement.
+    #[arg(long, default_value_t = 0)]
+    critic_warmup: usize,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -174,6 +181,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         precision: a.precision,
         critic_steps: a.critic_steps,
         clip: a.clip,
+        critic_lr: a.critic_lr,
+        critic_warmup: a.critic_warmup,
         ..ImageMgmConfig::paper(arch.clone())
     };
     let mut data: Box<dyn Batches> = match &a.images.data {

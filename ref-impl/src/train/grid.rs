@@ -1,6 +1,6 @@
 //! Image grids as PNG: `N` images `[N, C, H, W]` (C = 3, or 1 for grayscale shown as gray RGB)
 //! in `[−1, 1]` tiled `cols` per row. Images smaller than [`MIN_SIDE`] are enlarged by pixel
-//! repetition so that a grid of 8×8 digits can be judged by eye.
+//! repetition, with a 2-pixel gray gap, so that a grid of 8×8 digits can be judged by eye.
 
 use crate::error::TrainError;
 use std::path::Path;
@@ -23,7 +23,11 @@ pub fn write_grid(path: &Path, images: &Tensor, cols: i64) -> Result<(), TrainEr
         .expand([size[0], 3, size[2], size[3]], false)
         .repeat_interleave_self_int(scale, 2, None)
         .repeat_interleave_self_int(scale, 3, None);
-    let (n, h, w) = (size[0], size[2] * scale, size[3] * scale);
+    // Enlarged images get a 2-pixel mid-gray gap (value 0) on the right and bottom, so that
+    // digits whose strokes reach the border stay apart.
+    let gap = if scale > 1 { 2 } else { 0 };
+    let images = images.constant_pad_nd([0, gap, 0, gap]);
+    let (n, h, w) = (size[0], size[2] * scale + gap, size[3] * scale + gap);
     let rows = (n + cols - 1) / cols;
     let pad = rows * cols - n;
     let x = ((images

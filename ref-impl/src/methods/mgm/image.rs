@@ -77,6 +77,17 @@ pub struct ImageMgmConfig {
     /// Gradient-norm clip of both networks (App. B: none).
     #[serde(default)]
     pub clip: Option<f64>,
+    /// Learning rate of the field's Adam when it differs from the generator's (App. B: the
+    /// same, `None`).
+    #[serde(default)]
+    pub critic_lr: Option<f64>,
+    /// Iterations at the start in which only the field is updated (the generator's step is
+    /// evaluated, not applied). Ours, not the paper's: the field starts as the warmup's
+    /// denoiser `f_ψ(x, t) = D(x; t)` (App. B), an image estimate rather than a displacement,
+    /// so its variational value `J` starts below 0 and a generator that follows it at once
+    /// follows noise (docs/learning.md §3). Default 0.
+    #[serde(default)]
+    pub critic_warmup: usize,
 }
 
 fn one() -> usize {
@@ -99,6 +110,8 @@ impl ImageMgmConfig {
             precision: Precision::Fp32,
             critic_steps: 1,
             clip: None,
+            critic_lr: None,
+            critic_warmup: 0,
         }
     }
 
@@ -108,6 +121,11 @@ impl ImageMgmConfig {
         let bad = |m: String| Err(TrainError::InvalidOption(m));
         if self.variant == Variant::Naive {
             return bad("image MGM trains the mgm or midpoint variant".into());
+        }
+        if let Some(lr) = self.critic_lr {
+            if !(lr.is_finite() && lr > 0.0) {
+                return bad(format!("--critic-lr must be positive, got {lr}"));
+            }
         }
         if self.batch < 1 {
             return bad(format!("--batch must be at least 1, got {}", self.batch));
@@ -192,7 +210,8 @@ impl ImageMgm {
             net: f,
             sigma_min: config.t_floor,
         };
-        let field = Network::with_saveable_adam(field, f_vs, config.lr)?;
+        let field =
+            Network::with_saveable_adam(field, f_vs, config.critic_lr.unwrap_or(config.lr))?;
         let ema = Ema::new(e_vs, &generator.vs, config.ema_decay)?;
         let mgm = Mgm::new(&MgmConfig {
             variant: config.variant,
@@ -204,7 +223,8 @@ impl ImageMgm {
         .with_clip(config.clip)?;
         Ok(MgmMethod {
             trainer: MgmTrainer::new(mgm, generator, field)
-                .with_critic_steps(config.critic_steps)?,
+                .with_critic_steps(config.critic_steps)?
+                .with_critic_warmup(config.critic_warmup),
             ema,
             ema_net: OneStepGenerator::new(e),
             config,
@@ -252,7 +272,7 @@ impl ImageMgm {
         let saved = read_config(&ckpt, path)?;
         if saved != config {
             return Err(TrainError::InvalidOption(format!(
-                "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --sigma, --critic-sigma, --variant, --ema, --seed, --precision, --critic-steps, --clip",
+                "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --critic-lr, --sigma, --critic-sigma, --variant, --ema, --seed, --precision, --critic-steps, --critic-warmup, --clip",
                 path.display(),
                 crate::train::checkpoint::settings_diff(&saved, &config)
             )));

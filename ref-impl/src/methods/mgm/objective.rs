@@ -438,6 +438,28 @@ impl Mgm {
         })
     }
 
+    /// The generator step's loss and raw-sample statistics without updating anything (the
+    /// critic warmup of [`super::MgmTrainer::with_critic_warmup`]); `grad_norm` is 0.
+    pub fn generator_value<G: Generator, F: Field>(
+        &self,
+        generator: &Network<G>,
+        field: &Network<F>,
+        z: &Tensor,
+        x1: &Tensor,
+        step: usize,
+    ) -> Result<GeneratorUpdate, TrainError> {
+        tch::no_grad(|| {
+            let (loss, x0) = self.precision.autocast(x1.device(), || {
+                self.generator_objective_and_samples(&generator.net, &field.net, z, x1)
+            })??;
+            Ok(GeneratorUpdate {
+                loss: finite("generator", &loss, step)?,
+                grad_norm: 0.0,
+                raw: SampleStats::of(&x0)?,
+            })
+        })
+    }
+
     /// One generator update on `(z, x1)`: `x0 = G(z)` with gradients, `L_θ` on a fresh draw
     /// with noise `σ`, the field frozen (no gradients into `ψ`), one Adam step on `θ`
     /// (gradient clipped if so configured). Returns `L_θ` before the update, the gradient norm

@@ -18,6 +18,7 @@ pub struct MgmTrainer<G, F> {
     pub field: Network<F>,
     step: usize,
     critic_steps: usize,
+    critic_warmup: usize,
 }
 
 impl<G: Generator, F: Field> MgmTrainer<G, F> {
@@ -29,6 +30,7 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
             field,
             step: 0,
             critic_steps: 1,
+            critic_warmup: 0,
         }
     }
 
@@ -43,6 +45,13 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
         }
         self.critic_steps = n;
         Ok(self)
+    }
+
+    /// The first `n` iterations update only the field: the generator's step is evaluated
+    /// (its loss and sample statistics are logged) but not applied.
+    pub fn with_critic_warmup(mut self, n: usize) -> Self {
+        self.critic_warmup = n;
+        self
     }
 
     /// Field updates per generator update.
@@ -82,9 +91,13 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
             grad_critic = f.grad_norm;
         }
         let (z, x1) = batch()?;
-        let g =
+        let g = if self.step < self.critic_warmup {
             self.mgm
-                .generator_step(&mut self.generator, &mut self.field, &z, &x1, self.step)?;
+                .generator_value(&self.generator, &self.field, &z, &x1, self.step)?
+        } else {
+            self.mgm
+                .generator_step(&mut self.generator, &mut self.field, &z, &x1, self.step)?
+        };
         self.step += 1;
         Ok(StepLosses {
             critic,
