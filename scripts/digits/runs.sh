@@ -30,6 +30,8 @@ grep -v '^\s*\(#\|$\)' "$jobs" | xargs -P "$par" -L 1 bash -c '
                  --lr-rampup-kimg 10 --ema-halflife-kimg 20 --checkpoint-every 250
                  --quiet --out "$out/$name" "$@") ;;
     mgm) init="$1"; shift
+         # A warmup is finished once it is measured; its periodic checkpoint is not.
+         [ -f "$out/$init/metrics.json" ] || { echo "$name: warmup $init not finished: run it first" >&2; exit 1; }
          cmd=("$bin" mgm --warmup "$out/$init/checkpoint.safetensors" --data "$out/data/train"
               --batch 128 --fid-every 0 --final-fid 0 --grid-every 100 --checkpoint-every 100
               --quiet --out "$out/$name" "$@") ;;
