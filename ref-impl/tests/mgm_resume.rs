@@ -153,3 +153,73 @@ fn other_settings_data_and_corrupt_files_are_refused() {
         .unwrap();
     assert!(e.to_string().contains("truncated"), "{e}");
 }
+
+/// `--critic-warmup 2`: the first two iterations change the field and leave the generator and
+/// its EMA untouched (bit for bit), the third changes the generator; a checkpoint taken inside
+/// the warmup resumes bit-identically across its end, with the generator's Adam at step 1.
+#[test]
+fn critic_warmup_updates_only_the_field_and_resumes_across_its_end() {
+    let _g = lock();
+    let cfg = ImageMgmConfig {
+        critic_warmup: 2,
+        critic_lr: Some(3e-3),
+        ..config()
+    };
+    let part = |run: &ImageMgm, prefix: &str| -> Vec<tch::Tensor> {
+        run.state()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, t)| t.copy())
+            .collect()
+    };
+    let same = |a: &[tch::Tensor], b: &[tch::Tensor]| a.iter().zip(b).all(|(x, y)| x.equal(y));
+    let mut data = images();
+    let mut whole = ImageMgm::from_random_init(cfg.clone(), Device::Cpu).unwrap();
+    let (g0, f0, e0) = (
+        part(&whole, "generator."),
+        part(&whole, "field."),
+        part(&whole, "ema."),
+    );
+    let mut all = steps(&mut whole, &mut data, 2);
+    assert!(
+        same(&g0, &part(&whole, "generator.")),
+        "generator moved in the warmup"
+    );
+    assert!(same(&e0, &part(&whole, "ema.")), "EMA moved in the warmup");
+    assert!(
+        !same(&f0, &part(&whole, "field.")),
+        "field did not move in the warmup"
+    );
+    all.extend(steps(&mut whole, &mut data, 2));
+    assert!(
+        !same(&g0, &part(&whole, "generator.")),
+        "generator did not move after it"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let mut first = ImageMgm::from_random_init(cfg.clone(), Device::Cpu).unwrap();
+    let mut resumed_losses = steps(&mut first, &mut data, 1);
+    first.save(&path, &data.describe()).unwrap();
+    let mut resumed = ImageMgm::resume(&path, cfg.clone(), &data.describe(), Device::Cpu).unwrap();
+    resumed_losses.extend(steps(&mut resumed, &mut data, 3));
+    assert_eq!(bits(&resumed_losses), bits(&all));
+    resumed.save(&path, &data.describe()).unwrap();
+    let meta = midpoint_train::train::checkpoint::load(&path)
+        .unwrap()
+        .metadata;
+    assert_eq!(
+        (meta["step"].as_str(), meta["adam_g_step"].as_str()),
+        ("4", "2")
+    );
+    // Another warmup length is another run.
+    let other = ImageMgmConfig {
+        critic_warmup: 3,
+        ..cfg
+    };
+    let err = match ImageMgm::resume(&path, other, &data.describe(), Device::Cpu) {
+        Ok(_) => panic!("a checkpoint of another --critic-warmup was resumed"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("critic_warmup"), "{err}");
+}

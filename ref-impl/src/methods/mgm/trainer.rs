@@ -146,7 +146,11 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
             Ok((z, x1))
         };
         let losses = self.step(&mut next)?;
-        ema.update(&self.generator.vs)?;
+        // In the critic warmup the generator did not move; an EMA update would still change
+        // the EMA's bits by rounding (d·e + (1 − d)·e ≠ e in floating point).
+        if k as usize >= self.critic_warmup {
+            ema.update(&self.generator.vs)?;
+        }
         Ok(losses)
     }
 }
