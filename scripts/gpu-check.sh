@@ -14,7 +14,8 @@
 #
 # Issue 15 ("MGM that learns") on a GPU, without the benches: call 1 only stages the first part
 # of the weights (seconds), call 2 is the run phase with the learning profile (warmup 150 s,
-# MGM 220 s with 3 critic updates per generator update, FID-2k every 50 iterations, the health
+# MGM 220 s with 2 critic updates per generator update at 10× the generator's lr after 40
+# field-only iterations, FID-2k every 50 iterations, the health
 # signals in mgm/losses.jsonl and raw-generator grids beside the EMA ones): < 8 min.
 #   run(command="bash scripts/gpu-check.sh stage $OUT", carry=["gpu-bundle/a"], timeout_s=60)
 #   run(command="bash scripts/gpu-check.sh learn $OUT", carry=["gpu-bundle/b"], timeout_s=540)
@@ -88,7 +89,11 @@ gpu_profile() {
   WARMUP_GRID_EVERY="${WARMUP_GRID_EVERY:-500}"
   MGM_SECONDS="${MGM_SECONDS:-240}"
   MGM_PRECISION="${MGM_PRECISION:-fp32}"
-  MGM_CRITIC_STEPS="${MGM_CRITIC_STEPS:-1}"
+  # The recipe that learns on the digits (docs/learning.md §3): 2 field updates per generator
+  # update, the field's lr 10× the generator's App. B 1e-5, and field-only iterations first.
+  MGM_CRITIC_STEPS="${MGM_CRITIC_STEPS:-2}"
+  MGM_CRITIC_LR="${MGM_CRITIC_LR:-1e-4}"
+  MGM_CRITIC_WARMUP="${MGM_CRITIC_WARMUP:-100}"
   INCEPTION_BENCH="${INCEPTION_BENCH:-1}"
   FID_EVERY="${FID_EVERY:-50}"
   FID_N="${FID_N:-2000}"
@@ -102,6 +107,7 @@ smoke_profile() {
   DEVICE=cpu ARCH=tiny MGM_BATCH=2 BENCH_STEPS=1 BENCH_WARMUP_STEPS=0 BENCH_TIMEOUT=120
   WARMUP_BENCH_BATCH=2 MATMUL_N=64 MATMUL_REPS=2 INCEPTION_N=2 INCEPTION_BATCH=2 PER_IMAGE=4
   WARMUP_BATCH=2 WARMUP_SECONDS=2 WARMUP_GRID_EVERY=1 MGM_SECONDS=3 MGM_PRECISION=bf16 MGM_CRITIC_STEPS=2
+  MGM_CRITIC_LR=1e-4 MGM_CRITIC_WARMUP=1
   INCEPTION_BENCH=1
   FID_EVERY=2 FID_N=2 FINAL_FID=3 FID_BATCH=2 GRID_EVERY=2 THREADS=2
 }
@@ -285,11 +291,11 @@ do_run() {
       --max-seconds "$WARMUP_SECONDS" --lr-rampup-kimg 20 --checkpoint-every 100000000 \
       --grid-every "$WARMUP_GRID_EVERY" --device "$DEVICE" "${th[@]}" --quiet --out "$W/warmup" >"$W/warmup-summary.json"
     log "warmup: $(tr -d '\n ' <"$W/warmup-summary.json")"
-    log "mgm for ${MGM_SECONDS}s, batch $batch, $MGM_PRECISION, $MGM_CRITIC_STEPS critic steps per generator step, FID-$FID_N every $FID_EVERY steps"
+    log "mgm for ${MGM_SECONDS}s, batch $batch, $MGM_PRECISION, $MGM_CRITIC_STEPS critic steps per generator step (field lr $MGM_CRITIC_LR, $MGM_CRITIC_WARMUP field-only iterations first), FID-$FID_N every $FID_EVERY steps"
     "$B" mgm --warmup "$W/warmup/checkpoint.safetensors" --data "$W/crops/train" \
       --fid-ref "$W/held-out-stats.safetensors" --fid-every "$FID_EVERY" --fid-n "$FID_N" \
       --final-fid "$FINAL_FID" --fid-batch "$FID_BATCH" --batch "$batch" --precision "$MGM_PRECISION" \
-      --critic-steps "$MGM_CRITIC_STEPS" \
+      --critic-steps "$MGM_CRITIC_STEPS" --critic-lr "$MGM_CRITIC_LR" --critic-warmup "$MGM_CRITIC_WARMUP" \
       --steps 100000000 --max-seconds "$MGM_SECONDS" --grid-every "$GRID_EVERY" --checkpoint-every 0 \
       --device "$DEVICE" "${th[@]}" --quiet --out "$W/mgm"
     cp "$W/mgm/summary.json" "$W/mgm-summary.json"
@@ -338,7 +344,11 @@ case "$mode" in
   learn)
     [ -n "${2:-}" ] || die "usage: $0 learn OUT"
     OUT="$2"; mkdir -p "$OUT"
-    : "${WARMUP_SECONDS:=150}" "${MGM_SECONDS:=220}" "${MGM_CRITIC_STEPS:=3}" "${INCEPTION_BENCH:=0}"
+    : "${WARMUP_SECONDS:=150}" "${MGM_SECONDS:=220}" "${MGM_CRITIC_STEPS:=2}" "${INCEPTION_BENCH:=0}"
+    # The earlier H200 run did 162 1:1 iterations of ddpm++ in 150 s (≈ 0.46 s per network
+    # update); at 3 updates per iteration, 220 s hold ≈ 150 iterations less the FID time, so
+    # 40 field-only iterations leave about 100 generator updates.
+    : "${MGM_CRITIC_WARMUP:=40}"
     gpu_profile; torch_env
     do_run ;;
   --cpu-smoke)
