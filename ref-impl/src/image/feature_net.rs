@@ -189,7 +189,11 @@ impl FeatureNet {
         device: Device,
     ) -> Result<Self, TrainError> {
         let labels = labels_of(train)?;
-        if training.steps == 0 || training.batch == 0 || !(training.lr > 0.0) {
+        if training.steps == 0
+            || training.batch == 0
+            || !training.lr.is_finite()
+            || training.lr <= 0.0
+        {
             return Err(TrainError::InvalidOption(
                 "feature network: steps, batch and lr must be positive".into(),
             ));
