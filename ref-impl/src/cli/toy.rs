@@ -106,9 +106,10 @@ pub struct Args {
     out: PathBuf,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
-    let device = a.run_on.device()?;
-    let target = Target::parse(&a.data)?;
+/// The run's settings: the library's defaults for the target ([`ToyConfig::new`]) with the
+/// flags applied. The flags' own defaults repeat the library's so that `--help` shows them; the
+/// test below keeps the two equal.
+fn config(a: &Args, target: &Target) -> ToyConfig {
     let mut cfg = ToyConfig::new(&target.name(), target.dim());
     cfg.variant = a.variant;
     cfg.sigma = a.sigma;
@@ -134,12 +135,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.eval_samples = a.eval_samples;
     cfg.eval_sigma = a.eval_sigma;
     cfg.curve_every = a.curve_every;
-    cfg.heldout = a.heldout;
+    cfg.heldout = a.heldout.clone();
     cfg.eval_fit = CriticFit {
         steps: a.eval_steps,
         seed: a.seed.wrapping_add(1),
         ..cfg.eval_fit
     };
+    cfg
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let device = a.run_on.device()?;
+    let target = Target::parse(&a.data)?;
+    let cfg = config(&a, &target);
     let progress = Progress::new(a.steps as u64, a.variant.name(), a.quiet.show());
     let r = run_toy(a.method, &target, &cfg, device, &a.out, &progress)?;
     println!(
@@ -164,4 +172,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// A run without flags is the library's default run: the flag defaults (shown by `--help`)
+    /// and `ToyConfig::new` (used by the library and its tests) cannot drift apart.
+    #[test]
+    fn flag_defaults_are_the_library_defaults() {
+        for data in ["swiss-roll", "8gaussians", "checkerboard", "moons"] {
+            let cmd = Cmd::try_parse_from(["toy", "--data", data, "--out", "x"]).unwrap();
+            let target = Target::parse(data).unwrap();
+            let lib = ToyConfig::new(&target.name(), target.dim());
+            assert_eq!(
+                serde_json::to_value(config(&cmd.args, &target)).unwrap(),
+                serde_json::to_value(lib).unwrap(),
+                "{data}"
+            );
+        }
+    }
 }
