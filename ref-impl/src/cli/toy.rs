@@ -37,7 +37,7 @@ pub struct Args {
     critic_sigma: Option<f64>,
     /// Iterations of Algorithm 1 (--critic-steps critic updates and one generator update
     /// each).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 10_000)]
     steps: usize,
     /// Batch size.
     #[arg(long, default_value_t = 256)]
@@ -54,9 +54,9 @@ pub struct Args {
     /// Adam β2 of both networks (App. B: 0.999).
     #[arg(long, default_value_t = 0.999)]
     beta2: f64,
-    /// Critic updates per generator update (App. B: 1; 10 by default here, see
+    /// Critic updates per generator update (App. B: 1; 5 by default here, see
     /// docs/learning.md).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     critic_steps: usize,
     /// Clip each network's gradient norm to this value (default: no clipping, as App. B).
     #[arg(long)]
