@@ -48,6 +48,9 @@ pub enum TrainError {
     /// A plot could not be drawn.
     #[error(transparent)]
     Plot(#[from] midpoint::plot::PlotError),
+    /// A run folder could not be claimed (in use, or holding a run).
+    #[error(transparent)]
+    RunFolder(#[from] crate::train::run_folder::RunFolderError),
     /// A file could not be written or read.
     #[error("{path}: {message}")]
     Io {

@@ -278,3 +278,84 @@ fn small_toy_run_writes_every_output() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::metadata(&png).unwrap().len() > 1000);
 }
+
+/// A folder that holds a run is never overwritten by accident: a second `toy` run into it is
+/// refused in one line naming `--overwrite`, which replaces the run and removes the old run's
+/// outputs (a stale evaluation log included) but no file of the user's; while a run holds the
+/// folder, another is refused with the holder's pid.
+#[test]
+fn toy_refuses_a_folder_holding_a_run_unless_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let toy = |extra: &[&str]| {
+        let mut args = vec![
+            "toy",
+            "--data",
+            "moons",
+            "--steps",
+            "5",
+            "--batch",
+            "32",
+            "--eval-samples",
+            "100",
+            "--eval-steps",
+            "5",
+            "--width",
+            "16",
+            "--blocks",
+            "1",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+        ];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let o = toy(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let samples = std::fs::read(out.join("samples.npy")).unwrap();
+    std::fs::write(
+        out.join("energy_distance.jsonl"),
+        "{\"step\":0,\"stale\":1}\n",
+    )
+    .unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+
+    let o = toy(&["--seed", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr_one_line(&o);
+    assert!(
+        e.contains("already holds a run") && e.contains("--overwrite"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join("samples.npy")).unwrap(), samples);
+
+    // Held by a live run (this process): refused with the holder named.
+    let held = midpoint_train::train::run_folder::RunFolder::claim(
+        &out,
+        midpoint_train::train::run_folder::Claim::Resume,
+    )
+    .unwrap();
+    let o = toy(&["--seed", "1", "--overwrite"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr_one_line(&o);
+    assert!(
+        e.contains("in use by another run") && e.contains(&format!("pid {}", std::process::id())),
+        "{e}"
+    );
+    drop(held);
+
+    let o = toy(&["--seed", "1", "--overwrite"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ne!(std::fs::read(out.join("samples.npy")).unwrap(), samples);
+    let curve = std::fs::read_to_string(out.join("energy_distance.jsonl")).unwrap_or_default();
+    assert!(!curve.contains("stale"), "{curve}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}

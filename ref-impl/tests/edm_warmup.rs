@@ -40,6 +40,7 @@ fn run_opts(out: &Path, steps: u64, resume: bool, every: u64) -> RunOptions {
         steps,
         out: out.to_path_buf(),
         resume,
+        overwrite: false,
         checkpoint_every: every,
         grid_every: 0,
         progress: false,
@@ -155,6 +156,54 @@ fn resume_refuses_other_options_missing_and_corrupt_checkpoints() {
     assert!(e.to_string().contains("truncated"), "{e}");
     // Nothing was trained or logged by the refused runs.
     assert_eq!(losses(&out), before);
+}
+
+/// A warmup resumed on other images is refused (the checkpoint records what it was trained
+/// on, whatever path the images came from), and `overwrite` replaces a run on purpose.
+#[test]
+fn resume_on_other_data_is_refused_and_overwrite_replaces_the_run() {
+    let _g = TORCH.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    run(&data, options(), &run_opts(&out, 1, false, 1), Device::Cpu).unwrap();
+    let before = losses(&out);
+    // The same images, one pixel changed.
+    let images = data.all().shallow_clone();
+    let bytes = ((images + 1.0) * 127.5).round().to_kind(Kind::Uint8);
+    let _ = bytes.get(0).get(0).get(0).get(0).fill_(7);
+    let other = ImageSet::new(bytes, None, "random".into());
+    let e = run(&other, options(), &run_opts(&out, 2, true, 1), Device::Cpu).unwrap_err();
+    assert!(
+        e.to_string().contains("trained on 10 images 3x32x32"),
+        "{e}"
+    );
+    assert_eq!(losses(&out), before);
+    // The same images under another name resume.
+    let renamed = ImageSet::new(
+        ((data.all() + 1.0) * 127.5).round().to_kind(Kind::Uint8),
+        None,
+        "elsewhere".into(),
+    );
+    run(
+        &renamed,
+        options(),
+        &run_opts(&out, 2, true, 1),
+        Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(losses(&out).len(), 2);
+    // --overwrite: a new run of one step, the old log gone.
+    let mut again = run_opts(&out, 1, false, 1);
+    again.overwrite = true;
+    run(&other, options(), &again, Device::Cpu).unwrap();
+    assert_eq!(losses(&out).len(), 1);
+    // Both flags at once are refused.
+    let mut both = run_opts(&out, 1, true, 1);
+    both.overwrite = true;
+    let e = run(&data, options(), &both, Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("give one of them"), "{e}");
 }
 
 /// EDM's schedules: lr ramps linearly over `lr_rampup_kimg`; the EMA β is 0 at step 0 (the

@@ -6,6 +6,7 @@ use midpoint_train::methods::mgm::Variant;
 use midpoint_train::toy::run::{run_toy, ToyConfig, ToyMethod, ToyReport};
 use midpoint_train::toy::targets::Target;
 use midpoint_train::train::progress::Progress;
+use midpoint_train::train::run_folder::{Claim, RunFolder};
 use ndarray::{array, Axis};
 use tch::Device;
 
@@ -46,7 +47,7 @@ fn run(steps: usize, dir: &std::path::Path) -> ToyReport {
         &target,
         &cfg,
         Device::Cpu,
-        dir,
+        &RunFolder::claim(dir, Claim::New).unwrap(),
         &Progress::hidden(),
     )
     .unwrap()

@@ -211,3 +211,83 @@ fn bad_invocations_end_in_one_line() {
     let e = one_line_error(&run(&args));
     assert!(e.contains("checkpoint"), "{e}");
 }
+
+/// `kill -9` between checkpoints, then `--resume`: the resumed run replays the steps after its
+/// checkpoint, and `losses.jsonl` must hold each step exactly once (it is cut back to the
+/// checkpoint, a line torn by the kill included). Killed twice, at whatever step the run has
+/// reached; the test does not depend on where.
+#[test]
+fn killed_and_resumed_run_logs_each_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let log = out.join("losses.jsonl");
+    let args = |steps: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "mgm",
+            "--init",
+            "random",
+            "--synthetic",
+            "--arch",
+            "tiny",
+            "--batch",
+            "2",
+            "--checkpoint-every",
+            "3",
+            "--fid-every",
+            "0",
+            "--final-fid",
+            "0",
+            "--grid-every",
+            "0",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--quiet",
+            "--steps",
+            steps,
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(out.to_str().unwrap().to_string());
+        a
+    };
+    let lines = || {
+        std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    for kill in 0..2 {
+        let mut a = args("100000");
+        if kill > 0 {
+            a.push("--resume".into());
+        }
+        let before = lines();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_midpoint-train"))
+            .args(&a)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Past a checkpoint and a few steps beyond it (or 5 minutes: the test then fails below).
+        let start = std::time::Instant::now();
+        while lines() < before.max(3) + 5 && start.elapsed().as_secs() < 300 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let killed_at = lines();
+    assert!(killed_at >= 8, "the run never got going: {killed_at} lines");
+    let target = killed_at + 2;
+    let o = Command::new(env!("CARGO_BIN_EXE_midpoint-train"))
+        .args(args(&target.to_string()))
+        .arg("--resume")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let steps: Vec<usize> = read_losses(&log).unwrap().iter().map(|l| l.step).collect();
+    assert_eq!(steps, (0..target).collect::<Vec<_>>());
+}

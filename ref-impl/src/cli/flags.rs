@@ -50,8 +50,12 @@ pub struct RunDir {
     #[arg(long)]
     pub out: PathBuf,
     /// Continue the run in --out from its checkpoint (the same settings are required).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// Replace the run --out holds (its checkpoint, logs, plots and grids are removed first;
+    /// other files are left alone). Without it, or --resume, such a folder is refused.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Stop after the step during which this many seconds have passed (final grid,
     /// checkpoint and evaluation as at --steps; --resume continues towards --steps).
     #[arg(long)]

@@ -15,6 +15,7 @@ use midpoint_train::nets::edm::UNetConfig;
 use midpoint_train::train::method::{Batches, Evaluate};
 use midpoint_train::train::precision::Precision;
 use midpoint_train::train::progress::Progress;
+use midpoint_train::train::run_folder::{Claim, RunFolder};
 use midpoint_train::train::run_loop::{self, checkpoint_for, LoopOptions};
 use std::path::{Path, PathBuf};
 
@@ -157,6 +158,7 @@ fn reference_stats(inception: &Inception, path: &Path, batch: usize) -> anyhow::
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = a.dir.run_on.device()?;
+    let folder = RunFolder::claim(&a.dir.out, Claim::of(a.dir.resume, a.dir.overwrite)?)?;
     let ckpt_path = checkpoint_for(&a.dir.out, a.dir.resume)?;
     // The warmup is opened first (its architecture is the default); on --resume the weights
     // come from the checkpoint and the warmup is not read.
@@ -269,7 +271,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         data.as_mut(),
         &options,
         fid.as_mut().map(|f| f as &mut dyn Evaluate<ImageMgm>),
-        &a.dir.out,
+        &folder,
         &progress,
     )?;
     match summary.final_losses {

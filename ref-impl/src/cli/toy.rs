@@ -6,6 +6,7 @@ use midpoint_train::toy::critic_check::CriticFit;
 use midpoint_train::toy::run::{run_toy, ToyConfig, ToyMethod};
 use midpoint_train::toy::targets::Target;
 use midpoint_train::train::progress::Progress;
+use midpoint_train::train::run_folder::{Claim, RunFolder};
 use std::path::PathBuf;
 
 /// `--lr-schedule`.
@@ -104,6 +105,10 @@ pub struct Args {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
+    /// Replace the run --out holds (its outputs are removed first; other files are left
+    /// alone). Without it, a folder that holds a run is refused.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// The run's settings: the library's defaults for the target ([`ToyConfig::new`]) with the
@@ -148,8 +153,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let device = a.run_on.device()?;
     let target = Target::parse(&a.data)?;
     let cfg = config(&a, &target);
+    let claim = if a.overwrite {
+        Claim::Overwrite
+    } else {
+        Claim::New
+    };
+    let folder = RunFolder::claim(&a.out, claim)?;
     let progress = Progress::new(a.steps as u64, a.variant.name(), a.quiet.show());
-    let r = run_toy(a.method, &target, &cfg, device, &a.out, &progress)?;
+    let r = run_toy(a.method, &target, &cfg, device, &folder, &progress)?;
     println!(
         "{} on {}: energy distance {:.5} (ratio to an independent target sample {:.2}){}, D_t-mid (core estimate) {:.5} ± {:.5} (sign-flip p = {}), D_t-mid (held-out critic) {:.5} ± {:.5}{}; wrote {}",
         a.variant.name(),

@@ -69,6 +69,7 @@ pub fn run_cmd(a: Args) -> anyhow::Result<()> {
         steps: a.steps,
         out: a.dir.out.clone(),
         resume: a.dir.resume,
+        overwrite: a.dir.overwrite,
         checkpoint_every: a.checkpoint_every,
         grid_every: a.grid_every.unwrap_or(a.checkpoint_every),
         progress: a.dir.quiet.show(),

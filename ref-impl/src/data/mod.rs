@@ -144,6 +144,22 @@ impl ImageSet {
         &self.source
     }
 
+    /// What identifies the images, whatever path they were read from: their count and shape
+    /// and a 64-bit FNV-1a hash of their bytes (labels included), e.g. `1442 images 1x8x8,
+    /// FNV-1a 64 0123456789abcdef`. Checkpoints record it so that a resume on other data is
+    /// refused.
+    pub fn fingerprint(&self) -> String {
+        let size = self.images.size();
+        let bytes = Vec::<u8>::try_from(self.images.reshape([-1])).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in bytes.iter().chain(self.labels.iter().flatten()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let shape: Vec<String> = size[1..].iter().map(i64::to_string).collect();
+        format!("{} images {}, FNV-1a 64 {h:016x}", size[0], shape.join("x"))
+    }
+
     /// Every image as fp32 `[N, C, H, W]` in `[−1, 1]` on the CPU, unflipped, in order.
     pub fn all(&self) -> Tensor {
         self.images.to_kind(Kind::Float) / 127.5 - 1.0

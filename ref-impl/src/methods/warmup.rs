@@ -29,6 +29,7 @@ use crate::train::method::{Batches, Method, Timing};
 use crate::train::network::param_count;
 use crate::train::progress::Progress;
 use crate::train::run_dir::read;
+use crate::train::run_folder::{Claim, RunFolder};
 use crate::train::run_loop::{self, checkpoint_for, LoopOptions, Summary};
 use crate::train::weights::{check_checkpoint, copy_into, prefixed};
 use std::collections::BTreeMap;
@@ -138,6 +139,10 @@ pub struct Warmup {
     adam: Adam,
     law: NoiseLaw,
     step: u64,
+    /// The training data's fingerprint ([`ImageSet::fingerprint`]), recorded in the
+    /// checkpoint so that a resume on other data is refused (`None`: not bound yet, or a
+    /// checkpoint from before it was recorded).
+    data: Option<String>,
 }
 
 impl Warmup {
@@ -164,6 +169,7 @@ impl Warmup {
             adam,
             law,
             step: 0,
+            data: None,
         })
     }
 
@@ -211,6 +217,20 @@ impl Warmup {
             .update_lerp(&self.vs, self.options.ema_beta_at(k))?;
         self.step += 1;
         Ok(value)
+    }
+
+    /// Binds the run to the training data of fingerprint `data` ([`ImageSet::fingerprint`]);
+    /// a run resumed from a checkpoint trained on other data is refused.
+    pub fn bind_data(&mut self, data: String) -> Result<(), TrainError> {
+        match &self.data {
+            Some(saved) if *saved != data => Err(TrainError::InvalidOption(format!(
+                "--resume: this warmup was trained on {saved}, not on {data}; resume with the same --data"
+            ))),
+            _ => {
+                self.data = Some(data);
+                Ok(())
+            }
+        }
     }
 
     /// The training images of `set` in this run's order ([`BatchOrder`] of the run seed),
@@ -269,6 +289,9 @@ impl Warmup {
             "rng".to_string(),
             "stateless: step k reseeds torch with splitmix(seed, k); batches from (seed, k)".into(),
         );
+        if let Some(data) = &self.data {
+            meta.insert("data".to_string(), data.clone());
+        }
         meta.insert(
             "torch_version".to_string(),
             crate::device::TORCH_VERSION.to_string(),
@@ -313,6 +336,7 @@ impl Warmup {
         copy_into(&vars, |n| &ckpt.tensors[n]);
         w.adam.load_state(&ckpt, "adam", adam_step as i64);
         w.step = step;
+        w.data = ckpt.metadata.get("data").cloned();
         Ok(w)
     }
 }
@@ -338,6 +362,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Continue from `out/checkpoint.safetensors`.
     pub resume: bool,
+    /// Replace the run `out` holds, if any (without it, and without `resume`, a folder that
+    /// holds a run is refused: [`crate::train::run_folder`]).
+    pub overwrite: bool,
     /// Steps between checkpoints (one is always written at the end).
     pub checkpoint_every: u64,
     /// Steps between sample grids (one is always written at the start of a fresh run and at
@@ -459,13 +486,14 @@ pub fn run(
         final_eval_samples: 0,
         max_seconds: run.max_seconds,
     };
-    std::fs::create_dir_all(&run.out).map_err(|e| TrainError::io(&run.out, e))?;
+    let folder = RunFolder::claim(&run.out, Claim::of(run.resume, run.overwrite)?)?;
     let ckpt = checkpoint_for(&run.out, run.resume)?;
     let mut w = if run.resume {
         Warmup::resume(&ckpt, options, device)?
     } else {
         Warmup::new(options, device)?
     };
+    w.bind_data(data.fingerprint())?;
     let mut batches = w.batches(data.clone())?;
     let params = param_count(&w.vs);
     let progress = Progress::new(0, "warmup", run.progress);
@@ -474,7 +502,7 @@ pub fn run(
         &mut batches,
         &loop_options,
         None,
-        &run.out,
+        &folder,
         &progress,
     )?;
     Ok(WarmupSummary {

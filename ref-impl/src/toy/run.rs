@@ -27,6 +27,7 @@ use crate::train::method::{Batches, Evaluate, Method};
 use crate::train::plot::{loss_panels, scatter_panels, Panel, Series};
 use crate::train::progress::Progress;
 use crate::train::run_dir::{smooth, write_json};
+use crate::train::run_folder::RunFolder;
 use crate::train::run_loop::{self, LoopOptions};
 use midpoint::estimate::EstimateReport;
 use midpoint::{Law, StochasticInterpolant};
@@ -252,7 +253,7 @@ pub fn run_toy(
     target: &Target,
     config: &ToyConfig,
     device: Device,
-    out: &Path,
+    folder: &RunFolder,
     progress: &Progress,
 ) -> Result<ToyReport<StepLosses>, TrainError> {
     config.validate()?;
@@ -275,7 +276,7 @@ pub fn run_toy(
                 },
                 device,
             )?;
-            train_and_evaluate(mgm, target, config, device, out, progress)
+            train_and_evaluate(mgm, target, config, device, folder, progress)
         }
     }
 }
@@ -288,10 +289,10 @@ fn train_and_evaluate<M: Method>(
     target: &Target,
     config: &ToyConfig,
     device: Device,
-    out: &Path,
+    folder: &RunFolder,
     progress: &Progress,
 ) -> Result<ToyReport<M::Losses>, TrainError> {
-    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let out = folder.path();
     let rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed);
 
     // Fixed latents and target samples for the curve, drawn before training (from a stream of
@@ -329,7 +330,7 @@ fn train_and_evaluate<M: Method>(
         &mut batches,
         &options,
         (curve_every > 0).then_some(&mut curve as &mut dyn Evaluate<M>),
-        out,
+        folder,
         progress,
     )?;
     let train_seconds = summary.seconds;

@@ -12,6 +12,7 @@
 //! | [`checkpoint`] | safetensors checkpoints with a SHA-256 checksum, written atomically |
 //! | [`weights`] | checked copies of variables between networks, checkpoints and runs |
 //! | [`bridge`] | tensors ↔ `ndarray` arrays, draws of a core-crate law as a tensor |
+//! | [`run_folder`] | a run's folder claimed by one run at a time: lock, refusal to clobber, `--overwrite` |
 //! | [`run_dir`] | a run's output folder: JSON, JSON lines, window means |
 //! | [`progress`] | progress bars on an interactive terminal |
 //! | [`plot`] | scatter and curve panels (PNG) |
@@ -28,5 +29,6 @@ pub mod plot;
 pub mod precision;
 pub mod progress;
 pub mod run_dir;
+pub mod run_folder;
 pub mod run_loop;
 pub mod weights;

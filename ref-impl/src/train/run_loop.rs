@@ -26,6 +26,7 @@ use crate::train::method::{Batches, Evaluate, Losses, Method, Timing, HEALTH_EVE
 use crate::train::plot::{loss_panels, Series};
 use crate::train::progress::Progress;
 use crate::train::run_dir::{append_line, read, smooth, truncate_lines, write_json};
+use crate::train::run_folder::RunFolder;
 use std::path::{Path, PathBuf};
 
 /// File name of a run's checkpoint in its output folder.
@@ -193,24 +194,25 @@ pub fn plot_losses(
     Ok(())
 }
 
-/// Trains `method` up to `options.steps` on `data`, writing the output folder (module docs).
+/// Trains `method` up to `options.steps` on `data`, writing the output folder (module docs),
+/// which the caller has claimed ([`RunFolder::claim`]: no other run writes into it).
 /// `eval` is the periodic evaluation, if any.
 pub fn run<M: Method>(
     method: &mut M,
     data: &mut dyn Batches,
     options: &LoopOptions,
     mut eval: Option<&mut dyn Evaluate<M>>,
-    out: &Path,
+    folder: &RunFolder,
     progress: &Progress,
 ) -> Result<Summary<M::Losses>, TrainError> {
     let start = std::time::Instant::now();
+    let out = folder.path();
     options.validate()?;
     if eval.is_none() && (options.eval_every > 0 || options.final_eval_samples > 0) {
         return Err(TrainError::InvalidOption(
             "periodic or final evaluation asked for without an evaluation".into(),
         ));
     }
-    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     #[derive(serde::Serialize)]
     struct Settings<'a, C> {
         config: &'a C,
@@ -306,8 +308,8 @@ pub fn run<M: Method>(
             per_step / timing.step_seconds
         ));
         let done = method.steps_done();
-        let every = |k: u64| k > 0 && done % k == 0 && done < options.steps;
-        if done % HEALTH_EVERY == 0 {
+        let every = |k: u64| k > 0 && done.is_multiple_of(k) && done < options.steps;
+        if done.is_multiple_of(HEALTH_EVERY) {
             if let Some((kind, line)) = method.health(&recent) {
                 if !warned.contains(&kind) {
                     warned.push(kind);
