@@ -5,6 +5,9 @@
 //! typos do not pass silently). Sample files hold one sample per row: `.npy` with dtype
 //! `f8`/`f4` in C or Fortran order (a 1-D array is one column), or CSV with an optional header
 //! row. Every error names the file and the problem.
+//!
+//! Every file is written atomically ([`write_atomically`]): a kill or a full disk never leaves a
+//! partial file under the final name, nor replaces an old file with a partial one.
 
 use crate::law::{Discrete, Gaussian, Law, LawError};
 use ndarray::{Array1, Array2};
@@ -240,6 +243,7 @@ fn read_npy(path: &Path) -> Result<Array2<f64>, FormatError> {
 }
 
 fn read_csv(path: &Path) -> Result<Array2<f64>, FormatError> {
+    refuse_cut_off(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -323,33 +327,135 @@ pub fn read_samples(path: &Path) -> Result<Array2<f64>, FormatError> {
     Ok(a)
 }
 
-/// Writes a sample set as `.npy` (float64, C order) or CSV (no header, full precision).
-pub fn write_samples(path: &Path, samples: &Array2<f64>) -> Result<(), FormatError> {
-    let ext = path
+/// Refuses a text file whose last line has no line end. Every CSV writer we know of (ours,
+/// numpy's `savetxt`, pandas, spreadsheets) ends each line, so a missing last line end means
+/// the file was cut off, perhaps in the middle of a number that would still parse (`0.123`
+/// cut to `0.1`): reading it would give a silently wrong sample.
+fn refuse_cut_off(path: &Path) -> Result<(), FormatError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).map_err(|e| io_err(path, e))?;
+    let len = f.metadata().map_err(|e| io_err(path, e))?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8];
+    f.seek(SeekFrom::End(-1))
+        .and_then(|_| f.read_exact(&mut last))
+        .map_err(|e| io_err(path, e))?;
+    if last[0] == b'\n' || last[0] == b'\r' {
+        return Ok(());
+    }
+    f.rewind().map_err(|e| io_err(path, e))?;
+    let mut lines = 1u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io_err(path, e))?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Err(FormatError::Csv {
+        path: path.to_path_buf(),
+        line: lines,
+        message: "the last line has no line end, so the file looks cut off (a number in it may \
+                  have lost digits); if the file is complete, end it with a newline"
+            .into(),
+    })
+}
+
+/// The two sample-file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleFormat {
+    /// `.npy`.
+    Npy,
+    /// `.csv`.
+    Csv,
+}
+
+/// The format of a sample file by its extension (`.npy` or `.csv`, any case); any other name
+/// is an [`FormatError::UnknownExtension`]. Writers call it before touching the file.
+pub fn check_extension(path: &Path) -> Result<SampleFormat, FormatError> {
+    match path
         .extension()
         .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase());
-    let file = File::create(path).map_err(|e| io_err(path, e))?;
-    let mut w = BufWriter::new(file);
-    match ext.as_deref() {
-        Some("npy") => samples
-            .as_standard_layout()
-            .write_npy(&mut w)
-            .map_err(|e| FormatError::Io {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?,
-        Some("csv") => {
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("npy") => Ok(SampleFormat::Npy),
+        Some("csv") => Ok(SampleFormat::Csv),
+        _ => Err(FormatError::UnknownExtension {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// Writes a sample set as `.npy` (float64, C order) or CSV (no header, full precision, every
+/// line ended), atomically ([`write_atomically`]). The extension is checked first: an unknown
+/// one creates nothing and leaves an existing file alone.
+pub fn write_samples(path: &Path, samples: &Array2<f64>) -> Result<(), FormatError> {
+    let csv = check_extension(path)? == SampleFormat::Csv;
+    write_atomically(path, |tmp| {
+        let file = File::create(tmp).map_err(|e| e.to_string())?;
+        let mut w = BufWriter::new(file);
+        if csv {
             for row in samples.rows() {
                 let line: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
-                writeln!(w, "{}", line.join(",")).map_err(|e| io_err(path, e))?;
+                writeln!(w, "{}", line.join(",")).map_err(|e| e.to_string())?;
             }
+        } else {
+            samples
+                .as_standard_layout()
+                .write_npy(&mut w)
+                .map_err(|e| e.to_string())?;
         }
-        _ => {
-            return Err(FormatError::UnknownExtension {
-                path: path.to_path_buf(),
-            })
-        }
+        w.flush().map_err(|e| e.to_string())
+    })
+}
+
+/// Writes `path` through a temporary file in the same folder: `write` gets the temporary
+/// file's path (which keeps `path`'s extension, for writers that choose a format by it) and
+/// writes it whole; the file is then synced and renamed over `path`. So a kill, a full disk or
+/// a failing `write` leaves `path` as it was (absent, or the old file), never partial, and no
+/// temporary file behind. An existing file's permissions are kept; a new one gets 0644 (Unix).
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), FormatError> {
+    let fail = |message: String| FormatError::Io {
+        path: path.to_path_buf(),
+        message,
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail("not a file name".into()))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let suffix = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(&suffix)
+        .tempfile_in(dir)
+        .map_err(|e| fail(e.to_string()))?;
+    write(tmp.path()).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(|e| fail(e.to_string()))?;
     }
-    w.flush().map_err(|e| io_err(path, e))
+    // `write` may have reopened the file by name; the inode is the same.
+    File::open(tmp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| fail(e.to_string()))?;
+    tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
+    Ok(())
 }

@@ -59,6 +59,26 @@ pub fn line_plot(
     curves: &[Curve],
 ) -> Result<(), PlotError> {
     ensure_font();
+    // Drawn into a temporary file renamed into place: never a half-drawn PNG under `path`.
+    crate::io::write_atomically(path, |tmp| {
+        draw_line_plot(tmp, title, xlabel, ylabel, curves).map_err(|e| e.message)
+    })
+    .map_err(|e| PlotError {
+        path: path.to_path_buf(),
+        message: match e {
+            crate::io::FormatError::Io { message, .. } => message,
+            other => other.to_string(),
+        },
+    })
+}
+
+fn draw_line_plot(
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    curves: &[Curve],
+) -> Result<(), PlotError> {
     let err = |e: &dyn std::fmt::Display| PlotError {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -363,6 +363,15 @@ fn sample_files_are_read_or_refused_clearly() {
         read_samples(&write(&dir, "x.txt", b"1")),
         Err(FormatError::UnknownExtension { .. })
     ));
+    // Cut off in the middle of a number (`4.5` became `4.`): refused, naming the last line,
+    // though every field still parses.
+    let cut = write(&dir, "cut.csv", b"1,2\n3,4.");
+    let e = read_samples(&cut).unwrap_err();
+    assert!(matches!(e, FormatError::Csv { line: 2, .. }), "{e}");
+    assert!(e.to_string().contains("cut off"), "{e}");
+    // Windows line ends are complete lines.
+    let crlf = write(&dir, "crlf.csv", b"1,2\r\n3,4\r\n");
+    assert_eq!(read_samples(&crlf).unwrap(), array![[1.0, 2.0], [3.0, 4.0]]);
 
     // NPY: f64 and f32, C and Fortran order, 1-D as one column.
     let a = array![[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]];
@@ -418,4 +427,45 @@ fn sample_files_are_read_or_refused_clearly() {
         read_samples(&write(&dir, "inf.npy", &buf)),
         Err(FormatError::NonFinite { row: 0, col: 1, .. })
     ));
+}
+
+/// Writers never leave a partial or emptied file: an unknown extension creates nothing and keeps
+/// an existing file, and a write that fails part-way leaves the old file whole and no
+/// temporary file behind.
+#[test]
+fn sample_writers_check_first_and_replace_atomically() {
+    use midpoint::io::{write_atomically, write_samples};
+    let dir = tempfile::tempdir().unwrap();
+    let x = array![[1.0, 2.0], [3.0, 4.0]];
+    let mine = write(&dir, "mine.dat", b"precious");
+    assert!(matches!(
+        write_samples(&mine, &x),
+        Err(FormatError::UnknownExtension { .. })
+    ));
+    assert_eq!(std::fs::read(&mine).unwrap(), b"precious");
+    let new = dir.path().join("new.txt");
+    assert!(write_samples(&new, &x).is_err());
+    assert!(!new.exists(), "a refused name is not created");
+
+    let old = dir.path().join("x.csv");
+    write_samples(&old, &x).unwrap();
+    let before = std::fs::read(&old).unwrap();
+    let e = write_atomically(&old, |tmp| {
+        std::fs::write(tmp, b"1,2\n3,").unwrap();
+        Err("disk full".into())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("disk full"), "{e}");
+    assert_eq!(std::fs::read(&old).unwrap(), before);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&old).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
 }

@@ -282,3 +282,34 @@ fn demo_prints_the_table() {
     }
     assert!(text.contains("closed-form") && text.contains("quadrature"));
 }
+
+/// `sample -o` checks the extension before it touches anything: an existing file of unknown
+/// kind is left as it was, and a refused new name is not created.
+#[test]
+fn sample_with_an_unknown_extension_touches_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let law = write(
+        &dir,
+        "law.json",
+        r#"{"kind":"gaussian","mean":[0.0],"cov":[[1.0]]}"#,
+    );
+    let mine = dir.path().join("notes.dat");
+    std::fs::write(&mine, "precious").unwrap();
+    let fresh = dir.path().join("fresh.txt");
+    for target in [&mine, &fresh] {
+        let out = midpoint(&[
+            "sample",
+            "--law",
+            &law,
+            "-n",
+            "5",
+            "-o",
+            target.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    }
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "precious");
+    assert!(!fresh.exists());
+}

@@ -213,3 +213,32 @@ fn bad_inputs_give_one_line_errors_naming_the_file() {
         "{err}"
     );
 }
+
+/// An output that could not be written is refused before the computation, in one line with
+/// nothing on stdout (the plot's folder missing, or the plot path a folder); the estimate
+/// itself is never computed and then thrown away.
+#[test]
+fn an_unwritable_plot_path_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.npy", &normal(200, 2, 0.0, 1));
+    let b = write(dir.path(), "b.npy", &normal(200, 2, 0.5, 2));
+    let missing = dir.path().join("no/such/folder/p.png");
+    let folder = dir.path().join("p.png");
+    std::fs::create_dir(&folder).unwrap();
+    for (plot, says) in [(&missing, "does not exist"), (&folder, "is a folder")] {
+        let (code, out, err) = run(&[
+            "estimate",
+            "--x0",
+            a.to_str().unwrap(),
+            "--x1",
+            b.to_str().unwrap(),
+            "--quiet",
+            "--plot",
+            plot.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("--plot") && err.contains(says), "{err}");
+    }
+}

@@ -151,6 +151,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         {
             bail!("{}: --plot writes PNG; use a .png file name", p.display());
         }
+        super::common::check_writable(p, "--plot")?;
     }
     let x0 = midpoint::io::read_samples(&a.x0)?;
     let x1 = midpoint::io::read_samples(&a.x1)?;
@@ -181,13 +182,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map_err(|e| with_file(e, &a.x0, &a.x1));
     bar.finish_and_clear();
     let report = report?;
-    if let Some(p) = &a.plot {
-        plot_profile(p, &report)?;
-    }
+    // The report first: a plot that fails to write (a full disk) must not throw it away.
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else {
         print_text(&report);
+    }
+    if let Some(p) = &a.plot {
+        plot_profile(p, &report).map_err(|e| {
+            anyhow::anyhow!("the plot was not written ({e:#}); the estimate above is complete")
+        })?;
     }
     Ok(())
 }

@@ -24,6 +24,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.n == 0 {
         bail!("-n must be at least 1");
     }
+    // The name and the folder first: nothing is drawn for a file that cannot be written.
+    midpoint::io::check_extension(&a.out)?;
+    super::common::check_writable(&a.out, "-o")?;
     let law = midpoint::io::read_law(&a.law)?;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(a.seed);
     let x = law.sample(a.n, &mut rng)?;

@@ -104,7 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let m: ImageMetrics = measure(&generated, &train, &heldout, &net, a.seed)?;
     let json = serde_json::to_string_pretty(&m)?;
     if let Some(out) = &a.out {
-        std::fs::write(out, &json).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        midpoint_train::train::run_dir::write_atomic(out, json.as_bytes())?;
     }
     println!("{json}");
     Ok(())

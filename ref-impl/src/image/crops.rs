@@ -231,8 +231,10 @@ pub fn build(from: &Path, out: &Path, config: &CropConfig) -> Result<CropSummary
             let crop = image::imageops::crop_imm(&img, x, y, size, size).to_image();
             let file = format!("{}/{stem}_{k:05}.png", split.dir());
             let dest = out.join(&file);
-            crop.save_with_format(&dest, image::ImageFormat::Png)
-                .map_err(|e| TrainError::io(&dest, e))?;
+            midpoint::io::write_atomically(&dest, |tmp| {
+                crop.save_with_format(tmp, image::ImageFormat::Png)
+                    .map_err(|e| e.to_string())
+            })?;
             match split {
                 Split::Train => summary.train += 1,
                 Split::HeldOut => summary.held_out += 1,
@@ -261,6 +263,6 @@ pub fn build(from: &Path, out: &Path, config: &CropConfig) -> Result<CropSummary
     }
     let json = out.join("crops.json");
     let text = serde_json::to_string_pretty(&summary).map_err(|e| TrainError::io(&json, e))?;
-    std::fs::write(&json, text + "\n").map_err(|e| TrainError::io(&json, e))?;
+    crate::train::run_dir::write_atomic(&json, (text + "\n").as_bytes())?;
     Ok(summary)
 }

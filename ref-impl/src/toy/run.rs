@@ -427,7 +427,7 @@ fn train_and_evaluate<M: Method>(
         for (s, e) in &curve {
             text.push_str(&format!("{s},{e:?}\n"));
         }
-        std::fs::write(&path, text).map_err(|e| TrainError::io(&path, e))?;
+        crate::train::run_dir::write_atomic(&path, text.as_bytes())?;
     }
     // The raw (not averaged) generator beside the EMA one: what the last update produced.
     let raw = match method.sample_raw(&z) {
@@ -563,5 +563,5 @@ fn write_losses_csv(
         }
         text.push('\n');
     }
-    std::fs::write(&csv, text).map_err(|e| TrainError::io(&csv, e))
+    crate::train::run_dir::write_atomic(&csv, text.as_bytes())
 }

@@ -53,17 +53,19 @@ pub fn write_grid(path: &Path, images: &Tensor, cols: i64) -> Result<(), TrainEr
         .contiguous();
     let mut bytes = vec![0u8; hwc.numel()];
     hwc.copy_data_u8(&mut bytes, hwc.numel());
-    let file = std::fs::File::create(path).map_err(|e| TrainError::io(path, e))?;
-    let mut enc = png::Encoder::new(
-        std::io::BufWriter::new(file),
-        (cols * w) as u32,
-        (rows * h) as u32,
-    );
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| TrainError::io(path, e))?;
-    writer
-        .write_image_data(&bytes)
-        .map_err(|e| TrainError::io(path, e))?;
-    writer.finish().map_err(|e| TrainError::io(path, e))
+    // Encoded into a temporary file renamed into place: never a half-written grid.
+    midpoint::io::write_atomically(path, |tmp| {
+        let file = std::fs::File::create(tmp).map_err(|e| e.to_string())?;
+        let mut enc = png::Encoder::new(
+            std::io::BufWriter::new(file),
+            (cols * w) as u32,
+            (rows * h) as u32,
+        );
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+        writer.write_image_data(&bytes).map_err(|e| e.to_string())?;
+        writer.finish().map_err(|e| e.to_string())
+    })?;
+    Ok(())
 }

@@ -64,7 +64,27 @@ fn range(values: &mut [f64]) -> (f64, f64) {
 
 /// Scatter panels side by side in one PNG (500 × 500 pixels each), all on the same axes.
 pub fn scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotError> {
+    atomically(path, |tmp| draw_scatter_panels(tmp, panels))
+}
+
+/// Draws into a temporary file renamed over `path` once complete: never a half-drawn PNG.
+fn atomically(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> Result<(), PlotError>,
+) -> Result<(), PlotError> {
     ensure_font();
+    midpoint::io::write_atomically(path, |tmp| draw(tmp).map_err(|e| e.message)).map_err(|e| {
+        PlotError {
+            path: path.to_path_buf(),
+            message: match e {
+                midpoint::io::FormatError::Io { message, .. } => message,
+                other => other.to_string(),
+            },
+        }
+    })
+}
+
+fn draw_scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotError> {
     let data: Vec<Vec<(f64, f64)>> = panels.iter().map(|p| xy(p.points)).collect();
     let (x0, x1) = range(&mut data.iter().flatten().map(|p| p.0).collect::<Vec<_>>());
     let (y0, y1) = range(&mut data.iter().flatten().map(|p| p.1).collect::<Vec<_>>());
@@ -102,7 +122,10 @@ pub fn scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotError
 
 /// Line panels side by side in one PNG (600 × 400 pixels each), each with its own y range.
 pub fn loss_panels(path: &Path, series: &[Series]) -> Result<(), PlotError> {
-    ensure_font();
+    atomically(path, |tmp| draw_loss_panels(tmp, series))
+}
+
+fn draw_loss_panels(path: &Path, series: &[Series]) -> Result<(), PlotError> {
     // At most four panels a row, so that a run with many health signals stays readable.
     let cols = series.len().clamp(1, 4);
     let rows = series.len().max(1).div_ceil(cols);

@@ -12,26 +12,12 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), Trai
     write_atomic(path, (text + "\n").as_bytes())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder, synced and then
-/// renamed into place: a kill or a full disk leaves either the old file or the new one under
-/// `path`, never a part of either.
+/// Writes `bytes` to `path` atomically ([`midpoint::io::write_atomically`]): a kill or a full
+/// disk leaves either the old file or the new one under `path`, never a part of either.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| TrainError::io(path, "not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(TrainError::io(path, e));
-    }
+    midpoint::io::write_atomically(path, |tmp| {
+        std::fs::write(tmp, bytes).map_err(|e| e.to_string())
+    })?;
     Ok(())
 }
 
