@@ -213,7 +213,86 @@ fn npy_err(path: &Path, e: ReadNpyError) -> FormatError {
     }
 }
 
+/// Checks a `.npy` header's shape against the file's length and the available memory before
+/// anything is allocated from it: a header that claims more data than the file holds (a
+/// truncated or corrupt file, or a hostile one) would otherwise make the reader allocate the
+/// claimed size and abort the process. A header this cannot parse is left to the reader,
+/// which reports it.
+fn check_npy_header(path: &Path) -> Result<(), FormatError> {
+    use std::io::Read;
+    let npy = |message: String| FormatError::Npy {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut f = File::open(path).map_err(|e| io_err(path, e))?;
+    let len = f.metadata().map_err(|e| io_err(path, e))?.len();
+    let mut head = [0u8; 12];
+    if len < 12 || f.read_exact(&mut head).is_err() || &head[..6] != b"\x93NUMPY" {
+        return Ok(());
+    }
+    let (header_len, start) = match head[6] {
+        1 => (u64::from(u16::from_le_bytes([head[8], head[9]])), 10u64),
+        2 | 3 => (
+            u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]])),
+            12,
+        ),
+        _ => return Ok(()),
+    };
+    if start + header_len > len {
+        return Err(npy(format!(
+            "the header claims {header_len} bytes but the file has {len}: it is truncated"
+        )));
+    }
+    let mut header = vec![0u8; header_len.min(1 << 20) as usize];
+    let mut f = File::open(path).map_err(|e| io_err(path, e))?;
+    let mut skip = vec![0u8; start as usize];
+    f.read_exact(&mut skip)
+        .and_then(|_| f.read_exact(&mut header))
+        .map_err(|e| io_err(path, e))?;
+    let header = String::from_utf8_lossy(&header);
+    let item = header
+        .split("'descr'")
+        .nth(1)
+        .and_then(|r| r.split('\'').nth(1))
+        .and_then(|d| d.trim_start_matches(['<', '>', '|', '=']).get(1..))
+        .and_then(|n| n.parse::<u128>().ok());
+    let shape = header
+        .split("'shape'")
+        .nth(1)
+        .and_then(|r| Some(&r[r.find('(')? + 1..r.find(')')?]))
+        .map(|inner| {
+            inner
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| t.parse::<u128>().ok())
+                .collect::<Option<Vec<u128>>>()
+        });
+    let (Some(item), Some(Some(shape))) = (item, shape) else {
+        return Ok(());
+    };
+    let shown = shape
+        .iter()
+        .map(u128::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let data = u128::from(len - start - header_len);
+    let need = shape
+        .iter()
+        .try_fold(item, |acc, &c| acc.checked_mul(c))
+        .ok_or_else(|| npy(format!("the header's shape ({shown}) overflows")))?;
+    if need > data {
+        return Err(npy(format!(
+            "the header's shape ({shown}) needs {need} bytes of data but the file holds {data}: it is truncated or corrupt"
+        )));
+    }
+    crate::resources::check_fits(&format!("{} ({shown})", path.display()), &shape, item)
+        .map_err(|e| npy(e.to_string()))?;
+    Ok(())
+}
+
 fn read_npy(path: &Path) -> Result<Array2<f64>, FormatError> {
+    check_npy_header(path)?;
     let open = || {
         File::open(path)
             .map(BufReader::new)

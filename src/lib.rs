@@ -44,6 +44,7 @@ pub mod montecarlo;
 pub mod plot;
 mod posterior;
 pub mod quad;
+pub mod resources;
 mod streams;
 mod vecmath;
 

@@ -469,3 +469,48 @@ fn sample_writers_check_first_and_replace_atomically() {
         assert_eq!(mode, 0o644);
     }
 }
+
+/// A `.npy` header that claims more data than the file holds is refused before anything is
+/// allocated from it (it used to abort the process with "memory allocation failed").
+#[test]
+fn npy_headers_claiming_more_than_the_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let header_file = |name: &str, shape: &str, data: &[u8]| {
+        let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut header = dict.into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(data);
+        write(&dir, name, &bytes)
+    };
+    let data: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    // The header is right: read.
+    let ok = header_file("ok.npy", "(2, 2)", &data);
+    assert_eq!(read_samples(&ok).unwrap(), array![[1.0, 2.0], [3.0, 4.0]]);
+    for (name, shape, says) in [
+        ("huge.npy", "(1000000000000, 2)", "truncated or corrupt"),
+        (
+            "short.npy",
+            "(3, 2)",
+            "needs 48 bytes of data but the file holds 32",
+        ),
+        (
+            "overflow.npy",
+            "(18446744073709551615, 18446744073709551615, 18446744073709551615)",
+            "overflows",
+        ),
+    ] {
+        let p = header_file(name, shape, &data);
+        let e = read_samples(&p).unwrap_err();
+        assert!(matches!(e, FormatError::Npy { .. }), "{name}: {e}");
+        assert!(e.to_string().contains(says), "{name}: {e}");
+    }
+}

@@ -313,3 +313,33 @@ fn sample_with_an_unknown_extension_touches_no_file() {
     assert_eq!(std::fs::read_to_string(&mine).unwrap(), "precious");
     assert!(!fresh.exists());
 }
+
+/// A sample count no machine could hold ends in one line before anything is allocated (it used
+/// to abort with "memory allocation … failed", exit 134).
+#[test]
+fn sample_refuses_a_size_beyond_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let law = write(
+        &dir,
+        "law.json",
+        r#"{"kind":"gaussian","mean":[0.0,0.0],"cov":[[1.0,0.0],[0.0,1.0]]}"#,
+    );
+    let out_path = dir.path().join("x.npy");
+    let out = midpoint(&[
+        "sample",
+        "--law",
+        &law,
+        "-n",
+        "100000000000000",
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(
+        e.contains("-n 100000000000000") && e.contains("available"),
+        "{e}"
+    );
+    assert!(!out_path.exists());
+}

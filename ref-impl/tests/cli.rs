@@ -121,6 +121,18 @@ fn bad_inputs_fail_with_one_line() {
             vec![
                 "toy".into(),
                 "--data".into(),
+                "moons".into(),
+                "--eval-samples".into(),
+                "100000000000000".into(),
+                "--out".into(),
+                out.into(),
+            ],
+            "only",
+        ),
+        (
+            vec![
+                "toy".into(),
+                "--data".into(),
                 "spiral".into(),
                 "--out".into(),
                 out.into(),
@@ -357,5 +369,46 @@ fn toy_refuses_a_folder_holding_a_run_unless_overwrite() {
     assert_eq!(
         std::fs::read_to_string(out.join("notes.txt")).unwrap(),
         "mine"
+    );
+}
+
+/// `--threads` beyond the CPU count is cut to it, with one line saying so (it used to start
+/// that many OpenMP threads).
+#[test]
+fn threads_beyond_the_cpus_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = run(&[
+        "toy",
+        "--data",
+        "moons",
+        "--steps",
+        "2",
+        "--batch",
+        "16",
+        "--eval-samples",
+        "100",
+        "--eval-steps",
+        "2",
+        "--width",
+        "8",
+        "--blocks",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "100000",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = String::from_utf8_lossy(&o.stderr);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        e.contains(&format!(
+            "--threads 100000: this machine has {cpus} logical CPUs; using {cpus}"
+        )),
+        "{e}"
     );
 }

@@ -28,6 +28,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     midpoint::io::check_extension(&a.out)?;
     super::common::check_writable(&a.out, "-o")?;
     let law = midpoint::io::read_law(&a.law)?;
+    // The samples and the sampler's working copy: refused here rather than aborting later.
+    midpoint::resources::check_fits(
+        &format!("-n {}: {} samples of dimension {}", a.n, a.n, law.dim()),
+        &[a.n as u128, law.dim() as u128, 2],
+        8,
+    )?;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(a.seed);
     let x = law.sample(a.n, &mut rng)?;
     midpoint::io::write_samples(&a.out, &x)?;

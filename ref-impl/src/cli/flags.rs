@@ -16,10 +16,22 @@ pub struct RunOn<const THREADS: usize = 0> {
 }
 
 impl<const THREADS: usize> RunOn<THREADS> {
-    /// Sets libtorch's thread count and parses the device.
+    /// Sets libtorch's thread count and parses the device. More threads than logical CPUs
+    /// only add contention (and each is an OpenMP thread with its own stack), so a larger
+    /// `--threads` is cut to the CPU count, with one line on stderr saying so.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
         if self.threads > 0 {
-            tch::set_num_threads(self.threads as i32);
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = if self.threads > cpus {
+                eprintln!(
+                    "warning: --threads {}: this machine has {cpus} logical CPUs; using {cpus} (more threads than CPUs only slow libtorch down)",
+                    self.threads
+                );
+                cpus
+            } else {
+                self.threads
+            };
+            tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
         }
         Ok(midpoint_train::device::parse_device(&self.device)?)
     }

@@ -142,6 +142,17 @@ impl ToyConfig {
         if self.curve_every > 0 && self.curve_samples < 2 {
             return bad("the energy-distance curve needs at least 2 samples");
         }
+        // The evaluation holds its samples, latents and one layer's activations at once
+        // (f64 arrays, a generous bound): refused here rather than aborting at the end.
+        midpoint::resources::check_fits(
+            &format!("--eval-samples {}", self.eval_samples),
+            &[
+                self.eval_samples as u128,
+                (self.width + self.latent_dim + 16) as u128,
+            ],
+            8,
+        )
+        .map_err(|e| TrainError::InvalidOption(e.to_string()))?;
         Ok(())
     }
 }
