@@ -28,6 +28,33 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// A toy run small enough for a test (moons, a width-16 MLP, a few steps) into `out`, with
+/// `extra` flags added (they must not repeat the flags set here).
+fn tiny_toy(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "toy",
+        "--data",
+        "moons",
+        "--batch",
+        "16",
+        "--eval-samples",
+        "100",
+        "--eval-steps",
+        "2",
+        "--width",
+        "16",
+        "--blocks",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+    ];
+    args.push(out.to_str().unwrap());
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn info_json_reports_device_and_torch() {
     let o = run(&["info", "--json"]);
@@ -300,32 +327,9 @@ fn toy_refuses_a_folder_holding_a_run_unless_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let toy = |extra: &[&str]| {
-        let mut args = vec![
-            "toy",
-            "--data",
-            "moons",
-            "--steps",
-            "5",
-            "--batch",
-            "32",
-            "--eval-samples",
-            "100",
-            "--eval-steps",
-            "5",
-            "--width",
-            "16",
-            "--blocks",
-            "1",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--quiet",
-            "--out",
-        ];
-        args.push(out.to_str().unwrap());
-        args.extend_from_slice(extra);
-        run(&args)
+        let mut e = vec!["--steps", "5", "--threads", "1"];
+        e.extend_from_slice(extra);
+        tiny_toy(&out, &e)
     };
     let o = toy(&[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -378,30 +382,7 @@ fn toy_refuses_a_folder_holding_a_run_unless_overwrite() {
 fn threads_beyond_the_cpus_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = run(&[
-        "toy",
-        "--data",
-        "moons",
-        "--steps",
-        "2",
-        "--batch",
-        "16",
-        "--eval-samples",
-        "100",
-        "--eval-steps",
-        "2",
-        "--width",
-        "8",
-        "--blocks",
-        "1",
-        "--device",
-        "cpu",
-        "--threads",
-        "100000",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = tiny_toy(&out, &["--steps", "2", "--threads", "100000"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let e = String::from_utf8_lossy(&o.stderr);
     let cpus = std::thread::available_parallelism().unwrap().get();

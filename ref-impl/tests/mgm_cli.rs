@@ -222,35 +222,25 @@ fn killed_and_resumed_run_logs_each_step_once() {
     let out = dir.path().join("run");
     let log = out.join("losses.jsonl");
     let args = |steps: &str| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "mgm",
-            "--init",
-            "random",
-            "--synthetic",
-            "--arch",
-            "tiny",
-            "--batch",
-            "2",
-            "--checkpoint-every",
-            "3",
-            "--fid-every",
-            "0",
-            "--final-fid",
-            "0",
-            "--grid-every",
-            "0",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--quiet",
-            "--steps",
-            steps,
-            "--out",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        // TINY, with a checkpoint every 3 steps.
+        let mut a: Vec<String> = TINY.iter().map(|s| s.to_string()).collect();
+        let every = a.iter().position(|s| s == "--checkpoint-every").unwrap() + 1;
+        a[every] = "3".into();
+        a.extend(
+            [
+                "--grid-every",
+                "0",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--quiet",
+                "--steps",
+                steps,
+                "--out",
+            ]
+            .map(String::from),
+        );
         a.push(out.to_str().unwrap().to_string());
         a
     };
