@@ -7,7 +7,7 @@ use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use midpoint::estimate::{
     estimate_with_progress, CriticKind, DivergenceKind, Draws, EstimateError, EstimateOptions,
-    EstimateReport, KnnOptions, Progress, RffOptions, Sample, TestKind,
+    EstimateReport, KnnOptions, Progress, RffOptions, Sample, Stage, TestKind,
 };
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -155,28 +155,64 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let x0 = midpoint::io::read_samples(&a.x0)?;
     let x1 = midpoint::io::read_samples(&a.x1)?;
+    let terminal = std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
         None,
-        if a.quiet || !std::io::stderr().is_terminal() {
+        if a.quiet || !terminal {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
         },
     );
     bar.set_style(
-        ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len} ({elapsed})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>16} [{bar:40}] {pos}/{len} ({elapsed}, about {eta} left)",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
-    let last = Mutex::new(None);
+    // Off a terminal (a log file, a batch job) a bar cannot redraw: plain lines instead, every
+    // 10% of each stage, once the work has run 5 s (short runs stay silent), after one line
+    // saying what is being done.
+    let lines = !a.quiet && !terminal;
+    let t0 = std::time::Instant::now();
+    let announced = std::sync::atomic::AtomicBool::new(false);
+    let announce = || {
+        if !announced.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "estimate: {} and {} samples in dimension {}; stages: tuning, fitting critics, held-out terms, test",
+                x0.nrows(),
+                x1.nrows(),
+                x0.ncols()
+            );
+        }
+    };
+    let printed = Mutex::new(t0);
+    // (stage, its start, tenths reported, its total)
+    let last = Mutex::new(None::<(Stage, std::time::Instant, u64, u64)>);
     let on_progress = |p: Progress| {
         let mut l = last.lock().expect("progress lock");
-        if *l != Some(p.stage) {
-            *l = Some(p.stage);
+        if l.is_none_or(|(stage, _, _, total)| stage != p.stage || total != p.total) {
+            *l = Some((p.stage, std::time::Instant::now(), 0, p.total));
             bar.set_message(p.stage.label());
             bar.set_length(p.total);
+            bar.reset_eta();
         }
         bar.set_position(p.done);
+        let long = lines && t0.elapsed().as_secs() >= 5;
+        if let (true, Some((stage, started, tenth, total))) = (long, l.as_mut()) {
+            let spent = started.elapsed().as_secs_f64();
+            if let Some(line) = progress_line(stage.label(), p.done, *total, tenth, spent) {
+                // At most one line per 5 s, and a stage's end only if it took a second.
+                let mut last = printed.lock().expect("progress lock");
+                let end = p.done >= *total;
+                if last.elapsed().as_secs() >= 5 || (end && spent >= 1.0) {
+                    *last = std::time::Instant::now();
+                    announce();
+                    eprintln!("{line}");
+                }
+            }
+        }
     };
     let report = estimate_with_progress(x0.view(), x1.view(), &opts, &on_progress)
         .map_err(|e| with_file(e, &a.x0, &a.x1));
@@ -194,6 +230,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// The plain progress line for `done` of `total` units of a stage that has run `spent`
+/// seconds, if a new tenth of it was passed since `tenth` (which is advanced); the time left
+/// assumes the stage's units cost alike.
+fn progress_line(
+    label: &str,
+    done: u64,
+    total: u64,
+    tenth: &mut u64,
+    spent: f64,
+) -> Option<String> {
+    let done = done.min(total);
+    let now = (done * 10).checked_div(total).unwrap_or(10);
+    if now <= *tenth {
+        return None;
+    }
+    *tenth = now;
+    let left = spent * (total - done) as f64 / done.max(1) as f64;
+    Some(format!(
+        "estimate: {label} {}% ({spent:.0} s, about {left:.0} s left in this stage)",
+        now * 10
+    ))
 }
 
 fn plot_profile(path: &Path, r: &EstimateReport) -> anyhow::Result<()> {
@@ -275,5 +334,34 @@ fn print_text(r: &EstimateReport) {
                 1.959_963_984_540_054 * b.std_error
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn progress_lines_come_once_per_tenth_with_the_time_left() {
+        let mut tenth = 0;
+        assert_eq!(
+            progress_line("fitting critics", 5, 100, &mut tenth, 1.0),
+            None
+        );
+        assert_eq!(
+            progress_line("fitting critics", 25, 100, &mut tenth, 10.0).as_deref(),
+            Some("estimate: fitting critics 20% (10 s, about 30 s left in this stage)")
+        );
+        // The same tenth again: silent; the next one: a line.
+        assert_eq!(
+            progress_line("fitting critics", 29, 100, &mut tenth, 11.0),
+            None
+        );
+        assert!(progress_line("fitting critics", 30, 100, &mut tenth, 12.0).is_some());
+        assert_eq!(
+            progress_line("test", 100, 100, &mut tenth, 40.0).as_deref(),
+            Some("estimate: test 100% (40 s, about 0 s left in this stage)")
+        );
+        assert_eq!(progress_line("test", 100, 100, &mut tenth, 40.0), None);
     }
 }
