@@ -36,6 +36,19 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `estimate --x0 X0 --x1 X1 EXTRA...`; returns (exit code, stdout, stderr).
+fn estimate(x0: &Path, x1: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "estimate",
+        "--x0",
+        x0.to_str().unwrap(),
+        "--x1",
+        x1.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn json_output_has_the_documented_fields_and_plot_is_a_png() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,15 +211,7 @@ fn bad_inputs_give_one_line_errors_naming_the_file() {
         assert!(err.contains(name), "{err} does not name {name}");
     }
     // Invalid option values are one line too.
-    let (code, _, err) = run(&[
-        "estimate",
-        "--x0",
-        good.to_str().unwrap(),
-        "--x1",
-        good.to_str().unwrap(),
-        "--folds",
-        "1",
-    ]);
+    let (code, _, err) = estimate(&good, &good, &["--folds", "1"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("folds") && err.trim_end().lines().count() == 1,
@@ -226,16 +231,7 @@ fn an_unwritable_plot_path_is_refused_before_any_work() {
     let folder = dir.path().join("p.png");
     std::fs::create_dir(&folder).unwrap();
     for (plot, says) in [(&missing, "does not exist"), (&folder, "is a folder")] {
-        let (code, out, err) = run(&[
-            "estimate",
-            "--x0",
-            a.to_str().unwrap(),
-            "--x1",
-            b.to_str().unwrap(),
-            "--quiet",
-            "--plot",
-            plot.to_str().unwrap(),
-        ]);
+        let (code, out, err) = estimate(&a, &b, &["--quiet", "--plot", plot.to_str().unwrap()]);
         assert_eq!(code, 1, "{err}");
         assert!(out.is_empty(), "{out}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
