@@ -492,6 +492,32 @@ pub fn write_samples(path: &Path, samples: &Array2<f64>) -> Result<(), FormatErr
     })
 }
 
+/// Refuses, before any work is done, an output `path` that could not be written at the end: a
+/// folder, a missing folder, or one this user cannot create files in (tried with a temporary
+/// file, removed at once). `flag` names the option in the message. Writing can still fail
+/// later (a full disk); callers then report it after printing what they computed.
+pub fn check_writable(path: &Path, flag: &str) -> Result<(), FormatError> {
+    let fail = |message: String| FormatError::Io {
+        path: path.to_path_buf(),
+        message: format!("{flag}: {message}"),
+    };
+    if path.is_dir() {
+        return Err(fail("is a folder; give a file name".into()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(fail(format!("the folder {} does not exist", dir.display())));
+    }
+    tempfile::Builder::new()
+        .prefix(".midpoint-write-check")
+        .tempfile_in(dir)
+        .map_err(|e| fail(format!("cannot create files in {}: {e}", dir.display())))?;
+    Ok(())
+}
+
 /// Writes `path` through a temporary file in the same folder: `write` gets the temporary
 /// file's path (which keeps `path`'s extension, for writers that choose a format by it) and
 /// writes it whole; the file is then synced and renamed over `path`. So a kill, a full disk or

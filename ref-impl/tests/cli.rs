@@ -393,3 +393,49 @@ fn threads_beyond_the_cpus_are_bounded() {
         "{e}"
     );
 }
+
+/// Side commands check their output files before any work: a missing folder or a folder given
+/// as a file name ends in one line naming the flag, before the inputs are even opened (which
+/// here do not exist either: their error would come first otherwise).
+#[test]
+fn side_commands_check_their_outputs_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/folder/out.json");
+    let missing = missing.to_str().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    for (args, says) in [
+        (
+            vec![
+                "image-metrics",
+                "--train",
+                "/nonexistent/a",
+                "--heldout",
+                "/nonexistent/b",
+                "--features",
+                "/nonexistent/f.safetensors",
+                "--images",
+                "/nonexistent/i",
+                "--out",
+                missing,
+            ],
+            "--out: the folder",
+        ),
+        (
+            vec!["panels", "--run", "/nonexistent/r", "--out", folder],
+            "--out: is a folder",
+        ),
+        (
+            vec!["fid-ref", "--data", "/nonexistent/d", "--out", missing],
+            "--out: the folder",
+        ),
+        (
+            vec!["feature-net", "--train", "/nonexistent/t", "--out", missing],
+            "--out: the folder",
+        ),
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr_one_line(&o);
+        assert!(e.contains(says), "{args:?}: {e}");
+    }
+}

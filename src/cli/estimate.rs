@@ -151,7 +151,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         {
             bail!("{}: --plot writes PNG; use a .png file name", p.display());
         }
-        super::common::check_writable(p, "--plot")?;
+        midpoint::io::check_writable(p, "--plot")?;
     }
     let x0 = midpoint::io::read_samples(&a.x0)?;
     let x1 = midpoint::io::read_samples(&a.x1)?;

@@ -26,7 +26,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     // The name and the folder first: nothing is drawn for a file that cannot be written.
     midpoint::io::check_extension(&a.out)?;
-    super::common::check_writable(&a.out, "-o")?;
+    midpoint::io::check_writable(&a.out, "-o")?;
     let law = midpoint::io::read_law(&a.law)?;
     // The samples and the sampler's working copy: refused here rather than aborting later.
     midpoint::resources::check_fits(

@@ -27,6 +27,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    midpoint::io::check_writable(&a.out, "--out")?;
     let device = a.run_on.device()?;
     let train = ImageSet::open(&a.train)?;
     let heldout = a.heldout.as_deref().map(ImageSet::open).transpose()?;

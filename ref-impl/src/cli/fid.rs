@@ -121,6 +121,7 @@ pub struct RefArgs {
 }
 
 pub fn run_ref(a: RefArgs) -> anyhow::Result<()> {
+    midpoint::io::check_writable(&a.out, "--out")?;
     let inception = a.common.inception()?;
     let stats = a.common.folder_stats(&inception, &a.data)?;
     stats_file::save(&stats, &a.out)?;

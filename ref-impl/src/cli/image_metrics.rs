@@ -88,6 +88,13 @@ fn generate(path: &Path, n: usize, seed: u64, device: Device) -> anyhow::Result<
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    // Outputs first: nothing is measured for a file that cannot be written.
+    if let Some(out) = &a.out {
+        midpoint::io::check_writable(out, "--out")?;
+    }
+    if let Some(grid) = &a.grid {
+        midpoint::io::check_writable(grid, "--grid")?;
+    }
     let device = a.run_on.device()?;
     let train = ImageSet::open(&a.train)?;
     let heldout = ImageSet::open(&a.heldout)?;
@@ -103,9 +110,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let m: ImageMetrics = measure(&generated, &train, &heldout, &net, a.seed)?;
     let json = serde_json::to_string_pretty(&m)?;
-    if let Some(out) = &a.out {
-        midpoint_train::train::run_dir::write_atomic(out, json.as_bytes())?;
-    }
+    // The report first: a file that still fails to write (a full disk) costs only the file.
     println!("{json}");
+    if let Some(out) = &a.out {
+        midpoint_train::train::run_dir::write_atomic(out, json.as_bytes()).map_err(|e| {
+            anyhow::anyhow!("{e}; the metrics above are complete but were not saved")
+        })?;
+    }
     Ok(())
 }

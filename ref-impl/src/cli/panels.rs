@@ -26,6 +26,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.max_points == 0 {
         anyhow::bail!("--max-points must be at least 1");
     }
+    midpoint::io::check_writable(&a.out, "--out")?;
     let target = first_rows(
         midpoint::io::read_samples(&a.runs[0].join("target.npy"))?,
         a.max_points,
