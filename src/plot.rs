@@ -58,17 +58,27 @@ pub fn line_plot(
     ylabel: &str,
     curves: &[Curve],
 ) -> Result<(), PlotError> {
-    ensure_font();
-    // Drawn into a temporary file renamed into place: never a half-drawn PNG under `path`.
-    crate::io::write_atomically(path, |tmp| {
-        draw_line_plot(tmp, title, xlabel, ylabel, curves).map_err(|e| e.message)
+    draw_atomically(path, |tmp| {
+        draw_line_plot(tmp, title, xlabel, ylabel, curves)
     })
-    .map_err(|e| PlotError {
-        path: path.to_path_buf(),
-        message: match e {
-            crate::io::FormatError::Io { message, .. } => message,
-            other => other.to_string(),
-        },
+}
+
+/// Runs `draw` on a temporary file beside `path` (same extension) and renames it into place
+/// once complete ([`crate::io::write_atomically`]): never a half-drawn PNG under `path`. Errors
+/// name `path`, not the temporary file. Registers the font first.
+pub fn draw_atomically(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> Result<(), PlotError>,
+) -> Result<(), PlotError> {
+    ensure_font();
+    crate::io::write_atomically(path, |tmp| draw(tmp).map_err(|e| e.message)).map_err(|e| {
+        PlotError {
+            path: path.to_path_buf(),
+            message: match e {
+                crate::io::FormatError::Io { message, .. } => message,
+                other => other.to_string(),
+            },
+        }
     })
 }
 

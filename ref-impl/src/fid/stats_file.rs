@@ -46,13 +46,13 @@ pub fn save(stats: &Statistics, path: &Path) -> Result<(), FidError> {
         ("count".to_string(), stats.count.to_string()),
         ("protocol".to_string(), PROTOCOL.to_string()),
     ]);
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| err(path, "not a file path"))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
-    safetensors::tensor::serialize_to_file(views, &Some(meta), &tmp)
-        .map_err(|e| err(path, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(path, e.to_string()))
+    midpoint::io::write_atomically(path, |tmp| {
+        safetensors::tensor::serialize_to_file(views, &Some(meta), tmp).map_err(|e| e.to_string())
+    })
+    .map_err(|e| match e {
+        midpoint::io::FormatError::Io { message, .. } => err(path, message),
+        other => err(path, other.to_string()),
+    })
 }
 
 /// Reads statistics written by [`save`], checking names, dtypes, shapes, metadata and values.

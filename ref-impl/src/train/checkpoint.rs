@@ -15,7 +15,6 @@
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -209,14 +208,13 @@ pub fn save(
     let meta: HashMap<String, String> = meta.into_iter().collect();
     let bytes = safetensors::serialize(owned.iter().map(|(n, b)| (n.as_str(), b)), &Some(meta))
         .map_err(|e| CheckpointError::content(path, e.to_string()))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| CheckpointError::io(path, e))
+    midpoint::io::write_atomically(path, |tmp| {
+        std::fs::write(tmp, &bytes).map_err(|e| e.to_string())
+    })
+    .map_err(|e| match e {
+        midpoint::io::FormatError::Io { message, .. } => CheckpointError::io(path, message),
+        other => CheckpointError::io(path, other),
+    })
 }
 
 /// Reads `path`, verifies its digest, and only then builds the tensors (on the CPU).

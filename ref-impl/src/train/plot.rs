@@ -1,7 +1,7 @@
 //! PNG plots of the trainer: scatter panels of samples and loss curves, side by side, with the
 //! core crate's embedded font ([`midpoint::plot::ensure_font`]).
 
-use midpoint::plot::{ensure_font, PlotError};
+use midpoint::plot::{draw_atomically, PlotError};
 use ndarray::Array2;
 use plotters::prelude::*;
 use std::path::Path;
@@ -64,24 +64,7 @@ fn range(values: &mut [f64]) -> (f64, f64) {
 
 /// Scatter panels side by side in one PNG (500 × 500 pixels each), all on the same axes.
 pub fn scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotError> {
-    atomically(path, |tmp| draw_scatter_panels(tmp, panels))
-}
-
-/// Draws into a temporary file renamed over `path` once complete: never a half-drawn PNG.
-fn atomically(
-    path: &Path,
-    draw: impl FnOnce(&Path) -> Result<(), PlotError>,
-) -> Result<(), PlotError> {
-    ensure_font();
-    midpoint::io::write_atomically(path, |tmp| draw(tmp).map_err(|e| e.message)).map_err(|e| {
-        PlotError {
-            path: path.to_path_buf(),
-            message: match e {
-                midpoint::io::FormatError::Io { message, .. } => message,
-                other => other.to_string(),
-            },
-        }
-    })
+    draw_atomically(path, |tmp| draw_scatter_panels(tmp, panels))
 }
 
 fn draw_scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotError> {
@@ -122,7 +105,7 @@ fn draw_scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotErro
 
 /// Line panels side by side in one PNG (600 × 400 pixels each), each with its own y range.
 pub fn loss_panels(path: &Path, series: &[Series]) -> Result<(), PlotError> {
-    atomically(path, |tmp| draw_loss_panels(tmp, series))
+    draw_atomically(path, |tmp| draw_loss_panels(tmp, series))
 }
 
 fn draw_loss_panels(path: &Path, series: &[Series]) -> Result<(), PlotError> {
