@@ -2,7 +2,7 @@
 //! many points. Both validate at construction and sample without allocating per draw.
 
 use crate::grouping::{group_rows, DEFAULT_ATOM_TOL};
-use crate::linalg;
+use crate::linalg::{self, Square};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use ndarray_rand::RandomExt;
 use rand::Rng;
@@ -95,6 +95,9 @@ pub struct Gaussian {
     cov: Array2<f64>,
     /// Lower Cholesky factor of `cov`, row-major.
     chol: Vec<f64>,
+    /// Whether every off-diagonal entry of `cov` is zero: the exact routes then keep only
+    /// diagonals (`O(d)` per time node instead of `O(d³)`).
+    diagonal: bool,
 }
 
 impl Gaussian {
@@ -140,8 +143,21 @@ impl Gaussian {
         }
         // Symmetrize exactly so that downstream algebra sees a symmetric matrix.
         let cov = (&cov + &cov.t()) * 0.5;
-        let flat: Vec<f64> = cov.iter().copied().collect();
-        let chol = linalg::cholesky(&flat, d).ok_or(LawError::NotPositiveDefinite)?;
+        let diagonal = cov.indexed_iter().all(|((i, j), v)| i == j || *v == 0.0);
+        let chol = if diagonal {
+            // The factor of a diagonal matrix is its square root: no O(d³) factorization.
+            let mut l = vec![0.0; d * d];
+            for i in 0..d {
+                l[i * d + i] = cov[[i, i]].sqrt();
+            }
+            l.iter()
+                .all(|x| x.is_finite())
+                .then_some(l)
+                .ok_or(LawError::NotPositiveDefinite)?
+        } else {
+            let flat: Vec<f64> = cov.iter().copied().collect();
+            linalg::cholesky(&flat, d).ok_or(LawError::NotPositiveDefinite)?
+        };
         let max_diag = (0..d).map(|i| cov[[i, i]]).fold(0.0f64, f64::max);
         let min_pivot = (0..d)
             .map(|i| chol[i * d + i].powi(2))
@@ -149,7 +165,12 @@ impl Gaussian {
         if min_pivot.is_nan() || min_pivot <= 1e-13 * max_diag {
             return Err(LawError::NotPositiveDefinite);
         }
-        Ok(Gaussian { mean, cov, chol })
+        Ok(Gaussian {
+            mean,
+            cov,
+            chol,
+            diagonal,
+        })
     }
 
     /// `N(mean, var·I)`.
@@ -177,6 +198,15 @@ impl Gaussian {
     /// Covariance `S`.
     pub fn cov(&self) -> ArrayView2<'_, f64> {
         self.cov.view()
+    }
+
+    /// `S` as a [`Square`], diagonal when `S` is.
+    pub(crate) fn cov_square(&self) -> Square {
+        if self.diagonal {
+            Square::Diagonal(self.cov.diag().to_vec())
+        } else {
+            Square::Dense(self.cov.iter().copied().collect())
+        }
     }
 
     /// Lower Cholesky factor `L` of `S` (`S = L Lᵀ`), row-major `d × d`.

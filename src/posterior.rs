@@ -32,7 +32,7 @@
 use crate::grouping::{coincide, group_rows};
 use crate::interpolant::{Observation, StochasticInterpolant};
 use crate::law::{Discrete, Gaussian, Law};
-use crate::linalg;
+use crate::linalg::Square;
 
 /// Covariance below this (largest diagonal entry) is treated as an atom: it is under the
 /// resolution of the coincidence rule for any location of magnitude above 1e-134.
@@ -41,10 +41,11 @@ const ATOMIC_VARIANCE: f64 = 1e-280;
 /// Components sharing one covariance.
 #[derive(Debug, Clone)]
 pub(crate) struct Class {
-    pub cov: Vec<f64>,
-    pub chol: Vec<f64>,
+    /// `C_k`, diagonal whenever the endpoint covariances are (then everything below is).
+    pub cov: Square,
+    pub chol: Square,
     /// `L⁻¹` (lower triangular): whitening by a multiply, no divisions in the hot loop.
-    pub chol_inv: Vec<f64>,
+    pub chol_inv: Square,
     /// `−½ log det(2π C)`.
     pub log_norm: f64,
     pub start: usize,
@@ -87,8 +88,8 @@ pub struct Posterior {
     dim: usize,
     pub(crate) classes: Vec<Class>,
     pub(crate) comps: Vec<Component>,
-    /// Distinct gain matrices `A` (row-major `d × d`).
-    pub(crate) gains: Vec<Vec<f64>>,
+    /// Distinct gain matrices `A`.
+    pub(crate) gains: Vec<Square>,
     /// Sorted by first coordinate.
     pub(crate) atoms: Vec<Atom>,
     atom_scale: f64,
@@ -99,23 +100,23 @@ struct RawComp {
     weight: f64,
     mean: Vec<f64>,
     offset: Vec<f64>,
-    gain: Option<Vec<f64>>,
+    gain: Option<Square>,
 }
 
 /// A class before component merging: covariance, its Cholesky factor, `−½ log det(2πC)`
 /// and components.
 struct BuiltClass {
-    cov: Vec<f64>,
-    chol: Vec<f64>,
+    cov: Square,
+    chol: Square,
     log_norm: f64,
     comps: Vec<RawComp>,
 }
 
 struct RawClass {
     /// `None`: atomic.
-    cov: Option<Vec<f64>>,
+    cov: Option<Square>,
     /// `Cov(Δ, X̃)`; `None` when zero.
-    cross: Option<Vec<f64>>,
+    cross: Option<Square>,
     comps: Vec<RawComp>,
 }
 
@@ -131,27 +132,32 @@ fn diff(x: &[f64], y: &[f64]) -> Vec<f64> {
     x.iter().zip(y).map(|(xi, yi)| xi - yi).collect()
 }
 
-fn flat(a: ndarray::ArrayView2<'_, f64>) -> Vec<f64> {
-    a.iter().copied().collect()
+/// Coincidence of two matrices under [`crate::grouping`]'s rule; the entries a diagonal one
+/// omits are zeros, which change neither side of the rule.
+fn coincide_square(a: &Square, b: &Square, tol: f64) -> bool {
+    if a.is_diagonal() == b.is_diagonal() {
+        coincide(a.entries(), b.entries(), tol)
+    } else {
+        coincide(&a.dense(), &b.dense(), tol)
+    }
 }
 
 /// A branch's class when one endpoint is Gaussian, `N(m, S)`, and the other discrete (rows 2
 /// and 3 of the table above): the Gaussian enters `X̃` with coefficient `c` (`α` for `X0`, `β`
 /// for `X1`), so `C = c²S + γ²I` and `Cov(Δ, X̃) = ∓c·S`; one component per atom `y`, at
-/// `α·x0 + β·x1` with offset `x1 − x0`, of weight `pb` times the atom's. `noise` is `γ²I`.
+/// `α·x0 + β·x1` with offset `x1 − x0`, of weight `pb` times the atom's.
 fn mixed_class(
     n: &Gaussian,
     q: &Discrete,
     gaussian_is_x0: bool,
     (a, b, g2): (f64, f64, f64),
-    noise: &[f64],
     pb: f64,
 ) -> RawClass {
-    let s = flat(n.cov());
+    let s = n.cov_square();
     let m = n.mean().to_vec();
     let (c, c_delta) = if gaussian_is_x0 { (a, -a) } else { (b, b) };
-    let mut cov: Vec<f64> = s.iter().map(|s| c * c * s).collect();
-    add_scaled(&mut cov, 1.0, noise);
+    let mut cov = s.scaled(c * c);
+    cov.add_identity(g2);
     let comps = q
         .points()
         .rows()
@@ -170,7 +176,7 @@ fn mixed_class(
         .collect();
     RawClass {
         cov: (c != 0.0 || g2 != 0.0).then_some(cov),
-        cross: Some(s.iter().map(|s| c_delta * s).collect()),
+        cross: Some(s.scaled(c_delta)),
         comps,
     }
 }
@@ -186,25 +192,20 @@ impl Posterior {
         atom_tol: f64,
     ) -> Posterior {
         let d = p0.dim();
-        let eye = |s: f64| -> Vec<f64> {
-            let mut m = vec![0.0; d * d];
-            (0..d).for_each(|i| m[i * d + i] = s);
-            m
-        };
         let mut raw: Vec<RawClass> = Vec::new();
         for &(branch, pb) in obs.branches() {
             let c = si.branch(t, branch);
             let (a, b, g2) = (c.alpha, c.beta, c.gamma * c.gamma);
             let class = match (p0, p1) {
                 (Law::Gaussian(n0), Law::Gaussian(n1)) => {
-                    let (s0, s1) = (flat(n0.cov()), flat(n1.cov()));
+                    let (s0, s1) = (n0.cov_square(), n1.cov_square());
                     let m0 = n0.mean().to_vec();
                     let m1 = n1.mean().to_vec();
-                    let mut cov = combo(a * a, &s0, b * b, &s1);
-                    add_scaled(&mut cov, 1.0, &eye(g2));
+                    let mut cov = Square::combo(a * a, &s0, b * b, &s1);
+                    cov.add_identity(g2);
                     RawClass {
                         cov: (a != 0.0 || b != 0.0 || g2 != 0.0).then_some(cov),
-                        cross: Some(combo(-a, &s0, b, &s1)),
+                        cross: Some(Square::combo(-a, &s0, b, &s1)),
                         comps: vec![RawComp {
                             weight: pb,
                             mean: combo(a, &m0, b, &m1),
@@ -213,11 +214,9 @@ impl Posterior {
                         }],
                     }
                 }
-                (Law::Gaussian(n0), Law::Discrete(q1)) => {
-                    mixed_class(n0, q1, true, (a, b, g2), &eye(g2), pb)
-                }
+                (Law::Gaussian(n0), Law::Discrete(q1)) => mixed_class(n0, q1, true, (a, b, g2), pb),
                 (Law::Discrete(q0), Law::Gaussian(n1)) => {
-                    mixed_class(n1, q0, false, (a, b, g2), &eye(g2), pb)
+                    mixed_class(n1, q0, false, (a, b, g2), pb)
                 }
                 (Law::Discrete(q0), Law::Discrete(q1)) => {
                     let mut comps = Vec::with_capacity(q0.len() * q1.len());
@@ -234,7 +233,7 @@ impl Posterior {
                         }
                     }
                     RawClass {
-                        cov: (g2 != 0.0).then_some(eye(g2)),
+                        cov: (g2 != 0.0).then_some(Square::scaled_identity(d, g2)),
                         cross: None,
                         comps,
                     }
@@ -250,11 +249,11 @@ impl Posterior {
         let mut classes: Vec<BuiltClass> = Vec::new();
         for rc in raw {
             let chol = rc.cov.as_ref().and_then(|cov| {
-                let max_diag = (0..d).map(|i| cov[i * d + i]).fold(0.0, f64::max);
+                let max_diag = (0..d).map(|i| cov.diag(i)).fold(0.0, f64::max);
                 if max_diag <= ATOMIC_VARIANCE {
                     None
                 } else {
-                    linalg::cholesky(cov, d)
+                    cov.cholesky()
                 }
             });
             let (cov, chol) = match (rc.cov, chol) {
@@ -264,18 +263,17 @@ impl Posterior {
                     continue;
                 }
             };
-            let log_norm = -0.5
-                * (linalg::log_det_from_chol(&chol, d)
-                    + d as f64 * (2.0 * std::f64::consts::PI).ln());
-            let gain = rc.cross.filter(|k| k.iter().any(|&v| v != 0.0)).map(|k| {
-                let inv = linalg::inverse_from_chol(&chol, d);
-                linalg::matmul(&k, &inv, d, d, d)
-            });
+            let log_norm =
+                -0.5 * (chol.log_det_from_chol() + d as f64 * (2.0 * std::f64::consts::PI).ln());
+            let gain = rc
+                .cross
+                .filter(|k| k.entries().iter().any(|&v| v != 0.0))
+                .map(|k| k.mul(&chol.inverse_from_chol()));
             let mut comps = rc.comps;
             comps.iter_mut().for_each(|c| c.gain = gain.clone());
             match classes
                 .iter()
-                .position(|c2| coincide(&c2.cov, &cov, atom_tol))
+                .position(|c2| coincide_square(&c2.cov, &cov, atom_tol))
             {
                 Some(i) => classes[i].comps.extend(comps),
                 None => classes.push(BuiltClass {
@@ -289,7 +287,7 @@ impl Posterior {
 
         let mut out_classes = Vec::new();
         let mut comps = Vec::new();
-        let mut gains: Vec<Vec<f64>> = Vec::new();
+        let mut gains: Vec<Square> = Vec::new();
         for BuiltClass {
             cov,
             chol,
@@ -303,11 +301,11 @@ impl Posterior {
                     continue;
                 }
                 let mut white = merged.mean.clone();
-                linalg::solve_lower_in_place(&chol, d, &mut white);
+                chol.solve_lower_in_place(&mut white);
                 let gain = merged.gain.map(|a| {
                     gains
                         .iter()
-                        .position(|g| coincide(g, &a, atom_tol))
+                        .position(|g| coincide_square(g, &a, atom_tol))
                         .unwrap_or_else(|| {
                             gains.push(a);
                             gains.len() - 1
@@ -321,7 +319,7 @@ impl Posterior {
                     gain,
                 });
             }
-            let chol_inv = lower_inverse(&chol, d);
+            let chol_inv = chol.lower_inverse();
             out_classes.push(Class {
                 cov,
                 chol,
@@ -427,10 +425,7 @@ impl Posterior {
         }
         let mut max = f64::NEG_INFINITY;
         for class in &self.classes {
-            for i in 0..d {
-                let row = &class.chol_inv[i * d..i * d + i + 1];
-                s.y[i] = row.iter().zip(x).map(|(l, v)| l * v).sum();
-            }
+            class.chol_inv.lower_matvec(x, &mut s.y);
             let base = class.log_norm;
             for k in class.start..class.end {
                 let c = &self.comps[k];
@@ -469,24 +464,11 @@ impl Posterior {
             }
         }
         for (g, a) in self.gains.iter().enumerate() {
-            linalg::matvec(a, d, d, &s.v[g * d..(g + 1) * d], &mut s.av);
+            a.matvec(&s.v[g * d..(g + 1) * d], &mut s.av);
             add_scaled(out, 1.0, &s.av);
         }
         Some((max, total))
     }
-}
-
-/// Inverse of a lower-triangular row-major matrix (lower triangular again).
-pub(crate) fn lower_inverse(l: &[f64], d: usize) -> Vec<f64> {
-    let mut inv = vec![0.0; d * d];
-    let mut col = vec![0.0; d];
-    for c in 0..d {
-        col.iter_mut().for_each(|x| *x = 0.0);
-        col[c] = 1.0;
-        linalg::solve_lower_in_place(l, d, &mut col);
-        (0..d).for_each(|i| inv[i * d + c] = col[i]);
-    }
-    inv
 }
 
 /// Pools components whose means coincide: weights add, offsets and gains average with the
@@ -501,10 +483,9 @@ fn merge_by_location(d: usize, comps: Vec<RawComp>, tol: f64) -> Vec<RawComp> {
     // (pooled component with weighted sums, largest |gain entry| seen)
     let mut out: Vec<Option<(RawComp, f64)>> = (0..n).map(|_| None).collect();
     for (c, &g) in comps.into_iter().zip(&ids) {
-        let gmax = c
-            .gain
-            .as_ref()
-            .map_or(0.0, |a| a.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+        let gmax = c.gain.as_ref().map_or(0.0, |a| {
+            a.entries().iter().fold(0.0f64, |m, v| m.max(v.abs()))
+        });
         let entry = out[g].get_or_insert_with(|| {
             (
                 RawComp {
@@ -519,8 +500,8 @@ fn merge_by_location(d: usize, comps: Vec<RawComp>, tol: f64) -> Vec<RawComp> {
         entry.0.weight += c.weight;
         add_scaled(&mut entry.0.offset, c.weight, &c.offset);
         if let Some(a) = &c.gain {
-            let acc = entry.0.gain.get_or_insert_with(|| vec![0.0; d * d]);
-            add_scaled(acc, c.weight, a);
+            let acc = entry.0.gain.get_or_insert_with(|| a.zeros_like());
+            acc.add_scaled(c.weight, a);
         }
         entry.1 = entry.1.max(gmax);
     }
@@ -531,12 +512,11 @@ fn merge_by_location(d: usize, comps: Vec<RawComp>, tol: f64) -> Vec<RawComp> {
                 let w = c.weight;
                 c.offset.iter_mut().for_each(|o| *o /= w);
                 if let Some(a) = c.gain.as_mut() {
-                    a.iter_mut().for_each(|v| *v /= w);
+                    a.entries_mut().iter_mut().for_each(|v| *v /= w);
                 }
-                let pooled = c
-                    .gain
-                    .as_ref()
-                    .map_or(0.0, |a| a.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+                let pooled = c.gain.as_ref().map_or(0.0, |a| {
+                    a.entries().iter().fold(0.0f64, |m, v| m.max(v.abs()))
+                });
                 if pooled <= tol * gmax {
                     c.gain = None;
                 }

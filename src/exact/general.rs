@@ -6,8 +6,9 @@
 
 use super::one_d;
 use super::value::Exact;
+use crate::linalg::lower_inverse;
 use crate::linalg::{self, norm2};
-use crate::posterior::{lower_inverse, Class, Posterior};
+use crate::posterior::{Class, Posterior};
 use crate::quad::{gaussian_expectation_split, truncation_radius, NonFiniteIntegrand};
 use std::cell::RefCell;
 
@@ -32,7 +33,7 @@ struct Anchored<const D: usize> {
 
 impl<const D: usize> Anchored<D> {
     fn new(post: &Posterior, anchor: &Class, j: usize) -> Self {
-        let lj = &anchor.chol[..];
+        let lj = &anchor.chol.dense()[..];
         let k = post.comps.len();
         let mut w = Vec::with_capacity(post.classes.len());
         let mut meta = vec![(0.0, 0, None); k];
@@ -40,7 +41,7 @@ impl<const D: usize> Anchored<D> {
         let mut v = vec![[0.0; D]; k];
         for (ci, class) in post.classes.iter().enumerate() {
             w.push(linalg::fixed_matrix::<D>(&linalg::matmul(
-                &class.chol_inv,
+                &class.chol_inv.dense(),
                 lj,
                 D,
                 D,
@@ -55,7 +56,7 @@ impl<const D: usize> Anchored<D> {
                     .map(|(a, b)| a - b)
                     .collect();
                 let mut white = diff.clone();
-                linalg::solve_lower_in_place(&class.chol, D, &mut white);
+                class.chol.solve_lower_in_place(&mut white);
                 meta[kk] = (c.log_weight + class.log_norm, ci, c.gain);
                 dmu[kk] = linalg::fixed_vector::<D>(&diff);
                 v[kk] = linalg::fixed_vector::<D>(&white);
@@ -75,7 +76,7 @@ impl<const D: usize> Anchored<D> {
             gains: post
                 .gains
                 .iter()
-                .map(|g| linalg::fixed_matrix::<D>(g))
+                .map(|g| linalg::fixed_matrix::<D>(&g.dense()))
                 .collect(),
         }
     }
@@ -237,7 +238,7 @@ pub(super) fn general_d<const D: usize>(
     let amax = post
         .gains
         .iter()
-        .map(|a| norm2(a).sqrt())
+        .map(|a| norm2(a.entries()).sqrt())
         .fold(0.0, f64::max);
     let bufs = RefCell::new((
         vec![0.0; post.comps.len()],
@@ -247,7 +248,7 @@ pub(super) fn general_d<const D: usize>(
     let mut error = 0.0;
     let mut evals = 0;
     for anchor in post.nonempty_classes() {
-        let lnorm = norm2(&anchor.chol).sqrt();
+        let lnorm = norm2(anchor.chol.entries()).sqrt();
         for j in anchor.start..anchor.end {
             let an = Anchored::<D>::new(post, anchor, j);
             let spread = an.dmu.iter().map(|v| norm2(v).sqrt()).fold(0.0, f64::max);

@@ -67,7 +67,11 @@ pub(crate) fn general(post: &Posterior, tol: f64) -> Option<Exact> {
         .iter()
         .map(|c| c.offset[0].abs())
         .fold(0.0, f64::max);
-    let amax = post.gains.iter().map(|a| a[0].abs()).fold(0.0, f64::max);
+    let amax = post
+        .gains
+        .iter()
+        .map(|a| a.diag(0).abs())
+        .fold(0.0, f64::max);
     // Each component's class, found once.
     let mut class_of = vec![0usize; k];
     for (ci, class) in post.classes.iter().enumerate() {
@@ -77,7 +81,7 @@ pub(crate) fn general(post: &Posterior, tol: f64) -> Option<Exact> {
     let mut lr = vec![0.0; k];
     let (mut value, mut error, mut evals) = (0.0, 0.0, 0u64);
     for j in 0..k {
-        let sigma_j = post.classes[class_of[j]].chol[0];
+        let sigma_j = post.classes[class_of[j]].chol.diag(0);
         let mut spread = 0.0f64;
         for (kk, c) in post.comps.iter().enumerate() {
             let class = &post.classes[class_of[kk]];
@@ -85,10 +89,10 @@ pub(crate) fn general(post: &Posterior, tol: f64) -> Option<Exact> {
             spread = spread.max(dmu.abs());
             seen[kk] = Seen {
                 c0: c.log_weight + class.log_norm,
-                v: dmu / class.chol[0],
-                r: class.chol_inv[0] * sigma_j,
+                v: dmu / class.chol.diag(0),
+                r: class.chol_inv.diag(0) * sigma_j,
                 offset: c.offset[0],
-                gain: c.gain.map_or(0.0, |g| post.gains[g][0]),
+                gain: c.gain.map_or(0.0, |g| post.gains[g].diag(0)),
                 dmu,
             };
         }

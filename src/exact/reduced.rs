@@ -34,7 +34,7 @@ pub(super) fn reduced(
                 .zip(&comps[0].mean)
                 .map(|(a, b)| a - b)
                 .collect();
-            linalg::solve_lower_in_place(&class.chol, d, &mut diff);
+            class.chol.solve_lower_in_place(&mut diff);
             diff
         })
         .collect();
@@ -44,18 +44,15 @@ pub(super) fn reduced(
         return Ok(None);
     }
     let weights: Vec<f64> = comps.iter().map(|c| c.log_weight.exp()).collect();
-    let g: Vec<Vec<f64>> = post
-        .gains
-        .iter()
-        .map(|a| linalg::matmul(a, &class.chol, d, d, d))
-        .collect();
-    let gq: Vec<Vec<f64>> = g.iter().map(|gi| linalg::matmul(gi, &q, d, d, r)).collect();
+    // G_k = A_k L: diagonal (O(d)) whenever the class covariance is.
+    let g: Vec<linalg::Square> = post.gains.iter().map(|a| a.mul(&class.chol)).collect();
+    let gq: Vec<Vec<f64>> = g.iter().map(|gi| gi.mul_rect(&q, r)).collect();
     // T_gh = tr(G_g G_hᵀ) − tr(G_g Q (G_h Q)ᵀ).
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let tmat: Vec<f64> = (0..ng * ng)
         .map(|i| {
             let (a, b) = (i / ng, i % ng);
-            dot(&g[a], &g[b]) - dot(&gq[a], &gq[b])
+            g[a].frobenius_dot(&g[b]) - dot(&gq[a], &gq[b])
         })
         .collect();
     let delta: Vec<Vec<f64>> = e

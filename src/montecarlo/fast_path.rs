@@ -107,7 +107,7 @@ impl<const D: usize> FastField<D> {
             for c in &post.comps[class.start..class.end] {
                 comps.push(Comp {
                     log_const: c.log_weight + class.log_norm,
-                    chol: fixed_matrix(&class.chol),
+                    chol: fixed_matrix(&class.chol.dense()),
                     white: fixed_vector(&c.white),
                     mean: fixed_vector(&c.mean),
                     offset: fixed_vector(&c.offset),
@@ -121,9 +121,13 @@ impl<const D: usize> FastField<D> {
             chol_inv: post
                 .classes
                 .iter()
-                .map(|c| fixed_matrix(&c.chol_inv))
+                .map(|c| fixed_matrix(&c.chol_inv.dense()))
                 .collect(),
-            gains: post.gains.iter().map(|g| fixed_matrix(g)).collect(),
+            gains: post
+                .gains
+                .iter()
+                .map(|g| fixed_matrix(&g.dense()))
+                .collect(),
             comps,
             pick: Pick::new(weights)?,
         })
