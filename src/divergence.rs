@@ -18,7 +18,7 @@
 use crate::discrete;
 use crate::error::{check_dims, check_time, DivergenceError};
 pub use crate::exact::Method;
-use crate::exact::{d_of_posterior, Exact};
+use crate::exact::{d_of_posterior, eigenframe, Exact};
 use crate::grouping::DEFAULT_ATOM_TOL;
 use crate::interpolant::{Observation, StochasticInterpolant};
 use crate::law::{Discrete, Law};
@@ -143,11 +143,94 @@ pub fn divergence(
     which: Divergence,
     opts: &ExactOptions,
 ) -> Result<Evaluation, DivergenceError> {
+    divergence_with_progress(p0, p1, si, which, opts, &|_| {})
+}
+
+/// What a long exact computation reports while it works (issue 16), to the callback of
+/// [`divergence_with_progress`]. Reporting never changes a result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExactProgress {
+    /// Once, before the bulk of the work: the route taken and its estimated cost.
+    Plan(Plan),
+    /// `done` of about `total` units of the plan (time nodes of a time integral; `total`
+    /// grows when the adaptive rule needs more).
+    Step {
+        /// Units done.
+        done: u64,
+        /// Units expected.
+        total: u64,
+    },
+}
+
+/// The route of a computation and its estimated cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    /// [`Method::Quadrature`]: quadrature over `t` of exact `D(t)`, in units of time nodes;
+    /// [`Method::MonteCarlo`]: no exact route, in units of draws.
+    pub method: Method,
+    /// Units expected.
+    pub units: u64,
+    /// Estimated seconds: units × the measured time of one probe unit (quadrature), or × the
+    /// measured time to build one mixture (Monte Carlo with a uniform time law builds one per
+    /// draw), divided among the threads.
+    pub seconds: f64,
+}
+
+/// Time nodes a time integral usually takes (Clenshaw–Curtis on `[0, 1]` after the `u⁴`
+/// substitution); the estimate of [`Plan::units`].
+const EXPECTED_T_NODES: u64 = 65;
+
+/// Mixtures above this many components are refused ([`DivergenceError::MixtureTooLarge`]):
+/// at some hundred bytes per component they would not fit in memory.
+const MAX_COMPONENTS: f64 = 1e8;
+
+/// Components of `X̃_t` at a generic time (both branches), from the laws' sizes alone.
+fn mixture_size(p0: &Law, p1: &Law) -> f64 {
+    let n = |p: &Law| match p {
+        Law::Gaussian(_) => 1.0,
+        Law::Discrete(q) => q.len() as f64,
+    };
+    2.0 * n(p0) * n(p1)
+}
+
+/// [`divergence`], reporting its route, estimated cost and progress to `progress`.
+pub fn divergence_with_progress(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    which: Divergence,
+    opts: &ExactOptions,
+    progress: &dyn Fn(ExactProgress),
+) -> Result<Evaluation, DivergenceError> {
+    let direct_closed_form = matches!(
+        (p0, p1, which),
+        (
+            Law::Discrete(_),
+            Law::Discrete(_),
+            Divergence::TMid | Divergence::Naive
+        )
+    ) && si.noise().is_zero()
+        && si.interpolant().is_builtin();
+    if !direct_closed_form && mixture_size(p0, p1) > MAX_COMPONENTS {
+        return Err(DivergenceError::MixtureTooLarge {
+            components: mixture_size(p0, p1),
+        });
+    }
     match which {
-        Divergence::Mid => d_mid(p0, p1, si, opts),
-        Divergence::TMid => d_tmid(p0, p1, si, opts),
-        Divergence::Naive => d_naive(p0, p1, si, opts),
-        Divergence::AtT(t) => d_t(p0, p1, si, t, opts),
+        Divergence::Mid => d_at(p0, p1, si, 0.5, Observation::Flipped, opts, progress),
+        Divergence::TMid => d_tmid_with(p0, p1, si, opts, progress),
+        Divergence::Naive => d_naive_with(p0, p1, si, opts, progress),
+        Divergence::AtT(t) => d_at(p0, p1, si, t, Observation::Flipped, opts, progress),
+    }
+}
+
+/// The Monte Carlo plan: `draws` draws, each costing about `per_draw` seconds.
+fn mc_plan(draws: usize, per_draw: f64) -> Plan {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Plan {
+        method: Method::MonteCarlo,
+        units: draws as u64,
+        seconds: draws as f64 * per_draw / threads as f64,
     }
 }
 
@@ -201,22 +284,34 @@ fn d_at(
     t: f64,
     obs: Observation,
     opts: &ExactOptions,
+    progress: &dyn Fn(ExactProgress),
 ) -> Result<Evaluation, DivergenceError> {
     check_dims(p0, p1)?;
     check_time(t, 0.0, 1.0)?;
     opts.validate()?;
-    let post = Posterior::new(p0, p1, si, t, obs, opts.atom_tol);
+    // The exact routes run in a frame where the covariances are diagonal (D is rotation
+    // invariant); the Monte Carlo fallback keeps the laws as given, so its draws for a seed
+    // stay what they were.
+    let frame = eigenframe(p0, p1, opts.atom_tol);
+    let (q0, q1) = frame.as_ref().map_or((p0, p1), |(a, b)| (a, b));
+    let post = Posterior::new(q0, q1, si, t, obs, opts.atom_tol);
     let scale = displacement_scale(p0, p1);
     match two_pass(scale, opts.rel_tol, &|tol| {
         d_of_posterior(&post, tol, opts.max_work)
     })? {
         Some(e) => Ok(Evaluation::exact(e)),
-        None => rao_blackwell(
-            &Setup::new(p0, p1, si).observed(obs).at(TimeLaw::Fixed(t)),
-            opts.mc_samples,
-            opts.seed,
-        )
-        .map(Evaluation::monte_carlo),
+        None => {
+            // One mixture serves every draw at a fixed t; a draw costs about a field
+            // evaluation, O(components · d).
+            let per_draw = 2e-9 * mixture_size(p0, p1) * p0.dim() as f64;
+            progress(ExactProgress::Plan(mc_plan(opts.mc_samples, per_draw)));
+            rao_blackwell(
+                &Setup::new(p0, p1, si).observed(obs).at(TimeLaw::Fixed(t)),
+                opts.mc_samples,
+                opts.seed,
+            )
+            .map(Evaluation::monte_carlo)
+        }
     }
 }
 
@@ -242,7 +337,7 @@ pub fn d_t(
     t: f64,
     opts: &ExactOptions,
 ) -> Result<Evaluation, DivergenceError> {
-    d_at(p0, p1, si, t, Observation::Flipped, opts)
+    d_at(p0, p1, si, t, Observation::Flipped, opts, &|_| {})
 }
 
 /// The Midpoint Divergence `D_mid = D(½)` (Eq. 2 for the linear interpolant with σ = 0; the
@@ -291,32 +386,45 @@ pub fn d_t_unflipped(
     t: f64,
     opts: &ExactOptions,
 ) -> Result<Evaluation, DivergenceError> {
-    d_at(p0, p1, si, t, Observation::Unflipped, opts)
+    d_at(p0, p1, si, t, Observation::Unflipped, opts, &|_| {})
 }
 
 /// `∫_lo^hi D(t) dt` by quadrature over `t` of exact `D(t)`, or `None` if `D(t)` has no exact
-/// route (judged at the generic time `probe`).
+/// route (judged at the generic time `probe`). Also returns the seconds it took to build the
+/// probe's mixture, the cost of one Monte Carlo draw should it come to that.
 fn integrate_over_t(
-    p0: &Law,
-    p1: &Law,
-    si: &StochasticInterpolant,
+    (p0, p1, si): (&Law, &Law, &StochasticInterpolant),
     obs: Observation,
     (lo, hi): (f64, f64),
     probe: f64,
     opts: &ExactOptions,
-) -> Result<Option<Exact>, DivergenceError> {
+    progress: &dyn Fn(ExactProgress),
+) -> Result<(Option<Exact>, f64), DivergenceError> {
+    let started = std::time::Instant::now();
+    // Quadrature runs in a frame where the covariances are diagonal (D is rotation invariant).
+    let frame = eigenframe(p0, p1, opts.atom_tol);
+    let (p0, p1) = frame.as_ref().map_or((p0, p1), |(a, b)| (a, b));
     let probe_post = Posterior::new(p0, p1, si, probe, obs, opts.atom_tol);
+    let build = started.elapsed().as_secs_f64();
     // The time integral costs about T_NODES evaluations of D(t).
     const T_NODES: f64 = 100.0;
     if T_NODES * crate::exact::quadrature_work(&probe_post) > opts.max_work {
-        return Ok(None);
+        return Ok((None, build));
     }
     let scale = displacement_scale(p0, p1) * (hi - lo);
     // A rough D(probe)·(hi − lo) sets the first pass's tolerance (see `two_pass_from`).
     let guess = match d_of_posterior(&probe_post, 1e-3 * scale, opts.max_work).map_err(quad_err)? {
-        None => return Ok(None),
+        None => return Ok((None, build)),
         Some(e) => e.value.abs() * (hi - lo),
     };
+    // One node costs about what the probe cost (its mixture and a coarse D(t)).
+    let per_node = started.elapsed().as_secs_f64();
+    progress(ExactProgress::Plan(Plan {
+        method: Method::Quadrature,
+        units: EXPECTED_T_NODES,
+        seconds: per_node * EXPECTED_T_NODES as f64,
+    }));
+    let nodes = Cell::new(0u64);
     // D(t) may be non-smooth where components shrink to atoms (t → 0, and t → 1 without the
     // flip; e.g. ~ t·sqrt(log 1/t), or a jump exactly at t = 0). Each segment is therefore
     // integrated in u ∈ [0, 1] with t = lo + len·u⁴, which makes the integrand smooth enough
@@ -336,6 +444,12 @@ fn integrate_over_t(
         // Inner errors integrate to at most (hi − lo)·max error: give each D(t) tol/(2(hi−lo)).
         let inner_tol = 0.5 * tol / (hi - lo);
         let d_of_t = |a: &Law, b: &Law, t: f64| -> f64 {
+            nodes.set(nodes.get() + 1);
+            let done = nodes.get();
+            progress(ExactProgress::Step {
+                done,
+                total: EXPECTED_T_NODES.max(done),
+            });
             let post = Posterior::new(a, b, si, t, obs, opts.atom_tol);
             match d_of_posterior(&post, inner_tol, opts.max_work) {
                 Ok(Some(e)) => {
@@ -374,7 +488,10 @@ fn integrate_over_t(
             evals: evals + inner_evals.get(),
         }))
     };
-    two_pass_from(scale, opts.rel_tol, opts.rel_tol * guess, &eval)
+    Ok((
+        two_pass_from(scale, opts.rel_tol, opts.rel_tol * guess, &eval)?,
+        build,
+    ))
 }
 
 /// The generalized time-integrated Midpoint Divergence `D_t-mid^{I,σ} = ∫₀^½ D(t) dt`
@@ -400,9 +517,20 @@ pub fn d_tmid(
     si: &StochasticInterpolant,
     opts: &ExactOptions,
 ) -> Result<Evaluation, DivergenceError> {
+    d_tmid_with(p0, p1, si, opts, &|_| {})
+}
+
+/// [`d_tmid`] reporting to `progress`.
+fn d_tmid_with(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    opts: &ExactOptions,
+    progress: &dyn Fn(ExactProgress),
+) -> Result<Evaluation, DivergenceError> {
     let discrete = |a: &Discrete, b: &Discrete| {
-        let v = 0.5 * discrete::generic_flipped(a, b, opts.atom_tol);
-        (v, (a.len() + b.len()).pow(2))
+        let (v, terms) = discrete::generic_flipped_terms(a, b, opts.atom_tol);
+        (0.5 * v, terms)
     };
     time_integral(
         (p0, p1, si),
@@ -410,6 +538,7 @@ pub fn d_tmid(
         TimeLaw::TMID,
         opts,
         discrete,
+        progress,
     )
 }
 
@@ -432,14 +561,26 @@ pub fn d_naive(
     si: &StochasticInterpolant,
     opts: &ExactOptions,
 ) -> Result<Evaluation, DivergenceError> {
+    d_naive_with(p0, p1, si, opts, &|_| {})
+}
+
+/// [`d_naive`] reporting to `progress`.
+fn d_naive_with(
+    p0: &Law,
+    p1: &Law,
+    si: &StochasticInterpolant,
+    opts: &ExactOptions,
+    progress: &dyn Fn(ExactProgress),
+) -> Result<Evaluation, DivergenceError> {
     let discrete =
-        |a: &Discrete, b: &Discrete| (discrete::mean_sq_displacement(a, b), a.len() * b.len());
+        |a: &Discrete, b: &Discrete| (discrete::mean_sq_displacement(a, b), a.len() + b.len());
     time_integral(
         (p0, p1, si),
         Observation::Unflipped,
         TimeLaw::NAIVE,
         opts,
         discrete,
+        progress,
     )
 }
 
@@ -452,6 +593,7 @@ fn time_integral(
     time: TimeLaw,
     opts: &ExactOptions,
     discrete: impl Fn(&Discrete, &Discrete) -> (f64, usize),
+    progress: &dyn Fn(ExactProgress),
 ) -> Result<Evaluation, DivergenceError> {
     check_dims(p0, p1)?;
     opts.validate()?;
@@ -464,14 +606,18 @@ fn time_integral(
     let TimeLaw::Uniform { lo, hi } = time else {
         unreachable!("a time integral has a uniform time law")
     };
-    match integrate_over_t(p0, p1, si, obs, (lo, hi), 0.2113, opts)? {
-        Some(e) => Ok(Evaluation::exact(e)),
-        None => rao_blackwell(
-            &Setup::new(p0, p1, si).observed(obs).at(time),
-            opts.mc_samples,
-            opts.seed,
-        )
-        .map(Evaluation::monte_carlo),
+    match integrate_over_t((p0, p1, si), obs, (lo, hi), 0.2113, opts, progress)? {
+        (Some(e), _) => Ok(Evaluation::exact(e)),
+        (None, build) => {
+            // With a uniform time law each draw builds its own mixture, as the probe did.
+            progress(ExactProgress::Plan(mc_plan(opts.mc_samples, build)));
+            rao_blackwell(
+                &Setup::new(p0, p1, si).observed(obs).at(time),
+                opts.mc_samples,
+                opts.seed,
+            )
+            .map(Evaluation::monte_carlo)
+        }
     }
 }
 

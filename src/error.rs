@@ -49,6 +49,16 @@ pub enum DivergenceError {
     /// A user-supplied function returned NaN or ±∞.
     #[error("the critic f returned a non-finite value")]
     NonFiniteCritic,
+    /// `X̃_t` is a mixture too large to hold: every exact route and the Monte Carlo fallback
+    /// (which evaluates the exact field) would need it in memory.
+    #[error(
+        "X̃_t is a mixture of {components:.2e} components (two discrete laws with noise): too \
+         large for the exact field; estimate the divergence from samples (midpoint estimate)"
+    )]
+    MixtureTooLarge {
+        /// Components of the mixture at a generic time.
+        components: f64,
+    },
     /// A tolerance or option out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -48,7 +48,7 @@ pub mod resources;
 mod streams;
 mod vecmath;
 
-pub use divergence::{Divergence, Evaluation, ExactOptions, Method};
+pub use divergence::{Divergence, Evaluation, ExactOptions, ExactProgress, Method, Plan};
 pub use error::DivergenceError;
 pub use interpolant::{Interpolant, NoiseSchedule, Observation, StochasticInterpolant};
 pub use law::{Discrete, Gaussian, Law, LawError};

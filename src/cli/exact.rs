@@ -1,8 +1,21 @@
 //! `midpoint exact --p0 P0.json --p1 P1.json --divergence {mid,tmid,naive,at-t} [--t T]
-//! [--sigma S] [--interpolant linear|trig] [--json]`
+//! [--sigma S] [--interpolant linear|trig] [--json] [--quiet]`
+//!
+//! Long work is visible (issue 16): when the library's plan estimates more than
+//! [`LONG_S`] seconds, or the work has run that long, one line on stderr names the route and
+//! its estimated cost, then progress follows — a bar on a terminal, otherwise a line per tenth
+//! of the time nodes at most every 5 s. `--quiet` silences both.
 
 use anyhow::bail;
-use midpoint::{Divergence, ExactOptions};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use midpoint::law::Law;
+use midpoint::{Divergence, ExactOptions, ExactProgress, Method, Plan};
+use std::cell::{Cell, RefCell};
+use std::io::IsTerminal;
+use std::time::Instant;
+
+/// Work estimated (or run) longer than this many seconds is announced.
+const LONG_S: f64 = 2.0;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Which {
@@ -44,6 +57,60 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// No cost estimate or progress on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `a Gaussian`, `a discrete law of 1000000 points`.
+fn describe(p: &Law) -> String {
+    match p {
+        Law::Gaussian(_) => "a Gaussian".into(),
+        Law::Discrete(q) => format!("a discrete law of {} points", q.len()),
+    }
+}
+
+/// Seconds as `20 s`, `12 min`, `3.5 h`, `40 days`.
+fn duration(s: f64) -> String {
+    match s {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.0} days", s / 86_400.0),
+    }
+}
+
+/// The up-front line: what is computed, by which route, and its estimated cost.
+fn plan_line(what: &str, p0: &Law, p1: &Law, plan: &Plan) -> String {
+    let route = match plan.method {
+        Method::MonteCarlo => format!(
+            "no exact route within the work limit; Monte Carlo with the exact field, {} draws",
+            plan.units
+        ),
+        _ => format!("quadrature over t, about {} time nodes", plan.units),
+    };
+    format!(
+        "exact: {what} between {} and {} in dimension {}: {route}, estimated {}",
+        describe(p0),
+        describe(p1),
+        p0.dim(),
+        duration(plan.seconds)
+    )
+}
+
+/// The plain progress line for `done` of `total` time nodes after `spent` seconds, if a new
+/// tenth was passed since `tenth` (which is advanced).
+fn progress_line(done: u64, total: u64, tenth: &mut u64, spent: f64) -> Option<String> {
+    let now = (done.min(total) * 10).checked_div(total).unwrap_or(10);
+    if now <= *tenth {
+        return None;
+    }
+    *tenth = now;
+    let left = spent * total.saturating_sub(done) as f64 / done.max(1) as f64;
+    Some(format!(
+        "exact: {}% of about {total} time nodes ({spent:.0} s, about {left:.0} s left)",
+        now * 10
+    ))
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -63,7 +130,64 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed,
         ..ExactOptions::default()
     };
-    let e = midpoint::divergence::divergence(&p0, &p1, &si, which, &opts)?;
+    let what = match which {
+        Divergence::Mid => "D_mid",
+        Divergence::TMid => "D_t-mid",
+        Divergence::Naive => "D_naive",
+        Divergence::AtT(_) => "D(t)",
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({elapsed}, about {eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("time nodes");
+    let t0 = Instant::now();
+    let plan = Cell::new(None::<Plan>);
+    let announced = Cell::new(false);
+    let (tenth, printed) = (Cell::new(0u64), RefCell::new(t0));
+    // Announce once the plan says the work is long, or once it has run LONG_S.
+    let announce = || {
+        if a.quiet || announced.get() {
+            return;
+        }
+        let long =
+            plan.get().is_some_and(|p| p.seconds > LONG_S) || t0.elapsed().as_secs_f64() > LONG_S;
+        if let (true, Some(p)) = (long, plan.get()) {
+            announced.set(true);
+            eprintln!("{}", plan_line(what, &p0, &p1, &p));
+            if terminal {
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+            }
+        }
+    };
+    let on_progress = |e: ExactProgress| match e {
+        ExactProgress::Plan(p) => {
+            plan.set(Some(p));
+            announce();
+        }
+        ExactProgress::Step { done, total } => {
+            bar.set_length(total);
+            bar.set_position(done);
+            announce();
+            if announced.get() && !terminal {
+                let mut t = tenth.get();
+                let line = progress_line(done, total, &mut t, t0.elapsed().as_secs_f64());
+                tenth.set(t);
+                let mut last = printed.borrow_mut();
+                if let (Some(line), true) = (line, last.elapsed().as_secs() >= 5) {
+                    *last = Instant::now();
+                    eprintln!("{line}");
+                }
+            }
+        }
+    };
+    let e =
+        midpoint::divergence::divergence_with_progress(&p0, &p1, &si, which, &opts, &on_progress);
+    bar.finish_and_clear();
+    let e = e?;
     let t = match which {
         Divergence::AtT(t) => Some(t),
         _ => None,
@@ -97,4 +221,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{duration, progress_line};
+
+    #[test]
+    fn progress_lines_come_once_per_tenth_with_the_time_left() {
+        let mut tenth = 0;
+        assert_eq!(progress_line(3, 65, &mut tenth, 1.0), None);
+        assert_eq!(
+            progress_line(13, 65, &mut tenth, 10.0).as_deref(),
+            Some("exact: 20% of about 65 time nodes (10 s, about 40 s left)")
+        );
+        assert_eq!(progress_line(14, 65, &mut tenth, 11.0), None);
+        assert!(progress_line(20, 65, &mut tenth, 12.0).is_some());
+    }
+
+    #[test]
+    fn durations_read_in_sensible_units() {
+        assert_eq!(duration(20.4), "20 s");
+        assert_eq!(duration(720.0), "12 min");
+        assert_eq!(duration(12_600.0), "3.5 h");
+        assert_eq!(duration(3_456_000.0), "40 days");
+    }
 }
