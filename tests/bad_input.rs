@@ -514,3 +514,27 @@ fn npy_headers_claiming_more_than_the_file_are_refused() {
         assert!(e.to_string().contains(says), "{name}: {e}");
     }
 }
+
+/// Two discrete laws of 10⁴ points with noise make a mixture of 2·10⁸ components: refused at
+/// once with its size (issue 16), where it used to run out of memory building it; without
+/// noise the same pair has a closed form and is computed.
+#[test]
+fn mixtures_too_large_to_build_are_refused() {
+    let n = 10_000;
+    let pts = |shift: f64| Array2::from_shape_fn((n, 1), |(i, _)| i as f64 * 1e-3 + shift);
+    let p0: Law = Discrete::uniform(pts(0.0)).unwrap().into();
+    let p1: Law = Discrete::uniform(pts(0.5)).unwrap().into();
+    let noisy = StochasticInterpolant::linear(0.1).unwrap();
+    let opts = ExactOptions::default();
+    for r in [
+        d_tmid(&p0, &p1, &noisy, &opts),
+        d_mid(&p0, &p1, &noisy, &opts),
+    ] {
+        assert!(
+            matches!(r, Err(DivergenceError::MixtureTooLarge { components }) if components == 2e8),
+            "{r:?}"
+        );
+    }
+    let plain = StochasticInterpolant::linear(0.0).unwrap();
+    assert!(d_tmid(&p0, &p1, &plain, &opts).is_ok());
+}
