@@ -27,3 +27,18 @@ pub(crate) fn interpolant(
         midpoint::NoiseSchedule::sqrt_bridge(sigma)?,
     ))
 }
+
+/// Progress off a terminal: the percentage reached, if `done` of `total` units passed a new
+/// tenth since `tenth` (which is advanced), and the seconds left at the rate of the `spent`
+/// seconds so far (units assumed to cost alike). Shared by `estimate` and `exact`, which
+/// word their lines differently.
+pub fn tenth_passed(done: u64, total: u64, tenth: &mut u64, spent: f64) -> Option<(u64, f64)> {
+    let done = done.min(total);
+    let now = (done * 10).checked_div(total).unwrap_or(10);
+    if now <= *tenth {
+        return None;
+    }
+    *tenth = now;
+    let left = spent * (total - done) as f64 / done.max(1) as f64;
+    Some((now * 10, left))
+}

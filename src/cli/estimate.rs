@@ -242,16 +242,9 @@ fn progress_line(
     tenth: &mut u64,
     spent: f64,
 ) -> Option<String> {
-    let done = done.min(total);
-    let now = (done * 10).checked_div(total).unwrap_or(10);
-    if now <= *tenth {
-        return None;
-    }
-    *tenth = now;
-    let left = spent * (total - done) as f64 / done.max(1) as f64;
+    let (percent, left) = super::common::tenth_passed(done, total, tenth, spent)?;
     Some(format!(
-        "estimate: {label} {}% ({spent:.0} s, about {left:.0} s left in this stage)",
-        now * 10
+        "estimate: {label} {percent}% ({spent:.0} s, about {left:.0} s left in this stage)"
     ))
 }
 

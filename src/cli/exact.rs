@@ -101,15 +101,9 @@ fn plan_line(what: &str, p0: &Law, p1: &Law, plan: &Plan) -> String {
 /// The plain progress line for `done` of `total` time nodes after `spent` seconds, if a new
 /// tenth was passed since `tenth` (which is advanced).
 fn progress_line(done: u64, total: u64, tenth: &mut u64, spent: f64) -> Option<String> {
-    let now = (done.min(total) * 10).checked_div(total).unwrap_or(10);
-    if now <= *tenth {
-        return None;
-    }
-    *tenth = now;
-    let left = spent * total.saturating_sub(done) as f64 / done.max(1) as f64;
+    let (percent, left) = super::common::tenth_passed(done, total, tenth, spent)?;
     Some(format!(
-        "exact: {}% of about {total} time nodes ({spent:.0} s, about {left:.0} s left)",
-        now * 10
+        "exact: {percent}% of about {total} time nodes ({spent:.0} s, about {left:.0} s left)"
     ))
 }
 
