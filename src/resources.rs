@@ -19,7 +19,7 @@ pub enum ResourceError {
         detail: String,
     },
     /// More memory than the system has available.
-    #[error("{what} needs {} but only {} of memory is available", human(*bytes), human(u128::from(*available)))]
+    #[error("{what} needs {} but only {} of memory is available", human_bytes(*bytes), human_bytes(u128::from(*available)))]
     TooLarge {
         /// What would have been allocated.
         what: String,
@@ -69,8 +69,8 @@ pub fn check_fits(what: &str, count: &[u128], item_bytes: u128) -> Result<u128, 
     }
 }
 
-/// `12.3 GiB`-style sizes.
-fn human(bytes: u128) -> String {
+/// `12.3 GiB`-style sizes (binary units).
+pub fn human_bytes(bytes: u128) -> String {
     const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut v = bytes as f64;
     let mut u = 0;
@@ -106,8 +106,8 @@ mod tests {
 
     #[test]
     fn human_sizes() {
-        assert_eq!(human(512), "512 bytes");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 << 30), "3.0 GiB");
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }

@@ -150,8 +150,12 @@ fn text_output_mentions_estimate_and_p_value() {
         out.contains("D_mid") && out.contains("estimate") && out.contains("p = "),
         "{out}"
     );
-    // stderr is not a TTY here: no progress bar.
-    assert!(err.is_empty(), "{err}");
+    // stderr is not a TTY here: no progress bar; only the kNN critic's SE warning.
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("warning: the kNN critic has no jackknife"),
+        "{err}"
+    );
 }
 
 /// Every bad input: exit code 1, exactly one line on stderr, naming the file and the problem.
@@ -161,7 +165,8 @@ fn bad_inputs_give_one_line_errors_naming_the_file() {
     let d = dir.path();
     let good = write(d, "good.csv", &normal(100, 2, 0.0, 1));
     let good3 = write(d, "good3.npy", &normal(100, 3, 0.0, 1));
-    let small = write(d, "small.npy", &normal(10, 2, 0.0, 1));
+    // Another seed: the first rows of `good` would be shared rows, refused before the size.
+    let small = write(d, "small.npy", &normal(10, 2, 0.0, 5));
     let nan = d.join("nan.csv");
     std::fs::write(&nan, "1,2\n3,nan\n").unwrap();
     let inf = d.join("inf.csv");
@@ -237,4 +242,53 @@ fn an_unwritable_plot_path_is_refused_before_any_work() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(err.contains("--plot") && err.contains(says), "{err}");
     }
+}
+
+/// Conditions that qualify a result reach the user: one `warning:` line each on stderr (also
+/// with --quiet, which silences progress only) and a `warnings` list in the JSON; samples that
+/// are one sample twice are refused in one line. Each case failed before: the same file twice
+/// gave a confident −481 ± 13 in the issue, and nothing said the interval of a high-d estimate
+/// bounds D from below.
+#[test]
+fn warnings_reach_stderr_and_the_json_and_one_sample_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = write(d, "a.npy", &normal(200, 3, 0.0, 1));
+    let b = write(d, "b.npy", &normal(200, 3, 0.5, 2));
+    let (code, out, err) = estimate(&a, &a, &["--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(
+        err.contains("x0 and x1 share 200 rows (of 200 and 200)"),
+        "{err}"
+    );
+
+    let json = |x0: &Path, x1: &Path, extra: &[&str]| {
+        let mut args = vec!["--json", "--quiet", "--test", "none"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = estimate(x0, x1, &args);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        (v, err)
+    };
+    // d = 3, RFF: nothing to say.
+    let (v, err) = json(&a, &b, &[]);
+    assert_eq!(v["warnings"], serde_json::json!([]));
+    assert!(err.is_empty(), "{err}");
+    // d = 22: the critic has no product terms.
+    let a22 = write(d, "a22.npy", &normal(200, 22, 0.0, 3));
+    let b22 = write(d, "b22.npy", &normal(200, 22, 0.1, 4));
+    let (v, err) = json(&a22, &b22, &[]);
+    assert_eq!(v["warnings"][0]["kind"], "lower_bound", "{v}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("warning: d = 22 > 21: "), "{err}");
+    // The kNN critic's SE is the conditional one.
+    let (v, err) = json(&a, &b, &["--critic", "knn"]);
+    assert_eq!(v["warnings"][0]["kind"], "conditional_se", "{v}");
+    assert_eq!(v["se_method"], "conditional");
+    assert!(
+        err.starts_with("warning: the kNN critic has no jackknife"),
+        "{err}"
+    );
 }

@@ -86,7 +86,7 @@ pub struct Args {
     /// Draw the D(t) profile with its 95% band into this PNG file.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// No progress bar.
+    /// No progress bar or progress lines (warnings about the result are still printed).
     #[arg(long)]
     quiet: bool,
 }
@@ -218,6 +218,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map_err(|e| with_file(e, &a.x0, &a.x1));
     bar.finish_and_clear();
     let report = report?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     // The report first: a plot that fails to write (a full disk) must not throw it away.
     if a.json {
         outln!("{}", serde_json::to_string(&report)?)?;

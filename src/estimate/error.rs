@@ -68,6 +68,17 @@ pub enum EstimateError {
         /// Pairs needed per fold.
         per_fold: usize,
     },
+    /// `X0` and `X1` share half or more of the smaller sample's rows, neither repeating its
+    /// own ([`overlap`](super::overlap)): not two independent samples.
+    #[error("x0 and x1 share {shared} rows (of {n0} and {n1}), and neither repeats a row of its own: they are not two independent samples (the same file twice?); the estimate needs independent samples and shared rows drive it below zero")]
+    SharedRows {
+        /// Distinct rows found in both.
+        shared: usize,
+        /// Rows of `X0`.
+        n0: usize,
+        /// Rows of `X1`.
+        n1: usize,
+    },
     /// An option out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),

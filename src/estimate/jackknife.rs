@@ -40,6 +40,7 @@ use rayon::prelude::*;
 use super::error::EstimateError;
 use super::pairs::Design;
 use super::ridge;
+use super::warnings::{self, Warning};
 
 /// Jackknife groups (pairs deleted together), at most: about 40 keeps the Student-t
 /// quantile of the interval within 3% of the normal one at one Cholesky factorization per
@@ -47,8 +48,48 @@ use super::ridge;
 pub(crate) const MAX_GROUPS: usize = 40;
 /// Fewest jackknife groups worth running; with fewer the conditional SE is reported.
 pub(crate) const MIN_GROUPS: usize = 8;
-/// Bytes allowed for the jackknife's per-group Gram matrices (256 MiB).
-pub(crate) const BUDGET: usize = 1 << 28;
+/// Bytes allowed for the jackknife's per-group Gram and cross-product matrices (1 GiB).
+///
+/// Why this size: with 256 MiB (Gram matrices only) the jackknife stopped at `d ≈ 1,800`
+/// with the default 256 features, and above it the conditional SE, blind to the critics'
+/// noise, was reported — two samples of `N(0, I_2000)` gave −1.91 ± 0.88 and, with another
+/// seed, +1.42 ± 0.89. 1 GiB keeps it up to `d ≈ 3,000`; the limit is fixed, not taken from
+/// the machine's free memory, so that the number of groups (and so the interval) does not
+/// depend on the machine.
+pub(crate) const BUDGET: usize = 1 << 30;
+
+/// Jackknife groups for an RFF critic of `m` features in dimension `d` with `kf` folds: as
+/// many as [`BUDGET`] pays for, at most [`MAX_GROUPS`]. `Err` with the reason (a warning for
+/// the report) when fewer than [`MIN_GROUPS`] fit, or when they would take more than half of
+/// the `available` memory.
+pub(crate) fn rff_groups(
+    m: usize,
+    d: usize,
+    kf: usize,
+    available: Option<u64>,
+) -> Result<usize, Warning> {
+    // Per group and other fold: its Gram matrix (m × m) and cross-products (m × d).
+    let per_group = (m * (m + d) * 8 * (kf - 1)) as u64;
+    let affordable = BUDGET as u64 / per_group.max(1);
+    if affordable < MIN_GROUPS as u64 {
+        return Err(warnings::conditional_se_rff(
+            m,
+            MIN_GROUPS as u64 * per_group,
+            BUDGET as u64,
+            "the jackknife's fixed budget",
+        ));
+    }
+    let groups = affordable.min(MAX_GROUPS as u64);
+    match available {
+        Some(a) if groups * per_group > a / 2 => Err(warnings::conditional_se_rff(
+            m,
+            groups * per_group,
+            a / 2,
+            "half the memory available",
+        )),
+        _ => Ok(groups as usize),
+    }
+}
 
 /// Groups the jackknife deletes, as ranges of each block's pairs.
 #[derive(Debug, Clone)]
@@ -266,6 +307,36 @@ mod tests {
     use crate::estimate::crossfit;
     use crate::estimate::options::{CriticKind, DivergenceKind, EstimateOptions, RffOptions};
     use ndarray::Array2;
+
+    #[test]
+    fn the_jackknife_runs_up_to_the_budget_and_says_why_it_stops() {
+        // Would catch the old limit (Gram matrices of 256 MiB: no jackknife from d ≈ 1,800)
+        // or a skip without its reason. Default critic (256 features + d + 2 columns), 2 folds.
+        let m = |d: usize| 256 + d + 2;
+        assert_eq!(rff_groups(m(512), 512, 2, None), Ok(MAX_GROUPS));
+        // d = 2048: m (m + d) 8 = 80.3 MB a group, 13 fit in 1 GiB.
+        assert_eq!(rff_groups(m(2048), 2048, 2, None), Ok(13));
+        // d = 4096: 3 would fit, under MIN_GROUPS.
+        let w = rff_groups(m(4096), 4096, 2, None).unwrap_err();
+        assert_eq!(w.kind, warnings::WarningKind::ConditionalSe);
+        assert!(
+            w.message
+                .starts_with("no jackknife: with 4354 critic features its refits need"),
+            "{w}"
+        );
+        assert!(
+            w.message
+                .contains("the jackknife's fixed budget is 1.0 GiB"),
+            "{w}"
+        );
+        // Memory short of twice the groups' matrices: skipped with that reason, not shrunk
+        // (the number of groups must not depend on the machine).
+        let w = rff_groups(m(2048), 2048, 2, Some(1 << 30)).unwrap_err();
+        assert!(
+            w.message.contains("half the memory available is 512.0 MiB"),
+            "{w}"
+        );
+    }
 
     /// For the mean, the delete-one jackknife variance is exactly `s²/n`, and the
     /// delete-a-group one with equal groups is `s_G²/G` of the group means (both textbook

@@ -75,6 +75,7 @@ mod error;
 pub mod jackknife;
 pub mod knn;
 mod options;
+pub mod overlap;
 pub mod pairs;
 pub mod permutation;
 pub mod profile;
@@ -85,6 +86,7 @@ pub mod rff;
 pub mod ridge;
 pub mod signflip;
 pub mod tuning;
+mod warnings;
 
 use ndarray::ArrayView2;
 
@@ -97,6 +99,7 @@ pub use options::{
 pub use profile::ProfileBin;
 pub use progress::{Progress, Stage};
 pub use report::{CriticChoice, EstimateReport, SeMethod};
+pub use warnings::{Warning, WarningKind};
 
 use error::check_samples;
 use quantiles::{student_t_975, Z95};
@@ -141,7 +144,15 @@ pub fn estimate_with_progress(
             d1: x1.ncols(),
         });
     }
+    let mut warnings: Vec<Warning> = overlap::check_independent(x0, x1)?.into_iter().collect();
     let fit = crossfit::run(x0, x1, opts, crossfit::Needs::ALL, progress)?;
+    match &opts.critic {
+        CriticKind::Rff(_) => {
+            warnings.extend(fit.jackknife_skipped.clone());
+            warnings.extend(warnings::lower_bound(x0.ncols(), opts.divergence));
+        }
+        CriticKind::Knn(_) => warnings.push(warnings::conditional_se_knn()),
+    }
     let (p_value, statistic) = match opts.test {
         TestKind::None => (None, None),
         TestKind::SignFlip => {
@@ -216,6 +227,7 @@ pub fn estimate_with_progress(
         critic_choices: fit.choices,
         profile: fit.profile,
         seed: opts.seed,
+        warnings,
     })
 }
 

@@ -77,6 +77,9 @@ pub struct EstimateReport {
     pub profile: Vec<ProfileBin>,
     /// Seed.
     pub seed: u64,
+    /// Conditions that qualify the estimate or its interval (shared rows, a conditional SE,
+    /// a critic that bounds `D` from below); empty when none applies.
+    pub warnings: Vec<super::warnings::Warning>,
 }
 
 /// How the standard error of an estimate was computed.

@@ -9,6 +9,7 @@ use crate::estimate::pairs::Design;
 use crate::estimate::profile::{ProfileAcc, ProfileBin};
 use crate::estimate::report::CriticChoice;
 use crate::estimate::signflip::Quadratic;
+use crate::estimate::warnings::Warning;
 use crate::moments::Moments;
 
 /// What a run computes besides the estimate and its conditional standard error.
@@ -40,6 +41,8 @@ pub(crate) struct Fit {
     pub std_error_conditional: f64,
     /// The jackknife standard error, where it was computed.
     pub jackknife: Option<JackknifeSe>,
+    /// Why the jackknife was asked for but not run (its memory).
+    pub jackknife_skipped: Option<Warning>,
     pub pairs: usize,
     pub draws: usize,
     pub choices: Vec<CriticChoice>,
@@ -94,6 +97,7 @@ pub(super) fn finish(
         estimate: c * v.mean,
         std_error_conditional: c * (var / v.n as f64).sqrt(),
         jackknife,
+        jackknife_skipped: None,
         pairs: ctx.design.total_pairs(),
         draws: ctx.design.draws,
         choices,

@@ -153,20 +153,20 @@ pub(super) fn run_rff(ctx: &Ctx<'_>, o: &RffOptions, needs: Needs) -> Result<Fit
         })
         .collect();
     let m = fmaps[0].dim();
-    // Jackknife groups: up to MAX_GROUPS, fewer where their Gram matrices (one per group and
-    // other fold) would pass the BUDGET; below MIN_GROUPS none, and the groups are just the
-    // folds' halves (one Gram matrix per critic, as the fit needs anyway).
-    let affordable = jackknife::BUDGET / (m * m * 8) / (kf - 1);
-    let jk = needs.jackknife && affordable >= jackknife::MIN_GROUPS;
-    let groups = Groups::new(
-        &ctx.design,
-        half,
-        if jk {
-            affordable.min(jackknife::MAX_GROUPS)
-        } else {
-            0
-        },
-    );
+    // Jackknife groups: up to MAX_GROUPS, fewer where their Gram and cross-product matrices
+    // (one each per group and other fold) would pass the BUDGET; below MIN_GROUPS none (the
+    // report says why), and the groups are just the folds' halves (one Gram matrix per
+    // critic, as the fit needs anyway).
+    let (jk_groups, skipped) = if needs.jackknife {
+        match jackknife::rff_groups(m, d, kf, crate::resources::available_memory()) {
+            Ok(g) => (g, None),
+            Err(w) => (0, Some(w)),
+        }
+    } else {
+        (0, None)
+    };
+    let jk = jk_groups > 0;
+    let groups = Groups::new(&ctx.design, half, jk_groups);
     let ng = groups.len();
     let units = units(&groups, r);
     let unit_ids: Vec<usize> = (0..units.len()).collect();
@@ -422,7 +422,9 @@ pub(super) fn run_rff(ctx: &Ctx<'_>, o: &RffOptions, needs: Needs) -> Result<Fit
             cv_mse: c.cv_mse,
         })
         .collect();
-    Ok(finish(ctx, &totals, choices, quadratic, jackknife))
+    let mut fit = finish(ctx, &totals, choices, quadratic, jackknife);
+    fit.jackknife_skipped = skipped;
+    Ok(fit)
 }
 
 /// The final critics' total penalty: the CV choice times `undersmooth`, but never below the
