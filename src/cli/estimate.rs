@@ -5,6 +5,7 @@
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use midpoint::estimate::cost::{self, CostPlan};
 use midpoint::estimate::{
     estimate_with_progress, CriticKind, DivergenceKind, Draws, EstimateError, EstimateOptions,
     EstimateReport, KnnOptions, Progress, RffOptions, Sample, Stage, TestKind,
@@ -177,6 +178,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let lines = !a.quiet && !terminal;
     let t0 = std::time::Instant::now();
     let announced = std::sync::atomic::AtomicBool::new(false);
+    // The cost up front, where it is long enough to matter (RFF critic; a plan that fails
+    // leaves the error to the estimate itself). Printed at the first progress report, after
+    // the checks of the samples, so that a refused input gets its one line alone.
+    let plan_text = if a.quiet {
+        None
+    } else {
+        match cost::plan(x0.nrows(), x1.nrows(), x0.ncols(), &opts) {
+            Ok(Some(plan)) => {
+                let secs = plan.seconds(cost::measure_rate());
+                (secs.iter().sum::<f64>() >= ANNOUNCE_SECONDS)
+                    .then(|| plan_line(x0.nrows(), x1.nrows(), x0.ncols(), &plan, secs))
+            }
+            _ => None,
+        }
+    };
     let announce = || {
         if !announced.swap(true, std::sync::atomic::Ordering::Relaxed) {
             eprintln!(
@@ -191,6 +207,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // (stage, its start, tenths reported, its total)
     let last = Mutex::new(None::<(Stage, std::time::Instant, u64, u64)>);
     let on_progress = |p: Progress| {
+        if let Some(text) = &plan_text {
+            if !announced.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                bar.suspend(|| eprintln!("{text}"));
+            }
+        }
         let mut l = last.lock().expect("progress lock");
         if l.is_none_or(|(stage, _, _, total)| stage != p.stage || total != p.total) {
             *l = Some((p.stage, std::time::Instant::now(), 0, p.total));
@@ -233,6 +254,33 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Planned work estimated longer than this many seconds is announced before it starts.
+const ANNOUNCE_SECONDS: f64 = 5.0;
+
+/// The up-front line: sizes, and the estimated time in total and per stage.
+fn plan_line(n0: usize, n1: usize, d: usize, plan: &CostPlan, secs: [f64; 4]) -> String {
+    let stages: Vec<String> = cost::STAGES
+        .iter()
+        .zip(secs)
+        .filter(|(_, s)| *s >= 0.5)
+        .map(|(name, s)| format!("{name} {}", super::common::duration(s)))
+        .collect();
+    format!(
+        "estimate: {n0} and {n1} samples in dimension {d}; {} pairs × {} draws, RFF critics of {} \
+         features, {}; estimated {} ({}; a model of this machine's speed, within ×1.6 where \
+         measured)",
+        plan.pairs,
+        plan.draws,
+        plan.features,
+        match plan.jackknife_groups {
+            0 => "no jackknife".to_string(),
+            g => format!("{g} jackknife groups"),
+        },
+        super::common::duration(secs.iter().sum()),
+        stages.join(", ")
+    )
 }
 
 /// The plain progress line for `done` of `total` units of a stage that has run `spent`
@@ -335,7 +383,27 @@ fn print_text(r: &EstimateReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::progress_line;
+    use super::{plan_line, progress_line};
+    use midpoint::estimate::cost::CostPlan;
+
+    #[test]
+    fn the_plan_line_names_the_sizes_and_the_stages_that_take_time() {
+        let plan = CostPlan {
+            pairs: 1000,
+            draws: 8,
+            features: 2300,
+            jackknife_groups: 13,
+            blocks: 64,
+            flops: [[0.0; 2]; 4],
+        };
+        assert_eq!(
+            plan_line(1000, 1000, 2048, &plan, [62.0, 30.0, 5.0, 0.1]),
+            "estimate: 1000 and 1000 samples in dimension 2048; 1000 pairs × 8 draws, RFF \
+             critics of 2300 features, 13 jackknife groups; estimated 2 min (tuning 62 s, \
+             critics 30 s, jackknife 5 s; a model of this machine's speed, within ×1.6 where \
+             measured)"
+        );
+    }
 
     #[test]
     fn progress_lines_come_once_per_tenth_with_the_time_left() {

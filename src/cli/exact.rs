@@ -70,16 +70,6 @@ fn describe(p: &Law) -> String {
     }
 }
 
-/// Seconds as `20 s`, `12 min`, `3.5 h`, `40 days`.
-fn duration(s: f64) -> String {
-    match s {
-        s if s < 90.0 => format!("{s:.0} s"),
-        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
-        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
-        s => format!("{:.0} days", s / 86_400.0),
-    }
-}
-
 /// The up-front line: what is computed, by which route, and its estimated cost.
 fn plan_line(what: &str, p0: &Law, p1: &Law, plan: &Plan) -> String {
     let route = match plan.method {
@@ -94,7 +84,7 @@ fn plan_line(what: &str, p0: &Law, p1: &Law, plan: &Plan) -> String {
         describe(p0),
         describe(p1),
         p0.dim(),
-        duration(plan.seconds)
+        super::common::duration(plan.seconds)
     )
 }
 
@@ -219,7 +209,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{duration, progress_line};
+    use super::progress_line;
 
     #[test]
     fn progress_lines_come_once_per_tenth_with_the_time_left() {
@@ -231,13 +221,5 @@ mod tests {
         );
         assert_eq!(progress_line(14, 65, &mut tenth, 11.0), None);
         assert!(progress_line(20, 65, &mut tenth, 12.0).is_some());
-    }
-
-    #[test]
-    fn durations_read_in_sensible_units() {
-        assert_eq!(duration(20.4), "20 s");
-        assert_eq!(duration(720.0), "12 min");
-        assert_eq!(duration(12_600.0), "3.5 h");
-        assert_eq!(duration(3_456_000.0), "40 days");
     }
 }

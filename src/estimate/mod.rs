@@ -68,6 +68,7 @@
 //! assert_eq!(r.profile.len(), 10);
 //! ```
 
+pub mod cost;
 pub(crate) mod crossfit;
 #[cfg(feature = "diagnostics")]
 mod diagnostics;

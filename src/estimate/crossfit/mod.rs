@@ -66,15 +66,15 @@ fn draws_per_pair(opts: &EstimateOptions, pairs: usize) -> usize {
     }
 }
 
-/// Runs the cross-fitted estimate; builds `Q` and the jackknife as `needs` says.
-pub(crate) fn run(
-    x0: ArrayView2<'_, f64>,
-    x1: ArrayView2<'_, f64>,
+/// The critic with its data-dependent defaults resolved, and the design (folds, pairs,
+/// blocks, draws) for `n0 × d` and `n1 × d` samples: everything [`run`] sizes before it
+/// touches the data, so that [`cost`](crate::estimate::cost) can price a run up front.
+pub(crate) fn resolve(
+    n0: usize,
+    n1: usize,
+    d: usize,
     opts: &EstimateOptions,
-    needs: Needs,
-    progress: &(dyn Fn(Progress) + Sync),
-) -> Result<Fit, EstimateError> {
-    let (n0, n1, d) = (x0.nrows(), x1.nrows(), x0.ncols());
+) -> Result<(CriticKind, Design), EstimateError> {
     let k = opts.folds;
     let need = MIN_PAIRS_PER_FOLD * k;
     if n0.min(n1) < need {
@@ -133,6 +133,20 @@ pub(crate) fn run(
     .min((n0.min(n1) / 2).max(MIN_BLOCKS));
     let mut design = Design::new(n0, n1, k, 1, max_blocks, opts.seed);
     design.draws = draws_per_pair(opts, design.total_pairs());
+    Ok((critic, design))
+}
+
+/// Runs the cross-fitted estimate; builds `Q` and the jackknife as `needs` says.
+pub(crate) fn run(
+    x0: ArrayView2<'_, f64>,
+    x1: ArrayView2<'_, f64>,
+    opts: &EstimateOptions,
+    needs: Needs,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Fit, EstimateError> {
+    let d = x0.ncols();
+    let k = opts.folds;
+    let (critic, design) = resolve(x0.nrows(), x1.nrows(), d, opts)?;
     let mut ctx = Ctx {
         x0: x0.as_standard_layout(),
         x1: x1.as_standard_layout(),
