@@ -149,7 +149,8 @@ fn nearest_training_image_distances_match_hand_values() {
 /// splits after 150 steps, survives
 /// a save/load round trip bit for bit, and refuses unlabelled images and foreign files. The
 /// sample metrics of the held-out images against themselves have Fréchet distance 0 (80 images:
-/// a full-rank 64 × 64 covariance, so the matrix square root is well conditioned) and the held-out images' own nearest-image distances.
+/// a full-rank 64 × 64 covariance, so the matrix square root is well conditioned) and the held-out images' own nearest-image distances; their `D_t-mid` is refused (one sample
+/// twice) without losing the other measures.
 #[test]
 fn feature_net_trains_round_trips_and_gives_the_metrics_their_invariants() {
     let root = tempfile::tempdir().unwrap();
@@ -195,9 +196,19 @@ fn feature_net_trains_round_trips_and_gives_the_metrics_their_invariants() {
     assert!(m.frechet.abs() < 1e-6, "{}", m.frechet);
     assert_eq!(m.nearest_generated, m.nearest_heldout);
     assert_eq!((m.n_generated, m.n_heldout, m.n_train), (80, 80, 48));
-    assert!(m.tmid.ci95[0] <= m.tmid.estimate && m.tmid.estimate <= m.tmid.ci95[1]);
+    // The held-out set as "generated" is one sample twice: refused, the rest still measured.
+    assert!(m.tmid.is_none());
+    assert!(m.tmid_refused.as_deref().unwrap().contains("80"), "{m:?}");
     // The training images as "generated": every one an exact copy.
     let copies = measure(&train.all(), &train, &heldout, &net, 0).unwrap();
     assert_eq!(copies.nearest_generated.exact_copies, 1.0);
     assert!((copies.frechet - copies.frechet_train).abs() < 1e-9);
+    // Most training images are also held-out images here (both splits draw their brightness
+    // from the same 136 values), so D_t-mid is refused for them too.
+    assert!(copies.tmid.is_none() && copies.tmid_refused.is_some());
+    // Dimmed held-out images share no row with the held-out set: D_t-mid is measured.
+    let dim = measure(&(&x * 0.5), &train, &heldout, &net, 0).unwrap();
+    let t = dim.tmid.expect("dimmed images are a second sample");
+    assert!(t.ci95[0] <= t.estimate && t.estimate <= t.ci95[1], "{t:?}");
+    assert!(dim.tmid_refused.is_none());
 }

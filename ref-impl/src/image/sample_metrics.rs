@@ -21,7 +21,7 @@ use super::feature_net::{FeatureNet, FEATURES};
 use crate::data::ImageSet;
 use crate::error::TrainError;
 use crate::fid::{frechet_distance, FeatureAccumulator};
-use midpoint::estimate::{estimate, DivergenceKind, EstimateOptions};
+use midpoint::estimate::{estimate, DivergenceKind, EstimateError, EstimateOptions};
 use tch::{Device, Kind, Tensor};
 
 /// The core estimator's `D_t-mid` between generated and held-out images.
@@ -37,6 +37,8 @@ pub struct TmidSummary {
     pub p_value: Option<f64>,
     /// Pairs used.
     pub pairs: usize,
+    /// The estimator's warnings that qualify this value (`midpoint::estimate::warnings`).
+    pub warnings: Vec<String>,
 }
 
 /// Nearest-training-image distances of one image set.
@@ -67,8 +69,12 @@ pub struct ImageMetrics {
     pub frechet: f64,
     /// The same for the training images (the floor a generator cannot be expected to beat).
     pub frechet_train: f64,
-    /// Core-estimator `D_t-mid(generated, held-out)` on pixels.
-    pub tmid: TmidSummary,
+    /// Core-estimator `D_t-mid(generated, held-out)` on pixels; `None` where the estimator
+    /// refuses the pair (the generated set *is* largely the held-out set, so there is no
+    /// second sample to compare with), with the reason in `tmid_refused`.
+    pub tmid: Option<TmidSummary>,
+    /// Why `tmid` is absent.
+    pub tmid_refused: Option<String>,
     /// Nearest training image of each generated image.
     pub nearest_generated: Nearest,
     /// Nearest training image of each held-out image (the reference).
@@ -166,20 +172,31 @@ pub fn measure(
         seed,
         ..EstimateOptions::default()
     };
-    let r = estimate(rows(&gen)?.view(), rows(&ho)?.view(), &opts)?;
+    // Held-out images handed back as "generated" are refused by the estimator (one sample
+    // twice); the other measures still mean something then, so they are kept.
+    let (tmid, tmid_refused) = match estimate(rows(&gen)?.view(), rows(&ho)?.view(), &opts) {
+        Ok(r) => (
+            Some(TmidSummary {
+                estimate: r.estimate,
+                std_error: r.std_error,
+                ci95: r.ci95,
+                p_value: r.p_value,
+                pairs: r.pairs,
+                warnings: r.warnings.iter().map(|w| w.message.clone()).collect(),
+            }),
+            None,
+        ),
+        Err(e @ EstimateError::SharedRows { .. }) => (None, Some(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
     Ok(ImageMetrics {
         n_generated: gen.size()[0] as usize,
         n_heldout: heldout.len(),
         n_train: train.len(),
         frechet,
         frechet_train,
-        tmid: TmidSummary {
-            estimate: r.estimate,
-            std_error: r.std_error,
-            ci95: r.ci95,
-            p_value: r.p_value,
-            pairs: r.pairs,
-        },
+        tmid,
+        tmid_refused,
         nearest_generated: nearest(&gen, &tr)?,
         nearest_heldout: nearest(&ho, &tr)?,
     })
