@@ -4,7 +4,8 @@
 //!
 //! `cargo run --release --example highdim_probe -- D N REPS UNDERSMOOTH RIDGE_MAX SHIFT [seeds]`
 //! (RIDGE_MAX extends the ridge grid beyond 1 by decades; `seeds` keeps one data set and
-//! varies only the estimator's seed).
+//! varies only the estimator's seed). With `PROBE_TEST=1` in the environment the sign-flip
+//! test runs too and its p-value ends the line.
 use midpoint::estimate::{
     estimate, CriticKind, DivergenceKind, EstimateOptions, RffOptions, TestKind,
 };
@@ -45,7 +46,11 @@ fn main() {
                 ridges: ridges.clone(),
                 ..RffOptions::default()
             }),
-            test: TestKind::None,
+            test: if std::env::var("PROBE_TEST").is_ok_and(|v| v == "1") {
+                TestKind::SignFlip
+            } else {
+                TestKind::None
+            },
             seed: rep as u64,
             ..EstimateOptions::default()
         };
@@ -64,13 +69,14 @@ fn main() {
             })
             .collect();
         println!(
-            "{rep} est {:.4} se {:.4} sec {:.4} {:?} {} {:.0}s",
+            "{rep} est {:.4} se {:.4} sec {:.4} {:?} {} {:.0}s p {}",
             r.estimate,
             r.std_error,
             r.std_error_conditional,
             r.se_method,
             ch.join(","),
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            r.p_value.map_or("-".into(), |p| format!("{p:.4}"))
         );
     }
 }

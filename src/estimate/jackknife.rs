@@ -53,9 +53,9 @@ pub(crate) const MIN_GROUPS: usize = 8;
 /// Why this size: with 256 MiB (Gram matrices only) the jackknife stopped at `d ≈ 1,800`
 /// with the default 256 features, and above it the conditional SE, blind to the critics'
 /// noise, was reported — two samples of `N(0, I_2000)` gave −1.91 ± 0.88 and, with another
-/// seed, +1.42 ± 0.89. 1 GiB keeps it up to `d ≈ 3,000`; the limit is fixed, not taken from
-/// the machine's free memory, so that the number of groups (and so the interval) does not
-/// depend on the machine.
+/// seed, +1.42 ± 0.89. 1 GiB keeps it up to `d ≈ 2,700` (default features, two folds); the
+/// limit is fixed, not taken from the machine's free memory, so that the number of groups
+/// (and so the interval) does not depend on the machine.
 pub(crate) const BUDGET: usize = 1 << 30;
 
 /// Jackknife groups for an RFF critic of `m` features in dimension `d` with `kf` folds: as
