@@ -9,7 +9,7 @@
 //! (which still takes precedence, e.g. on a GPU machine with its own torch).
 //!
 //! It also compiles `csrc/torch_shim.cpp`, the few libtorch calls tch does not bind (autocast
-//! with a chosen dtype, TF32 for cuBLAS, CUDA allocator peak statistics), against the same
+//! with a chosen dtype, TF32 for cuBLAS, CUDA allocator peak statistics, forward-mode AD levels), against the same
 //! torch headers (`<torch>/include` beside the lib dir) and C++ ABI as torch-sys.
 
 use std::path::{Path, PathBuf};

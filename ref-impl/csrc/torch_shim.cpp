@@ -7,11 +7,14 @@
 // * the CUDA caching allocator's peak of allocated bytes, through c10's device-generic
 //   `getDeviceAllocator` (no CUDA headers needed; on a machine without CUDA the lookup throws
 //   and the call returns -1).
+// * entering and leaving a forward-mode AD level (what `torch.autograd.forward_ad.dual_level`
+//   does), around tch's bound `_make_dual` / `_unpack_dual` (ref-impl/src/train/jvp.rs).
 //
 // Every function returns 0 on success and -1 when libtorch threw; no exception crosses the
 // C boundary.
 
 #include <ATen/Context.h>
+#include <torch/csrc/autograd/forward_grad.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
@@ -97,6 +100,28 @@ int midpoint_cuda_peak_allocated(int device, int64_t* out) {
 int midpoint_cuda_reset_peak(int device) {
   try {
     c10::getDeviceAllocator(c10::DeviceType::CUDA)->resetPeakStats(static_cast<c10::DeviceIndex>(device));
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Enters a new forward-mode AD level (torch._C._enter_dual_level); its index goes to level.
+// libtorch allows one level at a time and throws (-1 here) when one is already open.
+int midpoint_fwad_enter(int64_t* level) {
+  try {
+    *level = static_cast<int64_t>(torch::autograd::ForwardADLevel::get_next_idx());
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Leaves forward-mode AD level `level` (torch._C._exit_dual_level): every tangent of that level
+// is dropped from the tensors that carried it.
+int midpoint_fwad_exit(int64_t level) {
+  try {
+    torch::autograd::ForwardADLevel::release_idx(static_cast<uint64_t>(level));
     return 0;
   } catch (...) {
     return -1;

@@ -17,12 +17,14 @@
 //! | [`progress`] | progress bars on an interactive terminal |
 //! | [`plot`] | scatter and curve panels (PNG) |
 //! | [`grid`] | image grids (PNG) |
+//! | [`jvp`] | Jacobian-vector products through a network, differentiable in its parameters (the flow-map losses) |
 
 pub mod adam;
 pub mod bridge;
 pub mod checkpoint;
 pub mod ema;
 pub mod grid;
+pub mod jvp;
 pub mod method;
 pub mod network;
 pub mod plot;

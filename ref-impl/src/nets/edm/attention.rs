@@ -19,16 +19,25 @@ pub fn split_qkv(qkv: &Tensor) -> (Tensor, Tensor, Tensor) {
 }
 
 /// Attention weights `w[n, i, j] = softmax_j(Σ_c q[n,c,i]·k[n,c,j] / sqrt(C))`, computed in
-/// fp32 and returned in `q`'s dtype (EDM `AttentionOp`).
+/// fp32 and returned in `q`'s dtype (EDM `AttentionOp`); f64 inputs stay f64 (where EDM would
+/// round them to fp32), so that f64 tests of derivatives through the network see no fp32 step.
 pub fn attention_weights(q: &Tensor, k: &Tensor) -> Tensor {
     let c = q.size()[1] as f64;
-    let qf = q.to_kind(Kind::Float);
-    let kf = (k / c.sqrt()).to_kind(Kind::Float);
+    let kind = if q.kind() == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    };
+    let qf = q.to_kind(kind);
+    let kf = (k / c.sqrt()).to_kind(kind);
     // [N, C, Q]ᵀ·[N, C, K] = [N, Q, K]
-    qf.transpose(1, 2)
-        .bmm(&kf)
-        .softmax(2, Kind::Float)
-        .to_kind(q.kind())
+    let logits = qf.transpose(1, 2).bmm(&kf);
+    // softmax written out: libtorch 2.11's fused softmax (and log_softmax, and SDPA) cannot be
+    // back-propagated through its forward-mode tangent (an in-place write into a saved
+    // exponential; checked in PyTorch 2.11), which the flow-map losses need. The same
+    // arithmetic as the fused kernel: exp(a − max) / Σ exp(a − max).
+    let e = (&logits - logits.amax([2].as_slice(), true).detach()).exp();
+    (&e / e.sum_dim_intlist([2].as_slice(), true, kind)).to_kind(q.kind())
 }
 
 /// The attention part of a block: `norm2`, `qkv`, `proj`.

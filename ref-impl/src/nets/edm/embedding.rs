@@ -11,12 +11,18 @@ use super::layers::Linear;
 use tch::{nn, Kind, Tensor};
 
 /// Positional features of `c` `[N]` with `channels` columns: sines first, then cosines (EDM
-/// computes `[cos, sin]` and swaps the halves in `SongUNet.forward`).
+/// computes `[cos, sin]` and swaps the halves in `SongUNet.forward`). fp32, as EDM's
+/// `x.ger(freqs)` on its fp32 noise labels; f64 labels stay f64 (derivative tests).
 pub fn positional_features(c: &Tensor, channels: i64) -> Tensor {
     let half = channels / 2;
-    let i = Tensor::arange(half, (Kind::Float, c.device()));
+    let kind = if c.kind() == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    };
+    let i = Tensor::arange(half, (kind, c.device()));
     let freqs = (i / (half - 1).max(1) as f64 * (1.0f64 / 10000.0).ln()).exp();
-    let phase = c.to_kind(Kind::Float).reshape([-1, 1]) * freqs.reshape([1, half]);
+    let phase = c.to_kind(kind).reshape([-1, 1]) * freqs.reshape([1, half]);
     Tensor::cat(&[phase.sin(), phase.cos()], 1)
 }
 
