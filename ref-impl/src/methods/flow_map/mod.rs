@@ -1,0 +1,14 @@
+//! Flow-map baselines beside MGM: the methods of *Flow map matching* ([FMM], Boffi, Albergo,
+//! Vanden-Eijnden 2024, `../shared/papers/004_*`) and *How to build a consistency model:
+//! learning flow maps via self-distillation* ([SD], `../shared/papers/003_*`), with the
+//! corrections of `../shared/notes/flow-maps.md`.
+//!
+//! | module | what | paper |
+//! |---|---|---|
+//! | [`map`] | `X_{s,t}(x) = x + (t − s)·v_{s,t}(x)`, `K`-step sampling, Euler and RK4 on a velocity | [SD] eq. 6–7; [FMM] eq. 4.1 |
+//! | [`residuals`] | the residual of every loss: FM, LSD/LMD, ESD/EMD, PSD, FMM, PFMM | [SD] eq. 3, 13, 14, 23; [FMM] eq. 3.9, 3.14–3.16 |
+//! | [`times`] | `(s, t)` on the triangle (annealed) or the band, `γ` | [SD] §2.5; [FMM] §4 |
+
+pub mod map;
+pub mod residuals;
+pub mod times;
