@@ -7,6 +7,7 @@ mod crops;
 mod feature_net;
 mod fid;
 mod flags;
+mod flowmap;
 mod image_metrics;
 mod info;
 mod mgm;
@@ -30,6 +31,9 @@ enum Command {
     Info(info::Args),
     /// Algorithm 1 with MLPs on a 2-D toy set or a law file; writes samples, metrics, plots.
     Toy(toy::Args),
+    /// A flow-map baseline (FM, LSD, ESD, PSD, LMD, EMD, FMM, PFMM) on a toy target, measured
+    /// at 1–16 steps.
+    Flowmap(flowmap::Args),
     /// Train only the critic on two fixed laws and compare it with the exact field and D_t-mid.
     CriticCheck(critic_check::Args),
     /// Draw the samples of several toy runs side by side (target first) into one PNG.
@@ -57,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Toy(a) => toy::run(a),
+        Command::Flowmap(a) => flowmap::run(a),
         Command::CriticCheck(a) => critic_check::run(a),
         Command::Panels(a) => panels::run(a),
         Command::Warmup(a) => warmup::run_cmd(a),

@@ -211,9 +211,9 @@ pub struct ToyReport<L = StepLosses> {
 }
 
 /// A toy target as [`Batches`]: each batch is the next draws of one seeded stream.
-struct TargetBatches<'a> {
-    target: &'a Target,
-    rng: Xoshiro256PlusPlus,
+pub(crate) struct TargetBatches<'a> {
+    pub(crate) target: &'a Target,
+    pub(crate) rng: Xoshiro256PlusPlus,
 }
 
 impl Batches for TargetBatches<'_> {
@@ -231,9 +231,9 @@ impl Batches for TargetBatches<'_> {
 
 /// The energy distance of the EMA generator on fixed latents against fixed target samples (the
 /// curve; NaN once the generator's output is not finite).
-struct EnergyCurve {
-    z: Tensor,
-    target: ndarray::Array2<f64>,
+pub(crate) struct EnergyCurve {
+    pub(crate) z: Tensor,
+    pub(crate) target: ndarray::Array2<f64>,
 }
 
 impl<M: Method> Evaluate<M> for EnergyCurve {
@@ -534,7 +534,10 @@ fn heldout_ratio(
 
 /// Each of `fields` over the steps of `losses` (exact: straight from the values, not from the
 /// log's text).
-fn loss_columns<L: serde::Serialize>(losses: &[L], fields: &[(&str, &str)]) -> Vec<Vec<f64>> {
+pub(crate) fn loss_columns<L: serde::Serialize>(
+    losses: &[L],
+    fields: &[(&str, &str)],
+) -> Vec<Vec<f64>> {
     let values: Vec<serde_json::Value> = losses
         .iter()
         .map(|l| serde_json::to_value(l).unwrap_or_default())
@@ -555,7 +558,7 @@ fn loss_columns<L: serde::Serialize>(losses: &[L], fields: &[(&str, &str)]) -> V
 }
 
 /// `losses.csv`: `step` and one column per loss, one row per step.
-fn write_losses_csv(
+pub(crate) fn write_losses_csv(
     out: &Path,
     fields: &[(&str, &str)],
     columns: &[Vec<f64>],

@@ -98,7 +98,7 @@ mod tests {
         let x = Tensor::randn([5, 3], o);
         let v = |x: &Tensor, s: &Tensor, t: &Tensor| x * per_sample(&(s + t * 2.0), x);
         let s = Tensor::rand([5], o);
-        assert_eq!(map(&v, &x, &s, &s).equal(&x), true);
+        assert!(map(&v, &x, &s, &s).equal(&x));
         // Two steps of sample() are two applications of map().
         let two = sample(&v, &x, &[0.0, 0.25, 1.0]);
         let by_hand = map(

@@ -5,10 +5,14 @@
 //!
 //! | module | what | paper |
 //! |---|---|---|
+//! | [`kind`] | the methods by name, and what each needs | flow-maps.md §1.7 |
 //! | [`map`] | `X_{s,t}(x) = x + (t − s)·v_{s,t}(x)`, `K`-step sampling, Euler and RK4 on a velocity | [SD] eq. 6–7; [FMM] eq. 4.1 |
 //! | [`residuals`] | the residual of every loss: FM, LSD/LMD, ESD/EMD, PSD, FMM, PFMM | [SD] eq. 3, 13, 14, 23; [FMM] eq. 3.9, 3.14–3.16 |
 //! | [`times`] | `(s, t)` on the triangle (annealed) or the band, `γ` | [SD] §2.5; [FMM] §4 |
+//! | [`toy`] | every method with MLPs on a toy target, teacher phases included | [SD] App. E; [FMM] §4.1 |
 
+pub mod kind;
 pub mod map;
 pub mod residuals;
 pub mod times;
+pub mod toy;

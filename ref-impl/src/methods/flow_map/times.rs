@@ -67,7 +67,7 @@ mod tests {
         let (k, d) = (Kind::Double, Device::Cpu);
         let n = 200_000;
         let (s, t) = upper_triangle(n, 1.0, k, d);
-        assert!(bool::try_from((&s).le_tensor(&t).all()).unwrap());
+        assert!(bool::try_from(s.le_tensor(&t).all()).unwrap());
         // U_od: t has density 2t, mean 2/3; s mean 1/3. SE of a uniform-type mean at n = 2e5
         // is about 0.24/447 ≈ 5e-4: tolerance 3e-3 (6 SE; false-failure probability ~1e-9).
         assert!((t.mean(k).double_value(&[]) - 2.0 / 3.0).abs() < 3e-3);
@@ -83,7 +83,7 @@ mod tests {
         assert!(gap.max().double_value(&[]) <= 0.25 + 1e-15);
         assert!(s.min().double_value(&[]) >= 0.0 && s.max().double_value(&[]) <= 1.0);
         // Symmetric: as many pairs with s > t as with s < t (binomial SE 0.5/447 ≈ 1.1e-3).
-        let above = (&s).gt_tensor(&t).to_kind(k).mean(k).double_value(&[]);
+        let above = s.gt_tensor(&t).to_kind(k).mean(k).double_value(&[]);
         assert!((above - 0.5).abs() < 7e-3, "{above}");
         assert_eq!(annealed_width(5, 10, 10), 0.0);
         assert_eq!(annealed_width(15, 10, 10), 0.5);
