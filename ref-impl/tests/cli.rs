@@ -439,3 +439,127 @@ fn side_commands_check_their_outputs_first() {
         assert!(e.contains(says), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn flowmap_runs_write_their_outputs_and_refuse_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lsd");
+    let o = run(&[
+        "flowmap",
+        "--data",
+        "moons",
+        "--method",
+        "lsd",
+        "--steps",
+        "30",
+        "--batch",
+        "16",
+        "--width",
+        "16",
+        "--blocks",
+        "1",
+        "--eval-samples",
+        "64",
+        "--eval-steps",
+        "1,2",
+        "--curve-every",
+        "10",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "metrics.json",
+        "samples_1.npy",
+        "samples_2.npy",
+        "target.npy",
+        "losses.csv",
+        "curve.csv",
+        "scatter.png",
+        "losses.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["at_steps"].as_array().unwrap().len(), 2);
+    // A teacher that takes every step, and step counts of 0, are one-line errors.
+    for bad in [
+        vec!["--method", "lmd", "--steps", "10", "--teacher-steps", "10"],
+        vec!["--method", "fm", "--eval-steps", "0"],
+    ] {
+        let mut args = vec![
+            "flowmap", "--data", "moons", "--device", "cpu", "--quiet", "--out",
+        ];
+        let o2 = dir.path().join("bad");
+        args.push(o2.to_str().unwrap());
+        args.extend(bad.iter().copied());
+        let o = run(&args);
+        assert!(!o.status.success());
+        let e = stderr_one_line(&o);
+        assert!(e.contains("teacher") || e.contains("eval-steps"), "{e}");
+    }
+}
+
+#[test]
+fn flowmap_image_checkpoints_and_resumes_past_its_first_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fmm");
+    let args = |steps: &str, resume: bool| {
+        let mut v = vec![
+            "flowmap-image",
+            "--method",
+            "fmm",
+            "--synthetic",
+            "--arch",
+            "tiny",
+            "--batch",
+            "2",
+            "--grid-every",
+            "2",
+            "--checkpoint-every",
+            "2",
+            "--fid-every",
+            "0",
+            "--final-fid",
+            "0",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--steps",
+        ];
+        v.push(steps);
+        v.push("--out");
+        v.push(out.to_str().unwrap());
+        if resume {
+            v.push("--resume");
+        }
+        v.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let o = bin().args(args("2", false)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("checkpoint.safetensors").is_file());
+    assert!(out.join("grids/step_0000002.png").is_file());
+    let o = bin().args(args("3", true)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("3 steps (1 now)"));
+    // Without a reference, FID is refused up front.
+    let o = run(&[
+        "flowmap-image",
+        "--method",
+        "fm",
+        "--synthetic",
+        "--arch",
+        "tiny",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr_one_line(&o).contains("--fid-ref"));
+}

@@ -130,7 +130,7 @@ pub struct Args {
 }
 
 /// The synthetic image law: `N(μ, 0.2²I)` with a smooth colour pattern `μ` in `[−0.4, 0.4]`.
-fn synthetic_law(arch: &UNetConfig) -> anyhow::Result<Law> {
+pub(super) fn synthetic_law(arch: &UNetConfig) -> anyhow::Result<Law> {
     let (c, r) = (arch.img_channels as usize, arch.img_resolution as usize);
     let mean = ndarray::Array1::from_shape_fn(c * r * r, |k| {
         let (ch, i, j) = (k / (r * r), (k / r) % r, k % r);
@@ -140,7 +140,11 @@ fn synthetic_law(arch: &UNetConfig) -> anyhow::Result<Law> {
 }
 
 /// Reference statistics: a `fid-ref` file, or the images of a folder.
-fn reference_stats(inception: &Inception, path: &Path, batch: usize) -> anyhow::Result<Statistics> {
+pub(super) fn reference_stats(
+    inception: &Inception,
+    path: &Path,
+    batch: usize,
+) -> anyhow::Result<Statistics> {
     if path.is_file() {
         return Ok(stats_file::load(path)?);
     }

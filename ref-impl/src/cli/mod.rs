@@ -8,6 +8,7 @@ mod feature_net;
 mod fid;
 mod flags;
 mod flowmap;
+mod flowmap_image;
 mod image_metrics;
 mod info;
 mod mgm;
@@ -34,6 +35,9 @@ enum Command {
     /// A flow-map baseline (FM, LSD, ESD, PSD, LMD, EMD, FMM, PFMM) on a toy target, measured
     /// at 1–16 steps.
     Flowmap(flowmap::Args),
+    /// A flow-map baseline on images (CIFAR-10 or a PNG folder) with MGM's checkpoints, grids
+    /// and FID.
+    FlowmapImage(flowmap_image::Args),
     /// Train only the critic on two fixed laws and compare it with the exact field and D_t-mid.
     CriticCheck(critic_check::Args),
     /// Draw the samples of several toy runs side by side (target first) into one PNG.
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Toy(a) => toy::run(a),
         Command::Flowmap(a) => flowmap::run(a),
+        Command::FlowmapImage(a) => flowmap_image::run(a),
         Command::CriticCheck(a) => critic_check::run(a),
         Command::Panels(a) => panels::run(a),
         Command::Warmup(a) => warmup::run_cmd(a),

@@ -148,7 +148,9 @@ pub struct FlowMapReport {
     pub eval_seconds: f64,
 }
 
-fn kl_range(target: &Target, reference: ArrayView2<'_, f64>) -> Option<[f64; 2]> {
+/// The histogram range of the KL: the checkerboard's `[−4.5, 4.5]²`, otherwise the reference
+/// sample's bounding box padded by 5% (2-D targets only).
+pub fn kl_range(target: &Target, reference: ArrayView2<'_, f64>) -> Option<[f64; 2]> {
     if reference.ncols() != 2 {
         return None;
     }

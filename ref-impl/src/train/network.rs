@@ -174,9 +174,21 @@ impl<N> Network<N> {
     /// Wraps `net` with the hand-written [`crate::train::adam::Adam`] (`β1 = 0`) at learning rate
     /// `lr`, whose state can be checkpointed.
     pub fn with_saveable_adam(net: N, vs: nn::VarStore, lr: f64) -> Result<Self, TrainError> {
-        check_lr(lr)?;
+        Self::with_saveable_adam_settings(net, vs, AdamSettings::paper(lr))
+    }
+
+    /// [`Network::with_saveable_adam`] with any `β1`, `β2` (the flow-map methods use Adam's
+    /// defaults, 0.9 and 0.999).
+    pub fn with_saveable_adam_settings(
+        net: N,
+        vs: nn::VarStore,
+        settings: AdamSettings,
+    ) -> Result<Self, TrainError> {
+        settings.validate()?;
+        let lr = settings.lr;
         let config = crate::train::adam::AdamConfig {
-            beta1: 0.0,
+            beta1: settings.beta1,
+            beta2: settings.beta2,
             ..Default::default()
         };
         let adam = crate::train::adam::Adam::new(&vs, config);

@@ -149,3 +149,97 @@ fn draw_loss_panels(path: &Path, series: &[Series]) -> Result<(), PlotError> {
     root.present().map_err(|e| err(path, e))?;
     Ok(())
 }
+
+/// One panel of several curves with a legend ([`comparison_panels`]).
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// Caption.
+    pub title: String,
+    /// Label of the x axis.
+    pub x_desc: String,
+    /// One curve per entry (`title` is its legend entry); non-positive or non-finite values are
+    /// left out, since both axes are logarithmic.
+    pub series: Vec<Series>,
+}
+
+/// Panels of several curves each, side by side (700 × 450 pixels each), both axes logarithmic
+/// (values across orders of magnitude: a one-step map that failed beside ones at the floor).
+pub fn comparison_panels(path: &Path, panels: &[Comparison]) -> Result<(), PlotError> {
+    draw_atomically(path, |tmp| draw_comparison_panels(tmp, panels))
+}
+
+fn draw_comparison_panels(path: &Path, panels: &[Comparison]) -> Result<(), PlotError> {
+    const PALETTE: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    let cols = panels.len().clamp(1, 3);
+    let rows = panels.len().max(1).div_ceil(cols);
+    let root = BitMapBackend::new(path, (700 * cols as u32, 450 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let areas = root.split_evenly((rows, cols));
+    for (p, area) in panels.iter().zip(&areas) {
+        let keep = |(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && *x > 0.0 && *y > 0.0;
+        let all: Vec<(f64, f64)> = p
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied().filter(keep))
+            .collect();
+        if all.is_empty() {
+            continue;
+        }
+        let (lo_x, hi_x) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| {
+            (a.min(*x), b.max(*x))
+        });
+        let (lo_y, hi_y) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| {
+            (a.min(*y), b.max(*y))
+        });
+        let mut chart = ChartBuilder::on(area)
+            .caption(&p.title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(70)
+            .build_cartesian_2d(
+                (lo_x * 0.9..hi_x * 1.1).log_scale(),
+                (lo_y * 0.8..hi_y * 1.25).log_scale(),
+            )
+            .map_err(|e| err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc(p.x_desc.as_str())
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| err(path, e))?;
+        for (i, s) in p.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(keep).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| err(path, e))?
+                .label(s.title.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.into_iter().map(|q| Circle::new(q, 3, color.filled())))
+                .map_err(|e| err(path, e))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(|e| err(path, e))?;
+    }
+    root.present().map_err(|e| err(path, e))?;
+    Ok(())
+}

@@ -77,11 +77,25 @@ pub fn semigroup(
     gamma: &Tensor,
     stop_gradient: bool,
 ) -> Tensor {
+    semigroup_with_teacher(v, v, x, s, t, gamma, stop_gradient)
+}
+
+/// [`semigroup`] with the two-jump target built from `teacher` (the same weights without
+/// dropout, in training).
+pub fn semigroup_with_teacher(
+    v: &dyn TwoTime,
+    teacher: &dyn TwoTime,
+    x: &Tensor,
+    s: &Tensor,
+    t: &Tensor,
+    gamma: &Tensor,
+    stop_gradient: bool,
+) -> Tensor {
     let u = gamma * s + (1.0 - gamma) * t;
-    let v_su = v.v(x, s, &u);
+    let v_su = teacher.v(x, s, &u);
     let y = x + per_sample(&(&u - s), x) * &v_su;
     let g = per_sample(gamma, x);
-    let target: Tensor = (1.0 - &g) * v_su + g * v.v(&y, &u, t);
+    let target: Tensor = (1.0 - &g) * v_su + g * teacher.v(&y, &u, t);
     let target = if stop_gradient {
         target.detach()
     } else {

@@ -16,8 +16,7 @@
 
 use super::kind::FlowMapKind;
 use super::map::{self, Diagonal, TwoTime};
-use super::residuals::{self, mean_square};
-use super::times::{self, GammaLaw};
+use super::objective::{Nets, Objective, StepLoss};
 use crate::error::TrainError;
 use crate::nets::mlp::{Mlp, MlpConfig};
 use crate::train::jvp::JvpRoute;
@@ -216,7 +215,7 @@ impl FlowMapToy {
     }
 
     fn in_teacher_phase(&self) -> bool {
-        self.config.kind.has_teacher() && self.steps_done < self.config.teacher_steps
+        self.objective().teacher_phase(self.steps_done)
     }
 
     /// `k` steps of the trained model from latents `z`: the map composed on the uniform grid,
@@ -269,106 +268,16 @@ impl FlowMapToy {
         }
     }
 
-    /// The losses of one step on `(x0, x1)`, with the tensor to minimize.
-    fn losses(&self, x0: &Tensor, x1: &Tensor) -> Result<(Tensor, f64, f64), TrainError> {
+    fn objective(&self) -> Objective {
         let c = &self.config;
-        let (n, kind, device) = (c.batch, Kind::Float, x1.device());
-        let at = |t: &Tensor| map::per_sample(t, x0);
-        let interp = |t: &Tensor| (1.0 - at(t)) * x0 + at(t) * x1;
-        let i_dot = x1 - x0;
-        let student = TwoTimeMlp(&self.student.net);
-        let value = |t: &Tensor| t.double_value(&[]);
-        if self.in_teacher_phase() {
-            let teacher = TwoTimeMlp(&self.teacher.as_ref().expect("a teacher").net);
-            return Ok(if c.kind == FlowMapKind::Pfmm {
-                let (s, t) = times::band(n, 1.0 / c.band as f64, kind, device);
-                let (r1, r2) = residuals::fmm(&teacher, &interp(&t), &i_dot, &s, &t, c.route)?;
-                let l = mean_square(&r1) + mean_square(&r2);
-                let v = value(&l);
-                (l, 0.0, v)
-            } else {
-                let t = Tensor::rand([n], (kind, device));
-                let l = mean_square(&residuals::diagonal(&teacher, &interp(&t), &i_dot, &t));
-                let v = value(&l);
-                (l, v, 0.0)
-            });
-        }
-        match c.kind {
-            FlowMapKind::Fm => {
-                let t = Tensor::rand([n], (kind, device));
-                let l = mean_square(&residuals::diagonal(&student, &interp(&t), &i_dot, &t));
-                let v = value(&l);
-                Ok((l, v, 0.0))
-            }
-            FlowMapKind::Lsd | FlowMapKind::Esd | FlowMapKind::PsdM | FlowMapKind::PsdU => {
-                let width = times::annealed_width(self.steps_done, c.warmup, c.anneal);
-                let (s, t) = times::upper_triangle(n, width, kind, device);
-                // The diagonal at the pair's own t ([SD] Alg. 1).
-                let diag = mean_square(&residuals::diagonal(&student, &interp(&t), &i_dot, &t));
-                if width == 0.0 {
-                    let v = value(&diag);
-                    return Ok((diag, v, 0.0));
-                }
-                let i_s = interp(&s);
-                let r = match c.kind {
-                    FlowMapKind::Lsd => residuals::lagrangian(
-                        &student,
-                        &Diagonal(&student),
-                        &i_s,
-                        &s,
-                        &t,
-                        c.stop_gradient,
-                        c.route,
-                    )?,
-                    FlowMapKind::Esd => {
-                        let a = student.v(&i_s, &s, &s);
-                        residuals::eulerian(&student, &i_s, &s, &t, &a, c.route)?
-                    }
-                    _ => {
-                        let law = if c.kind == FlowMapKind::PsdM {
-                            GammaLaw::Mid
-                        } else {
-                            GammaLaw::Uniform
-                        };
-                        let g = times::gamma(law, n, kind, device);
-                        residuals::semigroup(&student, &i_s, &s, &t, &g, c.stop_gradient)
-                    }
-                };
-                let m = mean_square(&r);
-                let (dv, mv) = (value(&diag), value(&m));
-                Ok((diag + m, dv, mv))
-            }
-            FlowMapKind::Lmd | FlowMapKind::Emd | FlowMapKind::Pfmm => {
-                let teacher = TwoTimeMlp(&self.teacher.as_ref().expect("a teacher").net);
-                let (s, t) = times::upper_triangle(n, 1.0, kind, device);
-                let i_s = interp(&s);
-                let r = match c.kind {
-                    FlowMapKind::Lmd => residuals::lagrangian(
-                        &student,
-                        &Diagonal(&teacher),
-                        &i_s,
-                        &s,
-                        &t,
-                        c.stop_gradient,
-                        c.route,
-                    )?,
-                    FlowMapKind::Emd => {
-                        let a = tch::no_grad(|| teacher.v(&i_s, &s, &s));
-                        residuals::eulerian(&student, &i_s, &s, &t, &a, c.route)?
-                    }
-                    _ => residuals::progressive(&student, &teacher, &i_s, &s, &t, c.band),
-                };
-                let m = mean_square(&r);
-                let mv = value(&m);
-                Ok((m, 0.0, mv))
-            }
-            FlowMapKind::Fmm => {
-                let (s, t) = times::band(n, 1.0 / c.band as f64, kind, device);
-                let (r1, r2) = residuals::fmm(&student, &interp(&t), &i_dot, &s, &t, c.route)?;
-                let l = mean_square(&r1) + mean_square(&r2);
-                let v = value(&l);
-                Ok((l, 0.0, v))
-            }
+        Objective {
+            kind: c.kind,
+            route: c.route,
+            warmup: c.warmup,
+            anneal: c.anneal,
+            teacher_steps: c.teacher_steps,
+            band: c.band,
+            stop_gradient: c.stop_gradient,
         }
     }
 }
@@ -395,7 +304,19 @@ impl Method for FlowMapToy {
         let x1 = data.batch(self.steps_done, self.config.batch, device)?;
         let x0 = x1.randn_like();
         let teacher_phase = self.in_teacher_phase();
-        let (loss, diagonal, map_loss) = self.losses(&x0, &x1)?;
+        let student = TwoTimeMlp(&self.student.net);
+        let teacher = self.teacher.as_ref().map(|t| TwoTimeMlp(&t.net));
+        let nets = Nets {
+            student: &student,
+            student_eval: &student,
+            teacher: teacher.as_ref().map(|t| t as &dyn TwoTime),
+            teacher_eval: teacher.as_ref().map(|t| t as &dyn TwoTime),
+        };
+        let StepLoss {
+            loss,
+            diagonal,
+            map: map_loss,
+        } = self.objective().loss(self.steps_done, &nets, &x0, &x1)?;
         let total = self.finite("flow-map loss", loss.double_value(&[]))?;
         let clip = self.config.clip;
         let grad_norm = if teacher_phase {

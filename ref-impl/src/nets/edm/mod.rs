@@ -9,6 +9,7 @@
 //! | [`attention`] | single-head self-attention with interleaved `qkv` |
 //! | [`block`] | `UNetBlock` |
 //! | [`unet`] | `SongUNet` |
+//! | [`two_time`] | `TwoTimeUNet`: `ddpm++` with an embedding of `s` and of `t`, for the flow maps |
 //! | [`precond`] | `EDMPrecond` `D(x; σ)`, the MGM adapters `G(z) = D(2.5z; 2.5)` and `f(x, t)` |
 //! | [`loss`] | the folded log-normal noise law and the EDM denoising loss |
 
@@ -19,6 +20,7 @@ pub mod embedding;
 pub mod layers;
 pub mod loss;
 pub mod precond;
+pub mod two_time;
 pub mod unet;
 
 pub use config::{UNetConfig, ARCH_NAMES};

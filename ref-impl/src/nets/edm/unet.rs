@@ -82,10 +82,22 @@ impl SongUNet {
         train: bool,
     ) -> Tensor {
         let emb = self.embedding.forward(c_noise, augment_labels);
+        self.forward_embedded(x, &emb, train)
+    }
+
+    /// The noise embedding `emb` of `c_noise` (and augmentation labels) that every block sees.
+    pub fn embed(&self, c_noise: &Tensor, augment_labels: Option<&Tensor>) -> Tensor {
+        self.embedding.forward(c_noise, augment_labels)
+    }
+
+    /// The network after its noise embedding: `x` and an embedding `emb` `[N, E]` ↦ the
+    /// output (what [`SongUNet::forward`] does with `embedding(c_noise)`; a two-time network
+    /// passes a combination of two embeddings, [`super::two_time`]).
+    pub fn forward_embedded(&self, x: &Tensor, emb: &Tensor, train: bool) -> Tensor {
         let mut x = self.stem.forward(x);
         let mut skips = vec![x.shallow_clone()];
         for block in &self.encoder {
-            x = block.forward(&x, &emb, train);
+            x = block.forward(&x, emb, train);
             skips.push(x.shallow_clone());
         }
         for block in &self.decoder {
@@ -95,7 +107,7 @@ impl SongUNet {
                     .expect("layout pairs every cat block with a skip");
                 x = Tensor::cat(&[x, skip], 1);
             }
-            x = block.forward(&x, &emb, train);
+            x = block.forward(&x, emb, train);
         }
         self.out_conv.forward(&self.out_norm.forward(&x).silu())
     }
