@@ -20,6 +20,13 @@
 #   run(command="bash scripts/gpu-check.sh stage $OUT", carry=["gpu-bundle/a"], timeout_s=60)
 #   run(command="bash scripts/gpu-check.sh learn $OUT", carry=["gpu-bundle/b"], timeout_s=540)
 #
+# Issue 17 (flow-map baselines on images) on a GPU: FMM and PSD-U beside MGM on the photo
+# crops, FLOWMAP_SECONDS = 120 s each (MGM: warmup 60 s + mgm 60 s), batch 128, FID-2k every
+# 50 steps and FID-5k at the end; crops and fid-ref ~1 min, three runs 6 min, FIDs and packing
+# ~1 min: < 8 min. Checked on the CPU with `--cpu-smoke-flowmaps DIR`.
+#   run(command="bash scripts/gpu-check.sh stage $OUT", carry=["gpu-bundle/a"], timeout_s=60)
+#   run(command="bash scripts/gpu-check.sh flowmaps $OUT", carry=["gpu-bundle/b"], timeout_s=540)
+#
 # Why two device calls. The device machine has no Rust and no network, so the binary (built here)
 # and the Inception weights (87.3 MB) travel with the working tree, which is limited to 64 MiB per
 # call; one command may also run 10 minutes at most. `bundle` therefore writes
@@ -95,6 +102,13 @@ gpu_profile() {
   MGM_CRITIC_LR="${MGM_CRITIC_LR:-1e-4}"
   MGM_CRITIC_WARMUP="${MGM_CRITIC_WARMUP:-100}"
   INCEPTION_BENCH="${INCEPTION_BENCH:-1}"
+  FLOWMAP_SECONDS="${FLOWMAP_SECONDS:-120}"
+  FLOWMAP_METHODS="${FLOWMAP_METHODS:-fmm psd-u}"
+  FLOWMAP_BATCH="${FLOWMAP_BATCH:-128}"
+  FLOWMAP_LR="${FLOWMAP_LR:-1e-4}"
+  FLOWMAP_WARMUP="${FLOWMAP_WARMUP:-40}"
+  FLOWMAP_ANNEAL="${FLOWMAP_ANNEAL:-40}"
+  FLOWMAP_TEACHER="${FLOWMAP_TEACHER:-100}"
   FID_EVERY="${FID_EVERY:-50}"
   FID_N="${FID_N:-2000}"
   FINAL_FID="${FINAL_FID:-5000}"
@@ -110,6 +124,8 @@ smoke_profile() {
   MGM_CRITIC_LR=1e-4 MGM_CRITIC_WARMUP=1
   INCEPTION_BENCH=1
   FID_EVERY=2 FID_N=2 FINAL_FID=3 FID_BATCH=2 GRID_EVERY=2 THREADS=2
+  FLOWMAP_SECONDS=4 FLOWMAP_METHODS="fmm psd-u" FLOWMAP_BATCH=2 FLOWMAP_LR=1e-4
+  FLOWMAP_WARMUP=1 FLOWMAP_ANNEAL=1 FLOWMAP_TEACHER=1
 }
 
 # The device machine's own torch (PyTorch 2.11.0+cu130) for the binary built here.
@@ -260,6 +276,62 @@ photo_dir() {
   "$PYTHON" -c 'import importlib.util as u, os; s = u.find_spec("skimage"); print(os.path.join(s.submodule_search_locations[0], "data") if s else "")'
 }
 
+# Training and held-out 32×32 crops of the photographs in $W/crops, and the held-out FID
+# statistics in $W/held-out-stats.safetensors.
+prepare_crops() {
+  local th=(--threads "$THREADS")
+  local src; src="$(photo_dir)"
+  [ -n "$src" ] && [ -d "$src" ] || die "no scikit-image data folder (set PHOTOS=DIR)"
+  log "photographs from $src"
+  mkdir -p "$W/photos"
+  local f
+  for f in "$src"/*.png "$src"/*.jpg "$src"/*.jpeg; do
+    [ -f "$f" ] || continue
+    case " $EXCLUDE " in *" $(basename "$f") "*) continue ;; esac
+    ln -s "$f" "$W/photos/"
+  done
+  "$B" crops --from "$W/photos" --out "$W/crops" --size 32 --held-out-fraction 0.2 --per-image "$PER_IMAGE" --seed 0
+  "$B" fid-ref --data "$W/crops/held-out" -o "$W/held-out-stats.safetensors" --batch "$FID_BATCH" --device "$DEVICE" "${th[@]}" --quiet
+}
+
+# Issue 17 on a GPU: FMM and PSD-U beside MGM on the photo crops, each with the same wall
+# clock (MGM's includes its warmup), FID-$FID_N every $FID_EVERY steps and a final FID.
+do_flowmaps() {
+  stage_part b
+  join_weights
+  W="$STAGE/flowmaps"; rm -rf "$W"; mkdir -p "$W"
+  {
+    log "flow-map phase; device $DEVICE, arch $ARCH, ${FLOWMAP_SECONDS}s per method"
+    local th=(--threads "$THREADS")
+    prepare_crops
+    local half=$((FLOWMAP_SECONDS / 2))
+    log "MGM: warmup ${half}s, then mgm ${half}s"
+    "$B" warmup --data "$W/crops/train" --arch "$ARCH" --batch "$WARMUP_BATCH" --steps 100000000 \
+      --max-seconds "$half" --lr-rampup-kimg 20 --checkpoint-every 100000000 \
+      --grid-every "$WARMUP_GRID_EVERY" --device "$DEVICE" "${th[@]}" --quiet --out "$W/warmup" >"$W/warmup-summary.json"
+    "$B" mgm --warmup "$W/warmup/checkpoint.safetensors" --data "$W/crops/train" \
+      --fid-ref "$W/held-out-stats.safetensors" --fid-every "$FID_EVERY" --fid-n "$FID_N" \
+      --final-fid "$FINAL_FID" --fid-batch "$FID_BATCH" --batch "$FLOWMAP_BATCH" \
+      --critic-steps "$MGM_CRITIC_STEPS" --critic-lr "$MGM_CRITIC_LR" --critic-warmup "$MGM_CRITIC_WARMUP" \
+      --steps 100000000 --max-seconds "$half" --grid-every "$GRID_EVERY" --checkpoint-every 0 \
+      --device "$DEVICE" "${th[@]}" --quiet --out "$W/mgm" || log "mgm failed"
+    [ -s "$W/mgm/summary.json" ] && cp "$W/mgm/summary.json" "$W/mgm-summary.json"
+    local m
+    for m in $FLOWMAP_METHODS; do
+      log "$m for ${FLOWMAP_SECONDS}s (warmup $FLOWMAP_WARMUP, anneal $FLOWMAP_ANNEAL steps)"
+      "$B" flowmap-image --method "$m" --data "$W/crops/train" --arch "$ARCH" --batch "$FLOWMAP_BATCH" \
+        --lr "$FLOWMAP_LR" --steps 100000000 --max-seconds "$FLOWMAP_SECONDS" \
+        --warmup "$FLOWMAP_WARMUP" --anneal "$FLOWMAP_ANNEAL" --teacher-steps "$FLOWMAP_TEACHER" \
+        --fid-ref "$W/held-out-stats.safetensors" --fid-every "$FID_EVERY" --fid-n "$FID_N" \
+        --final-fid "$FINAL_FID" --fid-batch "$FID_BATCH" --grid-every "$GRID_EVERY" --checkpoint-every 0 \
+        --device "$DEVICE" "${th[@]}" --quiet --out "$W/$m" || log "$m failed"
+      [ -s "$W/$m/summary.json" ] && cp "$W/$m/summary.json" "$W/$m-summary.json"
+    done
+    log "flow-map phase done"
+  } 2>&1 | tee "$W/log.txt" || true
+  collect flowmaps
+}
+
 do_run() {
   stage_part b
   join_weights
@@ -269,18 +341,7 @@ do_run() {
     log "run phase; device $DEVICE, arch $ARCH"
     local th=(--threads "$THREADS")
     [ "$INCEPTION_BENCH" = 1 ] && capped inception-bench "$B" bench inception --batch "$INCEPTION_BATCH" -n "$INCEPTION_N" --device "$DEVICE" "${th[@]}" --json --quiet
-    local src; src="$(photo_dir)"
-    [ -n "$src" ] && [ -d "$src" ] || die "no scikit-image data folder (set PHOTOS=DIR)"
-    log "photographs from $src"
-    mkdir -p "$W/photos"
-    local f
-    for f in "$src"/*.png "$src"/*.jpg "$src"/*.jpeg; do
-      [ -f "$f" ] || continue
-      case " $EXCLUDE " in *" $(basename "$f") "*) continue ;; esac
-      ln -s "$f" "$W/photos/"
-    done
-    "$B" crops --from "$W/photos" --out "$W/crops" --size 32 --held-out-fraction 0.2 --per-image "$PER_IMAGE" --seed 0
-    "$B" fid-ref --data "$W/crops/held-out" -o "$W/held-out-stats.safetensors" --batch "$FID_BATCH" --device "$DEVICE" "${th[@]}" --quiet
+    prepare_crops
     local batch="$MGM_BATCH"
     if [ "$DEVICE" != cpu ] && [ ! -s "$STAGE/bench-results/mgm-$MGM_PRECISION.json" ] && [ -z "${KEEP_BATCH:-}" ]; then
       batch=$((MGM_BATCH / 2))
@@ -354,5 +415,22 @@ case "$mode" in
   --cpu-smoke)
     [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke DIR"
     torch_env; do_smoke "$2" ;;
+  flowmaps)
+    [ -n "${2:-}" ] || die "usage: $0 flowmaps OUT"
+    OUT="$2"; mkdir -p "$OUT"
+    gpu_profile; torch_env
+    do_flowmaps ;;
+  --cpu-smoke-flowmaps)
+    [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke-flowmaps DIR"
+    torch_env
+    dir="$2"; mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
+    BUNDLE="$dir/bundle" STAGE="$dir/stage"; rm -rf "$STAGE"
+    do_bundle --no-build
+    smoke_profile
+    if [ -z "${PHOTOS:-}" ] && [ -z "$(photo_dir)" ]; then PHOTOS="$ROOT/docs/two-sample"; fi
+    mkdir -p "$dir/out"; OUT="$dir/out"
+    stage_part a
+    do_flowmaps
+    ls -l "$dir/out" ;;
   *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

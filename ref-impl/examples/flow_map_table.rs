@@ -41,6 +41,8 @@ struct Run {
     /// `(training seconds, energy distance)` of the training curve.
     curve: Vec<(f64, f64)>,
     floors: BTreeMap<String, f64>,
+    /// The reference map's metrics and description, where the run has them.
+    reference: Option<(String, BTreeMap<String, f64>)>,
 }
 
 fn read_json(p: &Path) -> Result<Value, Boxed> {
@@ -94,6 +96,17 @@ fn flow_map_run(dir: &Path) -> Result<Run, Boxed> {
         if let Some(v) = m["floors"][key].as_f64() {
             r.floors.insert(key.into(), v);
         }
+    }
+    if m["reference"].is_object() {
+        let values = METRICS
+            .iter()
+            .filter_map(|(key, _)| Some((key.to_string(), m["reference"][key].as_f64()?)))
+            .collect();
+        let what = m["reference_map"]
+            .as_str()
+            .unwrap_or("reference")
+            .to_string();
+        r.reference = Some((what, values));
     }
     let times = step_times(dir, |l| l["step_seconds"].as_f64().unwrap_or(0.0))?;
     r.curve = curve(dir, &times)?;
@@ -185,7 +198,8 @@ fn main() -> Result<(), Boxed> {
     let a: Vec<String> = std::env::args().collect();
     let root = PathBuf::from(a.get(1).ok_or("usage: flow_map_table ROOT DATA")?);
     let target = Target::parse(a.get(2).ok_or("usage: flow_map_table ROOT DATA")?)?;
-    let mut runs: BTreeMap<&str, Vec<(String, Run)>> = BTreeMap::new();
+    // In the order of METHODS.
+    let mut runs: Vec<(&str, Vec<(String, Run)>)> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     for method in METHODS {
         let Ok(entries) = std::fs::read_dir(root.join(method)) else {
@@ -205,7 +219,10 @@ fn main() -> Result<(), Boxed> {
                 flow_map_run(&dir)
             };
             match r {
-                Ok(r) => runs.entry(method).or_default().push((name, r)),
+                Ok(r) => match runs.iter_mut().find(|(m, _)| *m == method) {
+                    Some((_, v)) => v.push((name, r)),
+                    None => runs.push((method, vec![(name, r)])),
+                },
                 Err(e) => failed.push(format!("{method} {name}: {e}")),
             }
         }
@@ -218,8 +235,8 @@ fn main() -> Result<(), Boxed> {
         target.name()
     )?;
     let floors: Vec<&Run> = runs
-        .values()
-        .flatten()
+        .iter()
+        .flat_map(|(_, v)| v)
         .map(|(_, r)| r)
         .filter(|r| !r.floors.is_empty())
         .collect();
@@ -249,13 +266,43 @@ fn main() -> Result<(), Boxed> {
         if !f.is_empty() {
             writeln!(
                 md,
-                "| independent target sample | {} | {} | | | | |",
+                "| independent target sample ({} draws) | | {} | | | | |",
                 f.len(),
                 cell(&f)
             )?;
         }
         writeln!(md)?;
     }
+    writeln!(md, "**The reference maps** (the same measures of the map each method's error is taken against)\n")?;
+    writeln!(md, "| method | reference | runs | energy distance | sliced W2² | histogram KL | D_t-mid |\n|---|---|---|---|---|---|---|")?;
+    for (method, rs) in &runs {
+        let refs: Vec<&(String, BTreeMap<String, f64>)> = rs
+            .iter()
+            .filter_map(|(_, r)| r.reference.as_ref())
+            .collect();
+        if refs.is_empty() {
+            continue;
+        }
+        let col = |k: &str| {
+            cell(
+                &refs
+                    .iter()
+                    .filter_map(|(_, v)| v.get(k).copied())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        writeln!(
+            md,
+            "| {method} | {} | {} | {} | {} | {} | {} |",
+            refs[0].0,
+            refs.len(),
+            col("energy_distance"),
+            col("sliced_w2"),
+            col("histogram_kl"),
+            col("tmid")
+        )?;
+    }
+    writeln!(md)?;
     writeln!(
         md,
         "**Cost** (seconds per step as measured in the study, two runs sharing the machine)\n"

@@ -8,11 +8,13 @@
 //! | `metrics.json` | [`FlowMapReport`]: settings, parameters, seconds per step, and per step count the energy distance, sliced `W2²`, histogram KL, the core estimator's `D_t-mid` with its interval and p-value, and the error against the reference map; the floors of an independent target sample |
 //! | `samples_K.npy` | the generated samples at `K` steps (float64) |
 //! | `target.npy` | the fresh target samples the metrics use |
+//! | `reference.npy` | the reference map's samples on the same latents (the teacher's ODE, RK4 in 100 steps, or the PFMM teacher) |
 //! | `losses.csv`, `losses.jsonl`, `losses.png` | every step's losses (and the gradient norm) |
 //! | `curve.csv` | energy distance of `sample_steps`-step samples during training |
 //! | `scatter.png` | the target beside the samples at every step count |
 
 use crate::error::TrainError;
+use crate::methods::flow_map::kind::FlowMapKind;
 use crate::methods::flow_map::toy::{FlowMapLosses, FlowMapToy, FlowMapToyConfig};
 use crate::toy::distances::{histogram_kl, sliced_w2};
 use crate::toy::metrics::{core_tmid, energy_distance};
@@ -138,6 +140,10 @@ pub struct FlowMapReport {
     pub curve: Vec<(usize, f64)>,
     /// What `map_error` compares with.
     pub reference_map: String,
+    /// The reference map's own samples measured the same way (`steps` = its network
+    /// evaluations per sample; `map_error` 0): for FM, LMD and EMD the flow-matching
+    /// velocity's ODE, the "SI" row of [FMM] Table 3.
+    pub reference: AtSteps,
     /// The histogram's range `[lo, hi]²`.
     pub kl_range: Option<[f64; 2]>,
     /// One entry per step count.
@@ -236,11 +242,12 @@ pub fn run_flow_map(
     };
     let (reference_map, ref_out) = method.reference_map(&z);
     let ref_out = tensor_array(&ref_out)?;
-    let mut at_steps = Vec::new();
-    let mut generated: Vec<(usize, Array2<f64>)> = Vec::new();
-    for &k in &config.eval_steps {
-        progress.stage(0, &format!("measure {k} steps"));
-        let g = tensor_array(&method.sample_steps(&z, k))?;
+    let reference_nfe = if config.method.kind == FlowMapKind::Pfmm {
+        config.method.band
+    } else {
+        400
+    };
+    let measure = |k: usize, g: &Array2<f64>| -> Result<AtSteps, TrainError> {
         if g.iter().any(|v| !v.is_finite()) {
             return Err(TrainError::NonFiniteLoss {
                 which: "samples",
@@ -255,13 +262,13 @@ pub fn run_flow_map(
             seed,
             progress,
         )?;
-        let map_error = (&g - &ref_out)
+        let map_error = (g - &ref_out)
             .rows()
             .into_iter()
             .map(|r| r.iter().map(|v| v * v).sum::<f64>())
             .sum::<f64>()
             / n as f64;
-        at_steps.push(AtSteps {
+        Ok(AtSteps {
             steps: k,
             energy_distance: energy_distance(g.view(), reference.view())?,
             sliced_w2: sw(g.view())?,
@@ -271,9 +278,18 @@ pub fn run_flow_map(
             tmid_ci95: core.ci95,
             tmid_p_value: core.p_value,
             map_error,
-        });
+        })
+    };
+    let mut at_steps = Vec::new();
+    let mut generated: Vec<(usize, Array2<f64>)> = Vec::new();
+    for &k in &config.eval_steps {
+        progress.stage(0, &format!("measure {k} steps"));
+        let g = tensor_array(&method.sample_steps(&z, k))?;
+        at_steps.push(measure(k, &g)?);
         generated.push((k, g));
     }
+    progress.stage(0, "measure the reference map");
+    let reference_at = measure(reference_nfe, &ref_out)?;
     progress.finish();
     let report = FlowMapReport {
         config: config.clone(),
@@ -286,6 +302,7 @@ pub fn run_flow_map(
             .expect("a flow-map run trains at least one step"),
         curve: curve.clone(),
         reference_map,
+        reference: reference_at,
         kl_range: range,
         at_steps,
         floors,
@@ -296,6 +313,7 @@ pub fn run_flow_map(
         midpoint::io::write_samples(&out.join(format!("samples_{k}.npy")), g)?;
     }
     midpoint::io::write_samples(&out.join("target.npy"), &reference)?;
+    midpoint::io::write_samples(&out.join("reference.npy"), &ref_out)?;
     write_json(&out.join("metrics.json"), &report)?;
     let columns = loss_columns(&summary.losses, method.loss_fields());
     write_losses_csv(out, method.loss_fields(), &columns)?;
