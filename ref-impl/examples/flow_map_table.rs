@@ -43,6 +43,8 @@ struct Run {
     floors: BTreeMap<String, f64>,
     /// The reference map's metrics and description, where the run has them.
     reference: Option<(String, BTreeMap<String, f64>)>,
+    /// Median and largest gradient norm of the student's steps (flow maps).
+    grad_norm: Option<(f64, f64)>,
 }
 
 fn read_json(p: &Path) -> Result<Value, Boxed> {
@@ -110,6 +112,16 @@ fn flow_map_run(dir: &Path) -> Result<Run, Boxed> {
     }
     let times = step_times(dir, |l| l["step_seconds"].as_f64().unwrap_or(0.0))?;
     r.curve = curve(dir, &times)?;
+    let mut norms: Vec<f64> = std::fs::read_to_string(dir.join("losses.jsonl"))?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["phase"].as_str() == Some("student"))
+        .filter_map(|l| l["grad_norm"].as_f64())
+        .collect();
+    norms.sort_by(f64::total_cmp);
+    if !norms.is_empty() {
+        r.grad_norm = Some((norms[norms.len() / 2], norms[norms.len() - 1]));
+    }
     if m["config"]["method"]["kind"]
         .as_str()
         .is_some_and(|k| matches!(k, "lmd" | "emd" | "pfmm"))
@@ -309,17 +321,27 @@ fn main() -> Result<(), Boxed> {
     )?;
     writeln!(
         md,
-        "| method | parameters | seconds per step | training seconds |\n|---|---|---|---|"
+        "| method | parameters | seconds per step | training seconds | gradient norm of the student: median | largest |\n|---|---|---|---|---|---|"
     )?;
     for (method, rs) in &runs {
         let sps: Vec<f64> = rs.iter().map(|(_, r)| r.seconds_per_step).collect();
         let tot: Vec<f64> = rs.iter().map(|(_, r)| r.train_seconds).collect();
+        let med: Vec<f64> = rs
+            .iter()
+            .filter_map(|(_, r)| r.grad_norm.map(|g| g.0))
+            .collect();
+        let max: Vec<f64> = rs
+            .iter()
+            .filter_map(|(_, r)| r.grad_norm.map(|g| g.1))
+            .collect();
         writeln!(
             md,
-            "| {method} | {:.0} | {} | {} |",
+            "| {method} | {:.0} | {} | {} | {} | {} |",
             rs[0].1.parameters,
             cell(&sps),
-            cell(&tot)
+            cell(&tot),
+            cell(&med),
+            cell(&max)
         )?;
     }
     writeln!(md, "\n**Equal wall-clock**: energy distance of the training curve's sampler (1 step; FMM 4; MGM its EMA generator) at the last curve point within T seconds of training\n")?;

@@ -344,6 +344,13 @@ impl Method for FlowMapImage {
         let x0 = x1.randn_like();
         let objective = self.objective();
         let teacher_phase = objective.teacher_phase(k);
+        // A frozen teacher needs no parameter gradients (LMD's loss reaches it through its
+        // input only): freezing it saves their backward pass.
+        if !teacher_phase {
+            if let Some(t) = self.teacher.as_mut() {
+                t.vs.freeze();
+            }
+        }
         let (student, student_eval) = (
             View {
                 net: &self.student.net,

@@ -304,6 +304,13 @@ impl Method for FlowMapToy {
         let x1 = data.batch(self.steps_done, self.config.batch, device)?;
         let x0 = x1.randn_like();
         let teacher_phase = self.in_teacher_phase();
+        // A frozen teacher needs no parameter gradients (LMD's loss reaches it through its
+        // input only): freezing it saves their backward pass.
+        if !teacher_phase {
+            if let Some(t) = self.teacher.as_mut() {
+                t.vs.freeze();
+            }
+        }
         let student = TwoTimeMlp(&self.student.net);
         let teacher = self.teacher.as_ref().map(|t| TwoTimeMlp(&t.net));
         let nets = Nets {
