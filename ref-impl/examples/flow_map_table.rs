@@ -45,6 +45,13 @@ struct Run {
     reference: Option<(String, BTreeMap<String, f64>)>,
     /// Median and largest gradient norm of the student's steps (flow maps).
     grad_norm: Option<(f64, f64)>,
+    /// Median seconds of a step in the teacher phase and in the student phase (flow maps).
+    phase_seconds: [Option<f64>; 2],
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
 fn read_json(p: &Path) -> Result<Value, Boxed> {
@@ -112,12 +119,22 @@ fn flow_map_run(dir: &Path) -> Result<Run, Boxed> {
     }
     let times = step_times(dir, |l| l["step_seconds"].as_f64().unwrap_or(0.0))?;
     r.curve = curve(dir, &times)?;
-    let mut norms: Vec<f64> = std::fs::read_to_string(dir.join("losses.jsonl"))?
+    let lines: Vec<Value> = std::fs::read_to_string(dir.join("losses.jsonl"))?
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["phase"].as_str() == Some("student"))
-        .filter_map(|l| l["grad_norm"].as_f64())
         .collect();
+    let of_phase = |phase: &str, key: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .filter(|l| l["phase"].as_str() == Some(phase))
+            .filter_map(|l| l[key].as_f64())
+            .collect()
+    };
+    r.phase_seconds = [
+        median(of_phase("teacher", "step_seconds")),
+        median(of_phase("student", "step_seconds")),
+    ];
+    let mut norms = of_phase("student", "grad_norm");
     norms.sort_by(f64::total_cmp);
     if !norms.is_empty() {
         r.grad_norm = Some((norms[norms.len() / 2], norms[norms.len() - 1]));
@@ -321,7 +338,7 @@ fn main() -> Result<(), Boxed> {
     )?;
     writeln!(
         md,
-        "| method | parameters | seconds per step | training seconds | gradient norm of the student: median | largest |\n|---|---|---|---|---|---|"
+        "| method | parameters | seconds per step (mean) | median ms per step: teacher phase | student phase | training seconds | gradient norm of the student: median | largest |\n|---|---|---|---|---|---|---|---|"
     )?;
     for (method, rs) in &runs {
         let sps: Vec<f64> = rs.iter().map(|(_, r)| r.seconds_per_step).collect();
@@ -334,11 +351,24 @@ fn main() -> Result<(), Boxed> {
             .iter()
             .filter_map(|(_, r)| r.grad_norm.map(|g| g.1))
             .collect();
+        let ms = |i: usize| {
+            let v: Vec<f64> = rs
+                .iter()
+                .filter_map(|(_, r)| r.phase_seconds[i].map(|s| 1e3 * s))
+                .collect();
+            if v.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.2}", mean_sd(&v).0)
+            }
+        };
         writeln!(
             md,
-            "| {method} | {:.0} | {} | {} | {} | {} |",
+            "| {method} | {:.0} | {} | {} | {} | {} | {} | {} |",
             rs[0].1.parameters,
             cell(&sps),
+            ms(0),
+            ms(1),
             cell(&tot),
             cell(&med),
             cell(&max)

@@ -72,10 +72,13 @@ fn draw_scatter_panels(path: &Path, panels: &[Panel<'_>]) -> Result<(), PlotErro
     let (x0, x1) = range(&mut data.iter().flatten().map(|p| p.0).collect::<Vec<_>>());
     let (y0, y1) = range(&mut data.iter().flatten().map(|p| p.1).collect::<Vec<_>>());
     let size = 500u32;
-    let root = BitMapBackend::new(path, (size * panels.len().max(1) as u32, size + 20))
+    // At most six panels a row (a study's eleven panels read as two rows).
+    let cols = panels.len().clamp(1, 6);
+    let rows = panels.len().max(1).div_ceil(cols);
+    let root = BitMapBackend::new(path, (size * cols as u32, (size + 20) * rows as u32))
         .into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(path, e))?;
-    let areas = root.split_evenly((1, panels.len().max(1)));
+    let areas = root.split_evenly((rows, cols));
     for ((panel, pts), area) in panels.iter().zip(&data).zip(&areas) {
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 17))
@@ -163,7 +166,8 @@ pub struct Comparison {
 }
 
 /// Panels of several curves each, side by side (700 × 450 pixels each), both axes logarithmic
-/// (values across orders of magnitude: a one-step map that failed beside ones at the floor).
+/// (values across orders of magnitude: a one-step map that failed beside ones at the floor);
+/// the x axis is drawn in `log2` with labels `2^k` (step counts, seconds).
 pub fn comparison_panels(path: &Path, panels: &[Comparison]) -> Result<(), PlotError> {
     draw_atomically(path, |tmp| draw_comparison_panels(tmp, panels))
 }
@@ -196,6 +200,7 @@ fn draw_comparison_panels(path: &Path, panels: &[Comparison]) -> Result<(), Plot
         if all.is_empty() {
             continue;
         }
+        let all: Vec<(f64, f64)> = all.iter().map(|&(x, y)| (x.log2(), y)).collect();
         let (lo_x, hi_x) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| {
             (a.min(*x), b.max(*x))
         });
@@ -208,19 +213,28 @@ fn draw_comparison_panels(path: &Path, panels: &[Comparison]) -> Result<(), Plot
             .x_label_area_size(35)
             .y_label_area_size(70)
             .build_cartesian_2d(
-                (lo_x * 0.9..hi_x * 1.1).log_scale(),
+                lo_x - 0.2..hi_x + 0.2,
                 (lo_y * 0.8..hi_y * 1.25).log_scale(),
             )
             .map_err(|e| err(path, e))?;
         chart
             .configure_mesh()
             .x_desc(p.x_desc.as_str())
+            .x_labels(((hi_x - lo_x).ceil() as usize + 1).clamp(2, 12))
+            .x_label_formatter(&|v| format!("{:.0}", v.exp2()))
+            .light_line_style(WHITE)
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(|e| err(path, e))?;
         for (i, s) in p.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(keep).collect();
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(keep)
+                .map(|(x, y)| (x.log2(), y))
+                .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                 .map_err(|e| err(path, e))?
@@ -234,6 +248,7 @@ fn draw_comparison_panels(path: &Path, panels: &[Comparison]) -> Result<(), Plot
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 12))
