@@ -8,6 +8,7 @@ use midpoint::{Gaussian, Law};
 use midpoint_train::data::LawImages;
 use midpoint_train::methods::flow_map::image::{FlowMapImage, FlowMapImageConfig};
 use midpoint_train::methods::flow_map::kind::FlowMapKind;
+use midpoint_train::methods::flow_map::objective::Objective;
 use midpoint_train::nets::edm::UNetConfig;
 use midpoint_train::train::method::{Batches, Method};
 use midpoint_train::train::network::AdamSettings;
@@ -40,9 +41,11 @@ fn config(kind: FlowMapKind, steps: u64) -> FlowMapImageConfig {
         },
         ema_decay: 0.9,
         seed: 5,
-        warmup: 1,
-        anneal: 1,
-        teacher_steps: steps / 2,
+        objective: Objective {
+            warmup: 1,
+            anneal: 1,
+            ..Objective::new(kind, steps)
+        },
         ..FlowMapImageConfig::new(kind, arch, steps)
     }
 }
@@ -86,7 +89,7 @@ fn every_method_lowers_its_loss_and_samples_finite_images() {
         let steps = 40;
         let cfg = config(kind, steps);
         let first = if kind.has_teacher() {
-            cfg.teacher_steps
+            cfg.objective.teacher_steps
         } else if kind.self_distills() {
             2
         } else {
@@ -143,7 +146,10 @@ fn resume_is_bit_identical_on_cpu_across_the_teacher_hand_over() {
         }
         // Other settings, or other data, are refused with the reason.
         let other = FlowMapImageConfig {
-            band: 2,
+            objective: Objective {
+                band: 2,
+                ..cfg.objective
+            },
             ..cfg.clone()
         };
         let err = FlowMapImage::resume(&path, other, &data.describe(), Device::Cpu)

@@ -5,6 +5,7 @@
 
 use midpoint_train::error::TrainError;
 use midpoint_train::methods::flow_map::kind::FlowMapKind;
+use midpoint_train::methods::flow_map::objective::Objective;
 use midpoint_train::methods::flow_map::toy::{FlowMapToy, FlowMapToyConfig};
 use midpoint_train::train::method::{Batches, Method};
 use tch::{Device, Kind, Tensor};
@@ -43,9 +44,10 @@ fn small(kind: FlowMapKind, steps: u64) -> FlowMapToyConfig {
         blocks: 1,
         batch: 128,
         steps,
-        warmup: steps / 10,
-        anneal: steps / 10,
-        teacher_steps: steps / 3,
+        objective: Objective {
+            teacher_steps: steps / 3,
+            ..Objective::new(kind, steps)
+        },
         ..FlowMapToyConfig::new(kind, 2)
     }
 }
@@ -57,9 +59,9 @@ fn every_method_lowers_its_loss_and_samples_finite_points() {
         let cfg = small(kind, steps);
         // The phase whose loss is compared: after the teacher, and after the anneal.
         let first = if kind.has_teacher() {
-            cfg.teacher_steps
+            cfg.objective.teacher_steps
         } else if kind.self_distills() {
-            cfg.warmup + cfg.anneal
+            cfg.objective.warmup + cfg.objective.anneal
         } else {
             0
         } as usize;

@@ -2,6 +2,7 @@
 //! target, measured at several step counts.
 
 use midpoint_train::methods::flow_map::kind::FlowMapKind;
+use midpoint_train::methods::flow_map::objective::Objective;
 use midpoint_train::methods::flow_map::toy::FlowMapToyConfig;
 use midpoint_train::toy::flow_map_run::{run_flow_map, FlowMapRunConfig};
 use midpoint_train::toy::targets::Target;
@@ -11,15 +12,56 @@ use midpoint_train::train::progress::Progress;
 use midpoint_train::train::run_folder::{Claim, RunFolder};
 use std::path::PathBuf;
 
+/// The method and its schedules (`Objective`), shared with `flowmap-image`.
+#[derive(Debug, clap::Args)]
+pub struct ObjectiveFlags {
+    /// fm (the velocity, Euler steps), lsd, esd, psd-m, psd-u (self-distillation), lmd, emd
+    /// (distilled from an fm teacher), fmm (banded), pfmm (from a banded fmm teacher).
+    #[arg(long, value_enum)]
+    pub method: FlowMapKind,
+    /// How derivatives inside the loss are taken.
+    #[arg(long, value_enum, default_value_t = JvpRoute::ForwardMode)]
+    jvp: JvpRoute,
+    /// Self-distillation: steps on the diagonal alone (default: 10% of --steps).
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Self-distillation: steps widening t − s to the whole triangle (default: 10% of --steps).
+    #[arg(long)]
+    anneal: Option<u64>,
+    /// LMD, EMD, PFMM: steps of the teacher phase (default: half of --steps).
+    #[arg(long)]
+    teacher_steps: Option<u64>,
+    /// FMM and PFMM's teacher: train on |t − s| ≤ 1/band (1: the full square).
+    #[arg(long, default_value_t = 4)]
+    band: usize,
+    /// Detach the target term (default: on for psd-m/psd-u, off elsewhere, as the papers).
+    #[arg(long)]
+    stop_gradient: Option<bool>,
+}
+
+impl ObjectiveFlags {
+    /// The objective of a run of `steps` steps: the flags over `base` (the defaults for
+    /// `steps`, or a resumed checkpoint's schedules).
+    pub fn objective(&self, base: Objective) -> Objective {
+        Objective {
+            kind: self.method,
+            route: self.jvp,
+            warmup: self.warmup.unwrap_or(base.warmup),
+            anneal: self.anneal.unwrap_or(base.anneal),
+            teacher_steps: self.teacher_steps.unwrap_or(base.teacher_steps),
+            band: self.band,
+            stop_gradient: self.stop_gradient.unwrap_or(base.stop_gradient),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Target: swiss-roll, 8gaussians, checkerboard, moons or law:FILE.json.
     #[arg(long)]
     data: String,
-    /// fm (the velocity, Euler steps), lsd, esd, psd-m, psd-u (self-distillation), lmd, emd
-    /// (distilled from an fm teacher), fmm (banded), pfmm (from a banded fmm teacher).
-    #[arg(long, value_enum)]
-    method: FlowMapKind,
+    #[command(flatten)]
+    objective: ObjectiveFlags,
     /// Steps, teacher phase included.
     #[arg(long, default_value_t = 10_000)]
     steps: u64,
@@ -47,24 +89,6 @@ pub struct Args {
     /// Residual blocks of the MLP.
     #[arg(long, default_value_t = 2)]
     blocks: usize,
-    /// How derivatives inside the loss are taken.
-    #[arg(long, value_enum, default_value_t = JvpRoute::ForwardMode)]
-    jvp: JvpRoute,
-    /// Self-distillation: steps on the diagonal alone (default: 10% of --steps).
-    #[arg(long)]
-    warmup: Option<u64>,
-    /// Self-distillation: steps widening t − s to the whole triangle (default: 10% of --steps).
-    #[arg(long)]
-    anneal: Option<u64>,
-    /// LMD, EMD, PFMM: steps of the teacher phase (default: half of --steps).
-    #[arg(long)]
-    teacher_steps: Option<u64>,
-    /// FMM and PFMM's teacher: train on |t − s| ≤ 1/band (1: the full square).
-    #[arg(long, default_value_t = 4)]
-    band: usize,
-    /// Detach the target term (default: on for psd-m/psd-u, off elsewhere, as the papers).
-    #[arg(long)]
-    stop_gradient: Option<bool>,
     /// Steps of the sampler for the training curve (default: 4 for fmm, 1 otherwise).
     #[arg(long)]
     sample_steps: Option<usize>,
@@ -90,7 +114,7 @@ pub struct Args {
 }
 
 fn config(a: &Args, target: &Target) -> FlowMapRunConfig {
-    let mut m = FlowMapToyConfig::new(a.method, target.dim() as i64);
+    let mut m = FlowMapToyConfig::new(a.objective.method, target.dim() as i64);
     m.steps = a.steps;
     m.batch = a.batch;
     m.adam = AdamSettings {
@@ -102,14 +126,9 @@ fn config(a: &Args, target: &Target) -> FlowMapRunConfig {
     m.seed = a.seed;
     m.width = a.width;
     m.blocks = a.blocks;
-    m.route = a.jvp;
-    m.warmup = a.warmup.unwrap_or(a.steps / 10);
-    m.anneal = a.anneal.unwrap_or(a.steps / 10);
-    m.teacher_steps = a.teacher_steps.unwrap_or(a.steps / 2);
-    m.band = a.band;
-    if let Some(sg) = a.stop_gradient {
-        m.stop_gradient = sg;
-    }
+    m.objective = a
+        .objective
+        .objective(Objective::new(a.objective.method, a.steps));
     if let Some(k) = a.sample_steps {
         m.sample_steps = k;
     }
@@ -130,11 +149,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Claim::New
     };
     let folder = RunFolder::claim(&a.out, claim)?;
-    let progress = Progress::new(a.steps, a.method.name(), a.quiet.show());
+    let progress = Progress::new(a.steps, a.objective.method.name(), a.quiet.show());
     let r = run_flow_map(&target, &cfg, device, &folder, &progress)?;
     println!(
         "{} on {}: {:.2} ms per step; floors (independent target sample): energy {:.5}, SW2² {:.5}{}",
-        a.method.name(),
+        a.objective.method.name(),
         target.name(),
         1e3 * r.seconds_per_step,
         r.floors.energy_distance,

@@ -3,38 +3,21 @@
 //! [--variant mgm|midpoint] [--ema 0.999] [--arch NAME] [--xflip] [--precision fp32|bf16]
 //! [--fid-ref STATS|DIR --fid-every 10000 --fid-n 10000 --final-fid 50000] [--max-seconds S]`
 
-use midpoint::{Gaussian, Law};
-use midpoint_train::data::ImageSet;
-use midpoint_train::data::{DataImages, LawImages};
-use midpoint_train::fid::{stats_file, ImageBatch, Inception, Statistics};
-use midpoint_train::image::fid_eval::FidEval;
 use midpoint_train::methods::mgm::image::{ImageMgm, ImageMgmConfig};
 use midpoint_train::methods::mgm::Variant;
 use midpoint_train::methods::warmup::Warmup;
 use midpoint_train::nets::edm::UNetConfig;
-use midpoint_train::train::method::{Batches, Evaluate};
+use midpoint_train::train::method::Evaluate;
 use midpoint_train::train::precision::Precision;
 use midpoint_train::train::progress::Progress;
 use midpoint_train::train::run_folder::{Claim, RunFolder};
-use midpoint_train::train::run_loop::{self, checkpoint_for, LoopOptions};
-use std::path::{Path, PathBuf};
+use midpoint_train::train::run_loop::{self, checkpoint_for};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Init {
     /// EDM's initialisation instead of a warmup (tests and smoke runs only).
     Random,
-}
-
-/// The training images: exactly one of the two.
-#[derive(Debug, clap::Args)]
-#[group(required = true, multiple = false)]
-struct Images {
-    /// Training images: CIFAR-10 binary folder or a folder of PNG images.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Train on a fixed Gaussian law over images instead of data (tests and smoke runs).
-    #[arg(long)]
-    synthetic: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,7 +33,7 @@ pub struct Args {
     #[arg(long, value_enum)]
     init: Option<Init>,
     #[command(flatten)]
-    images: Images,
+    images: super::image_run::Images,
     /// Network: ddpmpp, ddpmpp-noaug, tiny or digits (default: the warmup's, or the checkpoint's on
     /// --resume, else ddpmpp).
     #[arg(long)]
@@ -99,65 +82,10 @@ pub struct Args {
     /// state in fp32). A checkpoint records it; --resume with another precision is refused.
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     precision: Precision,
-    /// Sample grid every this many steps (0: none).
-    #[arg(long, default_value_t = 1000)]
-    grid_every: usize,
-    /// Checkpoint every this many steps (0: none).
-    #[arg(long, default_value_t = 5000)]
-    checkpoint_every: usize,
-    /// FID every this many steps (0: none; needs --fid-ref).
-    #[arg(long, default_value_t = 10_000)]
-    fid_every: usize,
-    /// Samples of the periodic FID (FID-10k).
-    #[arg(long = "fid-n", default_value_t = 10_000)]
-    fid_samples: usize,
-    /// FID reference: a statistics file of `fid-ref`, or a folder of images (CIFAR-10 binary
-    /// or PNG) whose statistics are computed once at the start.
-    #[arg(long)]
-    fid_ref: Option<PathBuf>,
-    /// Images per Inception batch.
-    #[arg(long, default_value_t = 64)]
-    fid_batch: usize,
-    /// Inception weights (default: $MIDPOINT_INCEPTION, else the cache path of
-    /// scripts/ensure-inception.sh).
-    #[arg(long)]
-    inception: Option<PathBuf>,
-    /// Samples of the final FID (0: none).
-    #[arg(long, default_value_t = 50_000)]
-    final_fid: usize,
+    #[command(flatten)]
+    periodic: super::image_run::Periodic,
     #[command(flatten)]
     dir: super::flags::RunDir,
-}
-
-/// The synthetic image law: `N(μ, 0.2²I)` with a smooth colour pattern `μ` in `[−0.4, 0.4]`.
-pub(super) fn synthetic_law(arch: &UNetConfig) -> anyhow::Result<Law> {
-    let (c, r) = (arch.img_channels as usize, arch.img_resolution as usize);
-    let mean = ndarray::Array1::from_shape_fn(c * r * r, |k| {
-        let (ch, i, j) = (k / (r * r), (k / r) % r, k % r);
-        0.4 * ((i + j) as f64 * 6.0 / r as f64 + 2.0 * ch as f64).sin()
-    });
-    Ok(Gaussian::isotropic(mean, 0.04)?.into())
-}
-
-/// Reference statistics: a `fid-ref` file, or the images of a folder.
-pub(super) fn reference_stats(
-    inception: &Inception,
-    path: &Path,
-    batch: usize,
-) -> anyhow::Result<Statistics> {
-    if path.is_file() {
-        return Ok(stats_file::load(path)?);
-    }
-    let set = ImageSet::open(path)?;
-    let n = set.len();
-    let batches = (0..n).step_by(batch).map(|i| {
-        Ok::<_, anyhow::Error>(ImageBatch::Bytes(set.images().narrow(
-            0,
-            i as i64,
-            batch.min(n - i) as i64,
-        )))
-    });
-    midpoint_train::fid::statistics_from_batches(inception, batches, &Progress::hidden())
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -191,25 +119,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         critic_warmup: a.critic_warmup,
         ..ImageMgmConfig::paper(arch.clone())
     };
-    let mut data: Box<dyn Batches> = match &a.images.data {
-        Some(dir) => {
-            let set = ImageSet::open(dir)?;
-            let want = [arch.img_channels, arch.img_resolution, arch.img_resolution];
-            if set.images().size()[1..] != want {
-                anyhow::bail!(
-                    "invalid option: {} are {:?} (C, H, W), --arch {} expects {want:?}",
-                    set.source(),
-                    &set.images().size()[1..],
-                    arch.name
-                );
-            }
-            Box::new(DataImages::new(set, a.seed, a.xflip)?)
-        }
-        None => {
-            let shape = [arch.img_channels, arch.img_resolution, arch.img_resolution];
-            Box::new(LawImages::new(synthetic_law(&arch)?, shape, a.seed)?)
-        }
-    };
+    let mut data = a.images.open(&arch, a.seed, a.xflip)?;
     let described = data.describe();
     let mut mgm = if a.dir.resume {
         ImageMgm::resume(&ckpt_path, config, &described, device)?
@@ -229,46 +139,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     };
     drop(warmup);
-    let fid = match &a.fid_ref {
-        Some(r) => {
-            if a.fid_batch == 0 {
-                anyhow::bail!("invalid option: --fid-batch must be at least 1");
-            }
-            if !(r.is_file() || r.is_dir()) {
-                anyhow::bail!(
-                    "{}: --fid-ref is neither a statistics file nor a folder",
-                    r.display()
-                );
-            }
-            let inception = match &a.inception {
-                Some(p) => Inception::load(p, device)?,
-                None => Inception::load_default(device)?,
-            };
-            let reference = reference_stats(&inception, r, a.fid_batch)?;
-            Some(FidEval {
-                inception,
-                reference,
-                batch: a.fid_batch,
-                seed: a.seed,
-            })
-        }
-        None => None,
-    };
-    let options = LoopOptions {
-        steps: a.steps as u64,
-        grid_every: a.grid_every as u64,
-        checkpoint_every: a.checkpoint_every as u64,
-        eval_every: a.fid_every as u64,
-        eval_samples: a.fid_samples,
-        final_eval_samples: a.final_fid,
-        max_seconds: a.dir.max_seconds,
-    };
-    if fid.is_none() && (options.eval_every > 0 || options.final_eval_samples > 0) {
-        anyhow::bail!(
-            "invalid option: FID needs --fid-ref STATS|DIR (or --fid-every 0 --final-fid 0)"
-        );
-    }
-    let mut fid = fid;
+    let options = a.periodic.options(a.steps as u64, a.dir.max_seconds)?;
+    let mut fid = a.periodic.fid(device, a.seed)?;
     let progress = Progress::new(a.steps as u64, "mgm", a.dir.quiet.show());
     let summary = run_loop::run(
         &mut mgm,

@@ -10,6 +10,7 @@ mod flags;
 mod flowmap;
 mod flowmap_image;
 mod image_metrics;
+mod image_run;
 mod info;
 mod mgm;
 mod panels;

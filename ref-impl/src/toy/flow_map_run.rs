@@ -15,21 +15,19 @@
 
 use crate::error::TrainError;
 use crate::methods::flow_map::kind::FlowMapKind;
-use crate::methods::flow_map::toy::{FlowMapLosses, FlowMapToy, FlowMapToyConfig};
+use crate::methods::flow_map::objective::FlowMapLosses;
+use crate::methods::flow_map::toy::{FlowMapToy, FlowMapToyConfig};
 use crate::toy::distances::{histogram_kl, sliced_w2};
 use crate::toy::metrics::{core_tmid, energy_distance};
-use crate::toy::run::{loss_columns, write_losses_csv, EnergyCurve, TargetBatches};
+use crate::toy::run::{loss_columns, train_with_curve, write_losses_csv, CurveSpec};
 use crate::toy::targets::Target;
 use crate::train::bridge::tensor_array;
-use crate::train::method::{Evaluate, Method};
+use crate::train::method::Method;
 use crate::train::plot::{scatter_panels, Panel};
 use crate::train::progress::Progress;
 use crate::train::run_dir::write_json;
 use crate::train::run_folder::RunFolder;
-use crate::train::run_loop::{self, LoopOptions};
 use ndarray::{Array2, ArrayView2};
-use rand::SeedableRng;
-use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::{Device, Kind, Tensor};
 
 /// Settings of a flow-map toy run.
@@ -186,41 +184,14 @@ pub fn run_flow_map(
     let seed = config.method.seed;
     let dim = config.method.dim;
     let latents = |n: usize| Tensor::randn([n as i64, dim], (Kind::Float, device));
-    let mut curve = EnergyCurve {
-        z: latents(config.curve_samples.max(2)),
-        target: target.sample(
-            config.curve_samples.max(2),
-            &mut Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xC0FFEE),
-        )?,
-    };
-    let mut batches = TargetBatches {
-        target,
-        rng: Xoshiro256PlusPlus::seed_from_u64(seed),
-    };
-    let every = config.curve_every as u64;
-    let options = LoopOptions {
+    let spec = CurveSpec {
         steps: config.method.steps,
-        grid_every: 0,
-        checkpoint_every: 0,
-        eval_every: every,
-        eval_samples: config.curve_samples,
-        final_eval_samples: if every > 0 { config.curve_samples } else { 0 },
-        max_seconds: None,
+        every: config.curve_every as u64,
+        samples: config.curve_samples,
+        seed,
     };
-    let summary = run_loop::run(
-        &mut method,
-        &mut batches,
-        &options,
-        (every > 0).then_some(&mut curve as &mut dyn Evaluate<FlowMapToy>),
-        folder,
-        progress,
-    )?;
-    let curve: Vec<(usize, f64)> = summary
-        .evals
-        .iter()
-        .map(|e| (e.step as usize, e.value))
-        .collect();
-    let mut rng = batches.rng;
+    let (summary, curve, mut rng) =
+        train_with_curve(&mut method, target, &spec, &latents, folder, progress)?;
 
     let start = std::time::Instant::now();
     let n = config.eval_samples;
@@ -242,8 +213,8 @@ pub fn run_flow_map(
     };
     let (reference_map, ref_out) = method.reference_map(&z);
     let ref_out = tensor_array(&ref_out)?;
-    let reference_nfe = if config.method.kind == FlowMapKind::Pfmm {
-        config.method.band
+    let reference_nfe = if config.method.objective.kind == FlowMapKind::Pfmm {
+        config.method.objective.band
     } else {
         400
     };

@@ -257,6 +257,68 @@ pub enum ToyMethod {
     Mgm,
 }
 
+/// What [`train_with_curve`] returns: the loop's summary, the curve, the data stream.
+pub(crate) type Trained<L> = (run_loop::Summary<L>, Vec<(usize, f64)>, Xoshiro256PlusPlus);
+
+/// How a toy run trains: its steps, and the energy-distance curve every `every` steps on
+/// `samples` fixed latents and target draws; `seed` seeds the data stream.
+pub(crate) struct CurveSpec {
+    pub(crate) steps: u64,
+    pub(crate) every: u64,
+    pub(crate) samples: usize,
+    pub(crate) seed: u64,
+}
+
+/// Trains `method` on `target` in the one training loop with the energy-distance curve as its
+/// evaluation. The curve's latents (from `latents`) and target samples are drawn before
+/// training, the target's from a stream of their own, so the curve does not depend on when it
+/// is evaluated. Returns the loop's summary, the curve, and the data stream where training
+/// left it (the fresh samples of the evaluation come next).
+pub(crate) fn train_with_curve<M: Method>(
+    method: &mut M,
+    target: &Target,
+    spec: &CurveSpec,
+    latents: &dyn Fn(usize) -> Tensor,
+    folder: &RunFolder,
+    progress: &Progress,
+) -> Result<Trained<M::Losses>, TrainError> {
+    let n = spec.samples.max(2);
+    let mut curve = EnergyCurve {
+        z: latents(n),
+        target: target.sample(
+            n,
+            &mut Xoshiro256PlusPlus::seed_from_u64(spec.seed ^ 0xC0FFEE),
+        )?,
+    };
+    let mut batches = TargetBatches {
+        target,
+        rng: Xoshiro256PlusPlus::seed_from_u64(spec.seed),
+    };
+    let options = LoopOptions {
+        steps: spec.steps,
+        grid_every: 0,
+        checkpoint_every: 0,
+        eval_every: spec.every,
+        eval_samples: spec.samples,
+        final_eval_samples: if spec.every > 0 { spec.samples } else { 0 },
+        max_seconds: None,
+    };
+    let summary = run_loop::run(
+        method,
+        &mut batches,
+        &options,
+        (spec.every > 0).then_some(&mut curve as &mut dyn Evaluate<M>),
+        folder,
+        progress,
+    )?;
+    let points = summary
+        .evals
+        .iter()
+        .map(|e| (e.step as usize, e.value))
+        .collect();
+    Ok((summary, points, batches.rng))
+}
+
 /// Builds `method` from `config` (one arm per [`ToyMethod`]), trains and evaluates it, and
 /// writes the output directory (see the module docs).
 pub fn run_toy(
@@ -304,53 +366,21 @@ fn train_and_evaluate<M: Method>(
     progress: &Progress,
 ) -> Result<ToyReport<M::Losses>, TrainError> {
     let out = folder.path();
-    let rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed);
-
-    // Fixed latents and target samples for the curve, drawn before training (from a stream of
-    // their own for the target) so that the curve does not depend on when it is evaluated.
     let latent_shape = method.latent_shape();
     let latents = |n: usize| {
         let mut shape = vec![n as i64];
         shape.extend(&latent_shape);
         Tensor::randn(shape, (Kind::Float, device))
     };
-    let mut curve = EnergyCurve {
-        z: latents(config.curve_samples.max(2)),
-        target: target.sample(
-            config.curve_samples.max(2),
-            &mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0xC0FFEE),
-        )?,
-    };
-    let mut batches = TargetBatches { target, rng };
-    let curve_every = config.curve_every as u64;
-    let options = LoopOptions {
+    let curve_spec = CurveSpec {
         steps: config.steps as u64,
-        grid_every: 0,
-        checkpoint_every: 0,
-        eval_every: curve_every,
-        eval_samples: config.curve_samples,
-        final_eval_samples: if curve_every > 0 {
-            config.curve_samples
-        } else {
-            0
-        },
-        max_seconds: None,
+        every: config.curve_every as u64,
+        samples: config.curve_samples,
+        seed: config.seed,
     };
-    let summary = run_loop::run(
-        &mut method,
-        &mut batches,
-        &options,
-        (curve_every > 0).then_some(&mut curve as &mut dyn Evaluate<M>),
-        folder,
-        progress,
-    )?;
+    let (summary, curve, mut rng) =
+        train_with_curve(&mut method, target, &curve_spec, &latents, folder, progress)?;
     let train_seconds = summary.seconds;
-    let curve: Vec<(usize, f64)> = summary
-        .evals
-        .iter()
-        .map(|e| (e.step as usize, e.value))
-        .collect();
-    let mut rng = batches.rng;
 
     // Evaluation on fresh samples.
     let start = std::time::Instant::now();

@@ -14,15 +14,13 @@
 
 use super::kind::FlowMapKind;
 use super::map::{self, Diagonal, TwoTime};
-use super::objective::{Nets, Objective, StepLoss};
-use super::toy::{FlowMapLine, FlowMapLosses};
+use super::objective::{FlowMapLine, FlowMapLosses, Maps, Objective, LOSS_FIELDS};
 use crate::data::order::derive_seed;
 use crate::error::TrainError;
 use crate::nets::edm::two_time::TwoTimeUNet;
 use crate::nets::edm::UNetConfig;
 use crate::train::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::train::ema::Ema;
-use crate::train::jvp::JvpRoute;
 use crate::train::method::{Batches, Method, Timing};
 use crate::train::network::{AdamSettings, Network};
 use crate::train::weights::{check_checkpoint, copy_into, prefixed};
@@ -33,8 +31,9 @@ use tch::{nn, Device, Kind, Tensor};
 /// Settings of a flow-map method on images.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlowMapImageConfig {
-    /// The method.
-    pub kind: FlowMapKind,
+    /// The method and its schedules.
+    #[serde(flatten)]
+    pub objective: Objective,
     /// The network of the map (and of the teacher).
     pub arch: UNetConfig,
     /// Adam of both networks.
@@ -45,18 +44,6 @@ pub struct FlowMapImageConfig {
     pub ema_decay: f64,
     /// Seed of the per-step torch seeds and of the initialisation.
     pub seed: u64,
-    /// How JVPs inside the loss are taken.
-    pub route: JvpRoute,
-    /// Self-distillation: steps on the diagonal alone.
-    pub warmup: u64,
-    /// Self-distillation: steps widening `t − s`.
-    pub anneal: u64,
-    /// LMD, EMD, PFMM: steps of the teacher phase.
-    pub teacher_steps: u64,
-    /// FMM (and PFMM's teacher): `|t − s| ≤ 1/band`.
-    pub band: usize,
-    /// Detach the target term (the papers': PSD only).
-    pub stop_gradient: bool,
     /// Steps of the sampler behind grids and FID.
     pub sample_steps: usize,
     /// Gradient-norm clip (none in the papers).
@@ -71,7 +58,7 @@ impl FlowMapImageConfig {
     /// (4 for banded FMM).
     pub fn new(kind: FlowMapKind, arch: UNetConfig, steps: u64) -> Self {
         FlowMapImageConfig {
-            kind,
+            objective: Objective::new(kind, steps),
             arch,
             adam: AdamSettings {
                 lr: 1e-4,
@@ -81,12 +68,6 @@ impl FlowMapImageConfig {
             batch: 256,
             ema_decay: 0.999,
             seed: 0,
-            route: JvpRoute::ForwardMode,
-            warmup: steps / 10,
-            anneal: steps / 10,
-            teacher_steps: steps / 2,
-            band: 4,
-            stop_gradient: kind.default_stop_gradient(),
             sample_steps: if kind == FlowMapKind::Fmm { 4 } else { 1 },
             clip: None,
         }
@@ -95,7 +76,7 @@ impl FlowMapImageConfig {
     fn validate(&self) -> Result<(), TrainError> {
         self.adam.validate()?;
         self.arch.validate()?;
-        if self.batch < 1 || self.band == 0 || self.sample_steps == 0 {
+        if self.batch < 1 || self.objective.band == 0 || self.sample_steps == 0 {
             return Err(TrainError::InvalidOption(
                 "--batch, --band and --sample-steps must be at least 1".into(),
             ));
@@ -130,6 +111,11 @@ struct View<'a> {
     train: bool,
 }
 
+/// The network seen as `v_{s,t}` ([`Maps::step`]'s view).
+fn view(net: &TwoTimeUNet, train: bool) -> Box<dyn TwoTime + '_> {
+    Box::new(View { net, train })
+}
+
 impl TwoTime for View<'_> {
     fn v(&self, x: &Tensor, s: &Tensor, t: &Tensor) -> Tensor {
         self.net.forward(x, s, t, self.train)
@@ -139,8 +125,7 @@ impl TwoTime for View<'_> {
 /// A flow-map method on images.
 pub struct FlowMapImage {
     config: FlowMapImageConfig,
-    student: Network<TwoTimeUNet>,
-    teacher: Option<Network<TwoTimeUNet>>,
+    maps: Maps<TwoTimeUNet>,
     ema: Ema,
     ema_net: TwoTimeUNet,
     steps_done: u64,
@@ -161,7 +146,7 @@ impl FlowMapImage {
         let student = Network::with_saveable_adam_settings(s, s_vs, config.adam)?;
         let (e, e_vs) = build()?;
         let ema = Ema::new(e_vs, &student.vs, config.ema_decay)?;
-        let teacher = if config.kind.has_teacher() {
+        let teacher = if config.objective.kind.has_teacher() {
             let (t, t_vs) = build()?;
             Some(Network::with_saveable_adam_settings(t, t_vs, config.adam)?)
         } else {
@@ -169,8 +154,7 @@ impl FlowMapImage {
         };
         Ok(FlowMapImage {
             config,
-            student,
-            teacher,
+            maps: Maps { student, teacher },
             ema,
             ema_net: e,
             steps_done: 0,
@@ -178,16 +162,7 @@ impl FlowMapImage {
     }
 
     fn objective(&self) -> Objective {
-        let c = &self.config;
-        Objective {
-            kind: c.kind,
-            route: c.route,
-            warmup: c.warmup,
-            anneal: c.anneal,
-            teacher_steps: c.teacher_steps,
-            band: c.band,
-            stop_gradient: c.stop_gradient,
-        }
+        self.config.objective
     }
 
     /// `k` steps of the EMA map (`ema`) or of the raw one from latents `z`; Euler steps of the
@@ -196,12 +171,14 @@ impl FlowMapImage {
         let net = if ema {
             &self.ema_net
         } else {
-            &self.student.net
+            &self.maps.student.net
         };
         let v = View { net, train: false };
-        let z = z.to_device(self.student.vs.device()).to_kind(Kind::Float);
+        let z = z
+            .to_device(self.maps.student.vs.device())
+            .to_kind(Kind::Float);
         let grid = map::uniform_grid(k);
-        tch::no_grad(|| match self.config.kind {
+        tch::no_grad(|| match self.config.objective.kind {
             FlowMapKind::Fm => map::euler(&Diagonal(&v), &z, &grid),
             _ => map::sample(&v, &z, &grid),
         })
@@ -209,9 +186,9 @@ impl FlowMapImage {
 
     /// Every variable of the run: `student.*`, `ema.*`, `teacher.*`.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = prefixed("student", &self.student.vs);
+        let mut out = prefixed("student", &self.maps.student.vs);
         out.extend(prefixed("ema", &self.ema.vs));
-        if let Some(t) = &self.teacher {
+        if let Some(t) = &self.maps.teacher {
             out.extend(prefixed("teacher", &t.vs));
         }
         out
@@ -222,9 +199,9 @@ impl FlowMapImage {
             || TrainError::InvalidOption("a flow-map network without the saveable Adam".into());
         let mut out = vec![(
             "adam_student",
-            self.student.opt.saveable().ok_or_else(missing)?,
+            self.maps.student.opt.saveable().ok_or_else(missing)?,
         )];
-        if let Some(t) = &self.teacher {
+        if let Some(t) = &self.maps.teacher {
             out.push(("adam_teacher", t.opt.saveable().ok_or_else(missing)?));
         }
         Ok(out)
@@ -287,10 +264,15 @@ impl FlowMapImage {
             counts.push(parse(&format!("{prefix}_step"))?);
         }
         copy_into(&state, |n| &ckpt.tensors[n]);
-        if let Some(a) = self.student.opt.saveable_mut() {
+        if let Some(a) = self.maps.student.opt.saveable_mut() {
             a.load_state(ckpt, "adam_student", counts[0] as i64);
         }
-        if let Some(a) = self.teacher.as_mut().and_then(|t| t.opt.saveable_mut()) {
+        if let Some(a) = self
+            .maps
+            .teacher
+            .as_mut()
+            .and_then(|t| t.opt.saveable_mut())
+        {
             a.load_state(ckpt, "adam_teacher", counts[1] as i64);
         }
         self.steps_done = step;
@@ -310,26 +292,19 @@ fn read_config(ckpt: &Checkpoint, path: &Path) -> Result<FlowMapImageConfig, Che
         .map_err(|e| CheckpointError::content(path, format!("config: {e}")))
 }
 
-const LOSS_FIELDS: [(&str, &str); 4] = [
-    ("loss", "loss"),
-    ("diagonal", "flow matching (diagonal)"),
-    ("map", "map loss"),
-    ("grad_norm", "gradient norm"),
-];
-
 impl Method for FlowMapImage {
     type Losses = FlowMapLosses;
     type Record = FlowMapLine;
     type Config = FlowMapImageConfig;
 
     fn name(&self) -> String {
-        self.config.kind.name().into()
+        self.config.objective.kind.name().into()
     }
     fn config(&self) -> &FlowMapImageConfig {
         &self.config
     }
     fn device(&self) -> Device {
-        self.student.vs.device()
+        self.maps.student.vs.device()
     }
     fn steps_done(&self) -> u64 {
         self.steps_done
@@ -342,97 +317,24 @@ impl Method for FlowMapImage {
             .batch(k, self.config.batch, device)?
             .to_kind(Kind::Float);
         let x0 = x1.randn_like();
-        let objective = self.objective();
-        let teacher_phase = objective.teacher_phase(k);
-        // A frozen teacher needs no parameter gradients (LMD's loss reaches it through its
-        // input only): freezing it saves their backward pass.
-        if !teacher_phase {
-            if let Some(t) = self.teacher.as_mut() {
-                t.vs.freeze();
-            }
+        let stepped = self
+            .maps
+            .step(&self.objective(), k, &x0, &x1, self.config.clip, &view)?;
+        if stepped.student_updated {
+            self.ema.update(&self.maps.student.vs)?;
         }
-        let (student, student_eval) = (
-            View {
-                net: &self.student.net,
-                train: true,
-            },
-            View {
-                net: &self.student.net,
-                train: false,
-            },
-        );
-        let teacher = self.teacher.as_ref().map(|t| {
-            (
-                View {
-                    net: &t.net,
-                    train: true,
-                },
-                View {
-                    net: &t.net,
-                    train: false,
-                },
-            )
-        });
-        let nets = Nets {
-            student: &student,
-            student_eval: &student_eval,
-            teacher: teacher.as_ref().map(|t| &t.0 as &dyn TwoTime),
-            teacher_eval: teacher.as_ref().map(|t| &t.1 as &dyn TwoTime),
-        };
-        let StepLoss {
-            loss,
-            diagonal,
-            map: map_loss,
-        } = objective.loss(k, &nets, &x0, &x1)?;
-        let total = loss.double_value(&[]);
-        if !total.is_finite() {
-            return Err(TrainError::NonFiniteLoss {
-                which: "flow-map loss",
-                value: total,
-                step: k as usize,
-            });
+        // PFMM's map starts from its teacher: so does its average.
+        if stepped.handed_over {
+            tch::no_grad(|| self.ema.vs.copy(&self.maps.student.vs))?;
         }
-        let clip = self.config.clip;
-        let grad_norm = if teacher_phase {
-            self.teacher
-                .as_mut()
-                .expect("a teacher in its phase")
-                .update(&loss, clip)
-        } else {
-            let g = self.student.update(&loss, clip);
-            self.ema.update(&self.student.vs)?;
-            g
-        };
         self.steps_done += 1;
-        if self.config.kind == FlowMapKind::Pfmm && self.steps_done == self.config.teacher_steps {
-            let t = self.teacher.as_ref().expect("a teacher");
-            tch::no_grad(|| -> Result<(), TrainError> {
-                self.student.vs.copy(&t.vs)?;
-                self.ema.vs.copy(&t.vs)?;
-                Ok(())
-            })?;
-        }
-        Ok(FlowMapLosses {
-            loss: total,
-            diagonal,
-            map: map_loss,
-            grad_norm,
-        })
+        Ok(stepped.losses)
     }
     fn loss_fields(&self) -> &'static [(&'static str, &'static str)] {
         &LOSS_FIELDS
     }
     fn record(&self, step: u64, losses: &FlowMapLosses, timing: Timing) -> FlowMapLine {
-        FlowMapLine {
-            step,
-            phase: if self.objective().teacher_phase(step) {
-                "teacher"
-            } else {
-                "student"
-            },
-            losses: *losses,
-            step_seconds: timing.step_seconds,
-        }
+        FlowMapLine::new(&self.objective(), step, losses, timing)
     }
     fn samples_per_step(&self) -> usize {
         self.config.batch as usize

@@ -16,11 +16,10 @@
 
 use super::kind::FlowMapKind;
 use super::map::{self, Diagonal, TwoTime};
-use super::objective::{Nets, Objective, StepLoss};
+use super::objective::{FlowMapLine, FlowMapLosses, Maps, Objective, LOSS_FIELDS};
 use crate::error::TrainError;
 use crate::nets::mlp::{Mlp, MlpConfig};
-use crate::train::jvp::JvpRoute;
-use crate::train::method::{Batches, Losses, Method, Timing};
+use crate::train::method::{Batches, Method, Timing};
 use crate::train::network::{AdamSettings, Network};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -28,8 +27,9 @@ use tch::{nn, Device, Kind, Tensor};
 /// The settings of a flow-map method on a toy target.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FlowMapToyConfig {
-    /// The method.
-    pub kind: FlowMapKind,
+    /// The method and its schedules.
+    #[serde(flatten)]
+    pub objective: Objective,
     /// Dimension of the data (and of the Gaussian base).
     pub dim: i64,
     /// Hidden width of the MLP(s).
@@ -46,18 +46,6 @@ pub struct FlowMapToyConfig {
     pub clip: Option<f64>,
     /// Seed of torch.
     pub seed: u64,
-    /// How the JVP of the derivative-based losses is computed.
-    pub route: JvpRoute,
-    /// Self-distillation: steps on the diagonal alone.
-    pub warmup: u64,
-    /// Self-distillation: steps widening `t − s` from 0 to the whole triangle.
-    pub anneal: u64,
-    /// LMD, EMD, PFMM: steps of the teacher phase.
-    pub teacher_steps: u64,
-    /// FMM (and PFMM's teacher): the band `|t − s| ≤ 1/band` (1: the full square).
-    pub band: usize,
-    /// Detach the target term (LSD, LMD: the `b(X)` term; PSD: the two-jump teacher).
-    pub stop_gradient: bool,
     /// Steps of the sampler behind [`Method::sample`] (the training curve).
     pub sample_steps: usize,
 }
@@ -71,7 +59,7 @@ impl FlowMapToyConfig {
     pub fn new(kind: FlowMapKind, dim: i64) -> Self {
         let steps = 10_000;
         FlowMapToyConfig {
-            kind,
+            objective: Objective::new(kind, steps),
             dim,
             width: 128,
             blocks: 2,
@@ -84,12 +72,6 @@ impl FlowMapToyConfig {
             },
             clip: None,
             seed: 0,
-            route: JvpRoute::ForwardMode,
-            warmup: steps / 10,
-            anneal: steps / 10,
-            teacher_steps: steps / 2,
-            band: 4,
-            stop_gradient: kind.default_stop_gradient(),
             sample_steps: if kind == FlowMapKind::Fmm { 4 } else { 1 },
         }
     }
@@ -100,69 +82,20 @@ impl FlowMapToyConfig {
         if self.dim < 1 || self.width < 1 || self.batch < 1 || self.steps == 0 {
             return bad("dimension, width, batch and steps must be at least 1".into());
         }
-        if self.band == 0 || self.sample_steps == 0 {
-            return bad("--band and --sample-steps must be at least 1".into());
+        if self.sample_steps == 0 {
+            return bad("--sample-steps must be at least 1".into());
         }
-        if self.kind.has_teacher() && self.teacher_steps >= self.steps {
-            return bad(format!(
-                "{} trains its teacher for --teacher-steps {} of --steps {}: leave steps for the student",
-                self.kind.name(),
-                self.teacher_steps,
-                self.steps
-            ));
-        }
-        Ok(())
+        self.objective.validate(self.steps)
     }
 }
-
-/// The losses of one step (0 for a term the step does not have).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct FlowMapLosses {
-    /// What was minimized.
-    pub loss: f64,
-    /// Flow matching on the diagonal (the teacher's loss in a teacher phase).
-    pub diagonal: f64,
-    /// The map loss (LSD, ..., PFMM).
-    pub map: f64,
-    /// Gradient norm before any clipping.
-    pub grad_norm: f64,
-}
-
-impl Losses for FlowMapLosses {
-    fn mean(w: &[Self]) -> Self {
-        let m = |f: fn(&Self) -> f64| w.iter().map(f).sum::<f64>() / w.len() as f64;
-        FlowMapLosses {
-            loss: m(|l| l.loss),
-            diagonal: m(|l| l.diagonal),
-            map: m(|l| l.map),
-            grad_norm: m(|l| l.grad_norm),
-        }
-    }
-}
-
-/// One line of `losses.jsonl`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FlowMapLine {
-    /// 0-based step.
-    pub step: u64,
-    /// `teacher` or `student`.
-    pub phase: &'static str,
-    /// The losses.
-    #[serde(flatten)]
-    pub losses: FlowMapLosses,
-    /// Seconds of the step.
-    pub step_seconds: f64,
-}
-
-const LOSS_FIELDS: [(&str, &str); 4] = [
-    ("loss", "loss"),
-    ("diagonal", "flow matching (diagonal)"),
-    ("map", "map loss"),
-    ("grad_norm", "gradient norm"),
-];
 
 /// `v_{s,t}(x)` of an MLP on `[x, s, t]`.
 struct TwoTimeMlp<'a>(&'a Mlp);
+
+/// The MLP seen as `v_{s,t}` (no dropout: `train` changes nothing).
+fn view(net: &Mlp, _train: bool) -> Box<dyn TwoTime + '_> {
+    Box::new(TwoTimeMlp(net))
+}
 
 impl TwoTime for TwoTimeMlp<'_> {
     fn v(&self, x: &Tensor, s: &Tensor, t: &Tensor) -> Tensor {
@@ -174,8 +107,7 @@ impl TwoTime for TwoTimeMlp<'_> {
 /// A flow-map method with MLPs on a toy target.
 pub struct FlowMapToy {
     config: FlowMapToyConfig,
-    student: Network<Mlp>,
-    teacher: Option<Network<Mlp>>,
+    maps: Maps<Mlp>,
     steps_done: u64,
 }
 
@@ -200,31 +132,33 @@ impl FlowMapToy {
             Network::with_adam(mlp, vs, config.adam)
         };
         let student = build()?;
-        let teacher = config.kind.has_teacher().then(build).transpose()?;
+        let teacher = config
+            .objective
+            .kind
+            .has_teacher()
+            .then(build)
+            .transpose()?;
         Ok(FlowMapToy {
             config,
-            student,
-            teacher,
+            maps: Maps { student, teacher },
             steps_done: 0,
         })
     }
 
     /// Parameters of the student (the teacher has as many).
     pub fn parameters(&self) -> i64 {
-        crate::train::network::param_count(&self.student.vs)
-    }
-
-    fn in_teacher_phase(&self) -> bool {
-        self.objective().teacher_phase(self.steps_done)
+        crate::train::network::param_count(&self.maps.student.vs)
     }
 
     /// `k` steps of the trained model from latents `z`: the map composed on the uniform grid,
     /// or Euler steps of the diagonal for `fm`. No graph.
     pub fn sample_steps(&self, z: &Tensor, k: usize) -> Tensor {
-        let v = TwoTimeMlp(&self.student.net);
-        let z = z.to_device(self.student.vs.device()).to_kind(Kind::Float);
+        let v = TwoTimeMlp(&self.maps.student.net);
+        let z = z
+            .to_device(self.maps.student.vs.device())
+            .to_kind(Kind::Float);
         let grid = map::uniform_grid(k);
-        tch::no_grad(|| match self.config.kind {
+        tch::no_grad(|| match self.config.objective.kind {
             FlowMapKind::Fm => map::euler(&Diagonal(&v), &z, &grid),
             _ => map::sample(&v, &z, &grid),
         })
@@ -234,15 +168,17 @@ impl FlowMapToy {
     /// velocity (LMD, EMD) or of the model's own diagonal (FM and self-distillation), by RK4 in
     /// 100 steps, or the PFMM teacher's `band` steps. With its description.
     pub fn reference_map(&self, z: &Tensor) -> (String, Tensor) {
-        let z = z.to_device(self.student.vs.device()).to_kind(Kind::Float);
+        let z = z
+            .to_device(self.maps.student.vs.device())
+            .to_kind(Kind::Float);
         let fine = map::uniform_grid(100);
-        tch::no_grad(|| match (&self.teacher, self.config.kind) {
+        tch::no_grad(|| match (&self.maps.teacher, self.config.objective.kind) {
             (Some(t), FlowMapKind::Pfmm) => (
-                format!("the FMM teacher in {} steps", self.config.band),
+                format!("the FMM teacher in {} steps", self.config.objective.band),
                 map::sample(
                     &TwoTimeMlp(&t.net),
                     &z,
-                    &map::uniform_grid(self.config.band),
+                    &map::uniform_grid(self.config.objective.band),
                 ),
             ),
             (Some(t), _) => (
@@ -251,34 +187,13 @@ impl FlowMapToy {
             ),
             (None, _) => (
                 "the model's own diagonal ODE (RK4, 100 steps)".into(),
-                map::rk4(&Diagonal(&TwoTimeMlp(&self.student.net)), &z, &fine),
+                map::rk4(&Diagonal(&TwoTimeMlp(&self.maps.student.net)), &z, &fine),
             ),
         })
     }
 
-    fn finite(&self, which: &'static str, value: f64) -> Result<f64, TrainError> {
-        if value.is_finite() {
-            Ok(value)
-        } else {
-            Err(TrainError::NonFiniteLoss {
-                which,
-                value,
-                step: self.steps_done as usize,
-            })
-        }
-    }
-
     fn objective(&self) -> Objective {
-        let c = &self.config;
-        Objective {
-            kind: c.kind,
-            route: c.route,
-            warmup: c.warmup,
-            anneal: c.anneal,
-            teacher_steps: c.teacher_steps,
-            band: c.band,
-            stop_gradient: c.stop_gradient,
-        }
+        self.config.objective
     }
 }
 
@@ -288,13 +203,13 @@ impl Method for FlowMapToy {
     type Config = FlowMapToyConfig;
 
     fn name(&self) -> String {
-        self.config.kind.name().into()
+        self.config.objective.kind.name().into()
     }
     fn config(&self) -> &FlowMapToyConfig {
         &self.config
     }
     fn device(&self) -> Device {
-        self.student.vs.device()
+        self.maps.student.vs.device()
     }
     fn steps_done(&self) -> u64 {
         self.steps_done
@@ -303,61 +218,22 @@ impl Method for FlowMapToy {
         let device = self.device();
         let x1 = data.batch(self.steps_done, self.config.batch, device)?;
         let x0 = x1.randn_like();
-        let teacher_phase = self.in_teacher_phase();
-        // A frozen teacher needs no parameter gradients (LMD's loss reaches it through its
-        // input only): freezing it saves their backward pass.
-        if !teacher_phase {
-            if let Some(t) = self.teacher.as_mut() {
-                t.vs.freeze();
-            }
-        }
-        let student = TwoTimeMlp(&self.student.net);
-        let teacher = self.teacher.as_ref().map(|t| TwoTimeMlp(&t.net));
-        let nets = Nets {
-            student: &student,
-            student_eval: &student,
-            teacher: teacher.as_ref().map(|t| t as &dyn TwoTime),
-            teacher_eval: teacher.as_ref().map(|t| t as &dyn TwoTime),
-        };
-        let StepLoss {
-            loss,
-            diagonal,
-            map: map_loss,
-        } = self.objective().loss(self.steps_done, &nets, &x0, &x1)?;
-        let total = self.finite("flow-map loss", loss.double_value(&[]))?;
-        let clip = self.config.clip;
-        let grad_norm = if teacher_phase {
-            self.teacher
-                .as_mut()
-                .expect("a teacher")
-                .update(&loss, clip)
-        } else {
-            self.student.update(&loss, clip)
-        };
+        let stepped = self.maps.step(
+            &self.objective(),
+            self.steps_done,
+            &x0,
+            &x1,
+            self.config.clip,
+            &view,
+        )?;
         self.steps_done += 1;
-        // PFMM's student starts from its teacher's weights ([FMM] §3.5).
-        if self.config.kind == FlowMapKind::Pfmm && self.steps_done == self.config.teacher_steps {
-            let t = self.teacher.as_ref().expect("a teacher");
-            tch::no_grad(|| self.student.vs.copy(&t.vs))?;
-        }
-        Ok(FlowMapLosses {
-            loss: total,
-            diagonal,
-            map: map_loss,
-            grad_norm,
-        })
+        Ok(stepped.losses)
     }
     fn loss_fields(&self) -> &'static [(&'static str, &'static str)] {
         &LOSS_FIELDS
     }
     fn record(&self, step: u64, losses: &FlowMapLosses, timing: Timing) -> FlowMapLine {
-        let teacher = self.config.kind.has_teacher() && step < self.config.teacher_steps;
-        FlowMapLine {
-            step,
-            phase: if teacher { "teacher" } else { "student" },
-            losses: *losses,
-            step_seconds: timing.step_seconds,
-        }
+        FlowMapLine::new(&self.objective(), step, losses, timing)
     }
     fn samples_per_step(&self) -> usize {
         self.config.batch as usize
