@@ -267,6 +267,35 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
     Ok(Checkpoint { tensors, metadata })
 }
 
+/// Refuses a `--resume` from the checkpoint `ckpt` at `path` unless the run asks for the
+/// settings it was written with (`saved`; every difference is named) and trains on the same
+/// data (`data`, the batches' description); `flags` says what to repeat.
+pub fn check_resume<T: serde::Serialize + PartialEq>(
+    ckpt: &Checkpoint,
+    path: &Path,
+    saved: &T,
+    now: &T,
+    data: &str,
+    flags: &str,
+) -> Result<(), crate::error::TrainError> {
+    use crate::error::TrainError;
+    if saved != now {
+        return Err(TrainError::InvalidOption(format!(
+            "--resume: {} was written with different settings ({}); resume with the same {flags}",
+            path.display(),
+            settings_diff(saved, now)
+        )));
+    }
+    let saved_data = ckpt.meta(path, "data")?;
+    if saved_data != data {
+        return Err(TrainError::InvalidOption(format!(
+            "--resume: {} was trained on {saved_data}, not on {data}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The top-level settings (JSON object fields) that differ between what a checkpoint was written
 /// with and what a resumed run asks for, as `name: checkpoint X, now Y`, joined by `; ` — so a
 /// refused `--resume` names every difference.

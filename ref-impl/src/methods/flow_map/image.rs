@@ -230,20 +230,7 @@ impl FlowMapImage {
     ) -> Result<Self, TrainError> {
         let ckpt = checkpoint::load(path)?;
         let saved = read_config(&ckpt, path)?;
-        if saved != config {
-            return Err(TrainError::InvalidOption(format!(
-                "--resume: {} was written with different settings ({}); resume with the same ones",
-                path.display(),
-                checkpoint::settings_diff(&saved, &config)
-            )));
-        }
-        let saved_data = ckpt.meta(path, "data")?;
-        if saved_data != data {
-            return Err(TrainError::InvalidOption(format!(
-                "--resume: {} was trained on {saved_data}, not on {data}",
-                path.display()
-            )));
-        }
+        checkpoint::check_resume(&ckpt, path, &saved, &config, data, "settings")?;
         let mut run = FlowMapImage::new(config, device)?;
         run.restore(&ckpt, path)?;
         Ok(run)

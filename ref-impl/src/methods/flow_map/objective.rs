@@ -155,31 +155,48 @@ impl Objective {
         Ok(match self.kind {
             FlowMapKind::Fm => only_diagonal(diagonal(student, &Tensor::rand([n], (kind, device)))),
             FlowMapKind::Fmm => only_map(fmm(student)?),
-            FlowMapKind::Lsd | FlowMapKind::Esd | FlowMapKind::PsdM | FlowMapKind::PsdU => {
-                let width = times::annealed_width(k, self.warmup, self.anneal);
+            _ => {
+                // One pattern for both families: the map's target comes from its own diagonal
+                // (self-distillation, trained beside it by flow matching, t − s widened by the
+                // annealing) or from the frozen teacher (distillation, the whole triangle).
+                let own = self.kind.self_distills();
+                let width = if own {
+                    times::annealed_width(k, self.warmup, self.anneal)
+                } else {
+                    1.0
+                };
                 let (s, t) = times::upper_triangle(n, width, kind, device);
                 // The diagonal at the pair's own t ([SD] Alg. 1).
-                let diag = diagonal(student, &t);
-                if width == 0.0 {
-                    return Ok(only_diagonal(diag));
+                let diag = own.then(|| diagonal(student, &t));
+                if let (Some(d), true) = (&diag, width == 0.0) {
+                    return Ok(only_diagonal(d.shallow_clone()));
                 }
+                let target = if own {
+                    nets.student_eval
+                } else {
+                    teacher_eval()?
+                };
                 let i_s = interp(&s);
-                let own = nets.student_eval;
                 let r = match self.kind {
-                    FlowMapKind::Lsd => residuals::lagrangian(
+                    FlowMapKind::Lsd | FlowMapKind::Lmd => residuals::lagrangian(
                         student,
-                        &Diagonal(own),
+                        &Diagonal(target),
                         &i_s,
                         &s,
                         &t,
                         self.stop_gradient,
                         self.route,
                     )?,
-                    FlowMapKind::Esd => {
-                        let a = own.v(&i_s, &s, &s);
+                    FlowMapKind::Esd | FlowMapKind::Emd => {
+                        // ESD's tangent keeps its gradient ([SD] §3); a teacher's has none.
+                        let a = if own {
+                            target.v(&i_s, &s, &s)
+                        } else {
+                            tch::no_grad(|| target.v(&i_s, &s, &s))
+                        };
                         residuals::eulerian(student, &i_s, &s, &t, &a, self.route)?
                     }
-                    _ => {
+                    FlowMapKind::PsdM | FlowMapKind::PsdU => {
                         let law = if self.kind == FlowMapKind::PsdM {
                             GammaLaw::Mid
                         } else {
@@ -188,7 +205,7 @@ impl Objective {
                         let g = times::gamma(law, n, kind, device);
                         residuals::semigroup_with_teacher(
                             student,
-                            own,
+                            target,
                             &i_s,
                             &s,
                             &t,
@@ -196,36 +213,20 @@ impl Objective {
                             self.stop_gradient,
                         )
                     }
+                    _ => residuals::progressive(student, target, &i_s, &s, &t, self.band),
                 };
                 let m = mean_square(&r);
-                let (dv, mv) = (value(&diag), value(&m));
-                StepLoss {
-                    loss: diag + m,
-                    diagonal: dv,
-                    map: mv,
-                }
-            }
-            FlowMapKind::Lmd | FlowMapKind::Emd | FlowMapKind::Pfmm => {
-                let te = teacher_eval()?;
-                let (s, t) = times::upper_triangle(n, 1.0, kind, device);
-                let i_s = interp(&s);
-                let r = match self.kind {
-                    FlowMapKind::Lmd => residuals::lagrangian(
-                        student,
-                        &Diagonal(te),
-                        &i_s,
-                        &s,
-                        &t,
-                        self.stop_gradient,
-                        self.route,
-                    )?,
-                    FlowMapKind::Emd => {
-                        let a = tch::no_grad(|| te.v(&i_s, &s, &s));
-                        residuals::eulerian(student, &i_s, &s, &t, &a, self.route)?
+                match diag {
+                    Some(d) => {
+                        let (dv, mv) = (value(&d), value(&m));
+                        StepLoss {
+                            loss: d + m,
+                            diagonal: dv,
+                            map: mv,
+                        }
                     }
-                    _ => residuals::progressive(student, te, &i_s, &s, &t, self.band),
-                };
-                only_map(mean_square(&r))
+                    None => only_map(m),
+                }
             }
         })
     }

@@ -270,20 +270,7 @@ impl ImageMgm {
     ) -> Result<Self, TrainError> {
         let ckpt = checkpoint::load(path)?;
         let saved = read_config(&ckpt, path)?;
-        if saved != config {
-            return Err(TrainError::InvalidOption(format!(
-                "--resume: {} was written with different settings ({}); resume with the same --arch, --batch, --lr, --critic-lr, --sigma, --critic-sigma, --variant, --ema, --seed, --precision, --critic-steps, --critic-warmup, --clip",
-                path.display(),
-                crate::train::checkpoint::settings_diff(&saved, &config)
-            )));
-        }
-        let saved_data = ckpt.meta(path, "data")?;
-        if saved_data != data {
-            return Err(TrainError::InvalidOption(format!(
-                "--resume: {} was trained on {saved_data}, not on {data}",
-                path.display()
-            )));
-        }
+        checkpoint::check_resume(&ckpt, path, &saved, &config, data, "--arch, --batch, --lr, --critic-lr, --sigma, --critic-sigma, --variant, --ema, --seed, --precision, --critic-steps, --critic-warmup, --clip")?;
         let mut run = ImageMgm::from_random_init(config, device)?;
         run.restore(&ckpt, path)?;
         Ok(run)
