@@ -93,24 +93,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &folder,
         &progress,
     )?;
-    match summary.final_losses {
-        Some(l) => println!(
-            "{} steps ({} now) in {:.1} s: loss {:.5} (diagonal {:.5}, map {:.5}; last 5%); output in {}",
-            summary.steps,
-            summary.steps_this_run,
-            summary.seconds,
-            l.loss,
-            l.diagonal,
-            l.map,
-            a.dir.out.display()
-        ),
-        None => println!("nothing to do: {} steps already done", summary.steps),
-    }
-    if let Some(f) = summary.last_eval {
-        println!(
-            "FID {:.4} ({} samples) at step {}",
-            f.value, f.samples, f.step
-        );
-    }
+    super::image_run::print_end(&summary, &a.dir.out, |l| {
+        format!(
+            "loss {:.5}, diagonal {:.5}, map {:.5}",
+            l.loss, l.diagonal, l.map
+        )
+    });
     Ok(())
 }

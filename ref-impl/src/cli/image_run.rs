@@ -8,7 +8,7 @@ use midpoint_train::image::fid_eval::FidEval;
 use midpoint_train::nets::edm::UNetConfig;
 use midpoint_train::train::method::Batches;
 use midpoint_train::train::progress::Progress;
-use midpoint_train::train::run_loop::LoopOptions;
+use midpoint_train::train::run_loop::{LoopOptions, Summary};
 use std::path::{Path, PathBuf};
 
 /// The training images: exactly one of the two.
@@ -157,4 +157,26 @@ fn reference_stats(inception: &Inception, path: &Path, batch: usize) -> anyhow::
         )))
     });
     midpoint_train::fid::statistics_from_batches(inception, batches, &Progress::hidden())
+}
+
+/// The closing lines of an image run: steps, time and `losses` (the method's final window
+/// means, as text) with the output folder, or that nothing was left to do; and the last FID.
+pub fn print_end<L>(summary: &Summary<L>, out: &Path, losses: impl Fn(&L) -> String) {
+    match &summary.final_losses {
+        Some(l) => println!(
+            "{} steps ({} now) in {:.1} s: {} (last 5%); output in {}",
+            summary.steps,
+            summary.steps_this_run,
+            summary.seconds,
+            losses(l),
+            out.display()
+        ),
+        None => println!("nothing to do: {} steps already done", summary.steps),
+    }
+    if let Some(f) = &summary.last_eval {
+        println!(
+            "FID {:.4} ({} samples) at step {}",
+            f.value, f.samples, f.step
+        );
+    }
 }

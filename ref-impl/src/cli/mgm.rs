@@ -150,23 +150,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &folder,
         &progress,
     )?;
-    match summary.final_losses {
-        Some(l) => println!(
-            "{} steps ({} now) in {:.1} s: L_ψ {:.5}, L_θ {:.5} (last 5%); output in {}",
-            summary.steps,
-            summary.steps_this_run,
-            summary.seconds,
-            l.critic,
-            l.generator,
-            a.dir.out.display()
-        ),
-        None => println!("nothing to do: {} steps already done", summary.steps),
-    }
-    if let Some(f) = summary.last_eval {
-        println!(
-            "FID {:.4} ({} samples) at step {}",
-            f.value, f.samples, f.step
-        );
-    }
+    super::image_run::print_end(&summary, &a.dir.out, |l| {
+        format!("L_ψ {:.5}, L_θ {:.5}", l.critic, l.generator)
+    });
     Ok(())
 }

@@ -207,15 +207,6 @@ impl FlowMapImage {
         Ok(out)
     }
 
-    /// Opens a checkpoint for sampling (its own config).
-    pub fn open(path: &Path, device: Device) -> Result<Self, TrainError> {
-        let ckpt = checkpoint::load(path)?;
-        let config = read_config(&ckpt, path)?;
-        let mut run = FlowMapImage::new(config, device)?;
-        run.restore(&ckpt, path)?;
-        Ok(run)
-    }
-
     /// The config a checkpoint was written with.
     pub fn saved_config(path: &Path) -> Result<FlowMapImageConfig, TrainError> {
         Ok(read_config(&checkpoint::load(path)?, path)?)

@@ -73,18 +73,6 @@ impl FlowMapKind {
         )
     }
 
-    /// Whether the loss differentiates the network inside itself (a JVP).
-    pub fn needs_jvp(self) -> bool {
-        matches!(
-            self,
-            FlowMapKind::Lsd
-                | FlowMapKind::Esd
-                | FlowMapKind::Lmd
-                | FlowMapKind::Emd
-                | FlowMapKind::Fmm
-        )
-    }
-
     /// The papers' stop-gradient: on the two-jump teacher of PSD ([SD] §3), nowhere else
     /// ([SD]'s checker runs train LSD and ESD without one; [FMM] writes none for LMD).
     pub fn default_stop_gradient(self) -> bool {
