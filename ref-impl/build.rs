@@ -9,7 +9,8 @@
 //! (which still takes precedence, e.g. on a GPU machine with its own torch).
 //!
 //! It also compiles `csrc/torch_shim.cpp`, the few libtorch calls tch does not bind (autocast
-//! with a chosen dtype, TF32 for cuBLAS, CUDA allocator peak statistics, forward-mode AD levels), against the same
+//! with a chosen dtype, TF32 for cuBLAS, CUDA allocator peak statistics, forward-mode AD levels) and `csrc/optim_kernels.cpp` (libtorch's multi-tensor and fused Adam, the
+//! foreach EMA), against the same
 //! torch headers (`<torch>/include` beside the lib dir) and C++ ABI as torch-sys.
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ fn torch_version(lib: &Path) -> Option<String> {
 /// Compiles `csrc/torch_shim.cpp` into a static library linked into this crate.
 fn compile_shim(lib: &Path) {
     println!("cargo:rerun-if-changed=csrc/torch_shim.cpp");
+    println!("cargo:rerun-if-changed=csrc/optim_kernels.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = lib.parent().map(|p| p.join("include")).unwrap_or_default();
     // torch-sys' default; pip wheels of torch 2.11 use the C++11 ABI as well.
@@ -36,6 +38,7 @@ fn compile_shim(lib: &Path) {
     cc::Build::new()
         .cpp(true)
         .file("csrc/torch_shim.cpp")
+        .file("csrc/optim_kernels.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")

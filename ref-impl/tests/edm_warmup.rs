@@ -44,6 +44,7 @@ fn run_opts(out: &Path, steps: u64, resume: bool, every: u64) -> RunOptions {
         checkpoint_every: every,
         grid_every: 0,
         progress: false,
+        kernels: Default::default(),
     }
 }
 

@@ -309,9 +309,11 @@ fn saveable_adam_has_beta1_zero() {
     let vs = nn::VarStore::new(tch::Device::Cpu);
     let w = vs.root().var("w", &[1], nn::Init::Const(0.0));
     let mut net = Network::with_saveable_adam((), vs, 0.01).unwrap();
-    net.opt.backward_step(&(&w * 1.0).sum(Kind::Float));
+    net.opt.backward_step(&(&w * 1.0).sum(Kind::Float)).unwrap();
     let w1 = values(&w.detach())[0];
-    net.opt.backward_step(&(&w * -3.0).sum(Kind::Float));
+    net.opt
+        .backward_step(&(&w * -3.0).sum(Kind::Float))
+        .unwrap();
     let w2 = values(&w.detach())[0];
     let v2 = (0.999 * 0.001 * 1.0 + 0.001 * 9.0) / (1.0 - 0.999f64 * 0.999);
     let want = 0.01 * 3.0 / (v2.sqrt() + 1e-8);

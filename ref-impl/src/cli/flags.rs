@@ -1,5 +1,6 @@
 //! Flags shared by several commands, declared once and flattened into each command's `Args`.
 
+use midpoint_train::train::kernels::{AdamKernel, EmaKernel, Kernels};
 use std::path::PathBuf;
 
 /// `--device` and `--threads`. `THREADS` is the default thread count: 0 (libtorch's default,
@@ -54,6 +55,29 @@ impl Quiet {
     }
 }
 
+/// `--adam-kernel` and `--ema-kernel` of the image trainers and their benches.
+#[derive(Debug, clap::Args)]
+pub struct KernelFlags {
+    /// How Adam applies its update: plain (one tensor at a time, the reference), foreach
+    /// (libtorch's multi-tensor kernels) or fused (`_fused_adam_`); the same update to float
+    /// tolerance.
+    #[arg(long, value_enum, default_value_t = AdamKernel::Plain)]
+    adam_kernel: AdamKernel,
+    /// How the EMA is updated: plain (one tensor at a time) or foreach (one `_foreach_lerp_`).
+    #[arg(long, value_enum, default_value_t = EmaKernel::Plain)]
+    ema_kernel: EmaKernel,
+}
+
+impl KernelFlags {
+    /// The kernels asked for.
+    pub fn get(&self) -> Kernels {
+        Kernels {
+            adam: self.adam_kernel,
+            ema: self.ema_kernel,
+        }
+    }
+}
+
 /// `--out`, `--resume`, `--max-seconds`, `--device`, `--threads` and `--quiet` of a training
 /// run.
 #[derive(Debug, clap::Args)]
@@ -76,4 +100,6 @@ pub struct RunDir {
     pub run_on: RunOn,
     #[command(flatten)]
     pub quiet: Quiet,
+    #[command(flatten)]
+    pub kernels: KernelFlags,
 }

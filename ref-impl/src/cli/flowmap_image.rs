@@ -81,7 +81,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         FlowMapImage::resume(&ckpt_path, config, &described, device)?
     } else {
         FlowMapImage::new(config, device)?
-    };
+    }
+    .with_kernels(a.dir.kernels.get())?;
     let options = a.periodic.options(a.steps, a.dir.max_seconds)?;
     let mut fid = a.periodic.fid(device, a.seed)?;
     let progress = Progress::new(a.steps, a.objective.method.name(), a.dir.quiet.show());

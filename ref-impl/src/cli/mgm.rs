@@ -137,7 +137,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             (None, Some(Init::Random)) => ImageMgm::from_random_init(config, device)?,
             (None, None) => anyhow::bail!("give --warmup CKPT, --init random or --resume"),
         }
-    };
+    }
+    .with_kernels(a.dir.kernels.get())?;
     drop(warmup);
     let options = a.periodic.options(a.steps as u64, a.dir.max_seconds)?;
     let mut fid = a.periodic.fid(device, a.seed)?;

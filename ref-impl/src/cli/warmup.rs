@@ -74,6 +74,7 @@ pub fn run_cmd(a: Args) -> anyhow::Result<()> {
         grid_every: a.grid_every.unwrap_or(a.checkpoint_every),
         progress: a.dir.quiet.show(),
         max_seconds: a.dir.max_seconds,
+        kernels: a.dir.kernels.get(),
     };
     let summary = run(&data, options, &run_opts, device)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);

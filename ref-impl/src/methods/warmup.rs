@@ -173,6 +173,14 @@ impl Warmup {
         })
     }
 
+    /// The same run with its Adam and its EMA applied by `kernels` (same updates to float
+    /// tolerance; [`crate::train::kernels`]).
+    pub fn with_kernels(mut self, kernels: crate::train::kernels::Kernels) -> Self {
+        self.adam.set_kernel(kernels.adam);
+        self.ema.kernel = kernels.ema;
+        self
+    }
+
     /// Steps done.
     pub fn step_count(&self) -> u64 {
         self.step
@@ -212,7 +220,7 @@ impl Warmup {
         }
         self.adam.zero_grad();
         loss.backward();
-        self.adam.step(self.options.lr_at(k));
+        self.adam.step(self.options.lr_at(k))?;
         self.ema
             .update_lerp(&self.vs, self.options.ema_beta_at(k))?;
         self.step += 1;
@@ -375,6 +383,8 @@ pub struct RunOptions {
     /// Stop after the step during which this many seconds of training have passed (with the
     /// final checkpoint and grid, as at `steps`); `None`: run to `steps`.
     pub max_seconds: Option<f64>,
+    /// Kernels of the Adam and EMA updates.
+    pub kernels: crate::train::kernels::Kernels,
 }
 
 /// What a finished (or stopped) run reports: the loop's [`Summary`] and the data and network.
@@ -492,7 +502,8 @@ pub fn run(
         Warmup::resume(&ckpt, options, device)?
     } else {
         Warmup::new(options, device)?
-    };
+    }
+    .with_kernels(run.kernels);
     w.bind_data(data.fingerprint())?;
     let mut batches = w.batches(data.clone())?;
     let params = param_count(&w.vs);

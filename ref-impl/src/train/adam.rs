@@ -8,8 +8,13 @@
 //! Parameters without a gradient are skipped, as PyTorch skips them (here they share the
 //! global step count `t`; no parameter of these networks receives gradients on some steps and
 //! not on others).
+//!
+//! The update can run one tensor at a time (the default, the reference) or through libtorch's
+//! multi-tensor or fused kernels ([`crate::train::kernels::AdamKernel`]), which agree with it
+//! to float tolerance.
 
 use crate::train::checkpoint::{Checkpoint, CheckpointError};
+use crate::train::kernels::{adam_step, AdamKernel, AdamTensors};
 use std::path::Path;
 use tch::{nn, Tensor};
 
@@ -38,6 +43,7 @@ impl Default for AdamConfig {
 #[derive(Debug)]
 pub struct Adam {
     config: AdamConfig,
+    kernel: AdamKernel,
     step: i64,
     names: Vec<String>,
     params: Vec<Tensor>,
@@ -57,12 +63,29 @@ impl Adam {
         let zeros = |t: &Tensor| t.zeros_like().detach();
         Adam {
             config,
+            kernel: AdamKernel::Plain,
             step: 0,
             exp_avg: vars.iter().map(|(_, t)| zeros(t)).collect(),
             exp_avg_sq: vars.iter().map(|(_, t)| zeros(t)).collect(),
             names: vars.iter().map(|(n, _)| n.clone()).collect(),
             params: vars.into_iter().map(|(_, t)| t).collect(),
         }
+    }
+
+    /// The same optimizer applying its update with `kernel`.
+    pub fn with_kernel(mut self, kernel: AdamKernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Sets the kernel of the next updates.
+    pub fn set_kernel(&mut self, kernel: AdamKernel) {
+        self.kernel = kernel;
+    }
+
+    /// The kernel of the update.
+    pub fn kernel(&self) -> AdamKernel {
+        self.kernel
     }
 
     /// Steps taken.
@@ -77,9 +100,13 @@ impl Adam {
         }
     }
 
-    /// One update with learning rate `lr` from the current gradients.
-    pub fn step(&mut self, lr: f64) {
+    /// One update with learning rate `lr` from the current gradients. Errors only from the
+    /// multi-tensor kernels (libtorch refusing the tensors); the step count is then unchanged.
+    pub fn step(&mut self, lr: f64) -> Result<(), tch::TchError> {
         let AdamConfig { beta1, beta2, eps } = self.config;
+        if self.kernel != AdamKernel::Plain {
+            return self.step_multi(lr);
+        }
         self.step += 1;
         let t = self.step as i32;
         let bc1 = 1.0 - beta1.powi(t);
@@ -103,6 +130,30 @@ impl Adam {
                 let _ = p.g_sub_(&update);
             }
         });
+        Ok(())
+    }
+
+    fn step_multi(&mut self, lr: f64) -> Result<(), tch::TchError> {
+        let AdamConfig { beta1, beta2, eps } = self.config;
+        let (mut params, mut grads, mut m, mut v) = (vec![], vec![], vec![], vec![]);
+        for ((p, e), s) in self.params.iter().zip(&self.exp_avg).zip(&self.exp_avg_sq) {
+            let g = p.grad();
+            if g.defined() {
+                params.push(p.shallow_clone());
+                grads.push(g);
+                m.push(e.shallow_clone());
+                v.push(s.shallow_clone());
+            }
+        }
+        let tensors = AdamTensors {
+            params: &params,
+            grads: &grads,
+            exp_avgs: &m,
+            exp_avg_sqs: &v,
+        };
+        adam_step(self.kernel, &tensors, self.step + 1, lr, beta1, beta2, eps)?;
+        self.step += 1;
+        Ok(())
     }
 
     /// The moments as `(prefix.exp_avg.<name>, ...)`, `(prefix.exp_avg_sq.<name>, ...)`.

@@ -8,6 +8,7 @@
 //! | [`network`] | the generator and field roles, a network with its optimizer |
 //! | [`adam`] | Adam with inspectable state (PyTorch's update), for checkpoints |
 //! | [`ema`] | exponential moving averages of weights (App. B) |
+//! | [`kernels`] | multi-tensor and fused kernels for Adam and the EMA (same updates, fewer launches) |
 //! | [`precision`] | `fp32`, or `bf16` autocast through a small libtorch shim; TF32 and CUDA peak memory |
 //! | [`checkpoint`] | safetensors checkpoints with a SHA-256 checksum, written atomically |
 //! | [`weights`] | checked copies of variables between networks, checkpoints and runs |
@@ -25,6 +26,7 @@ pub mod checkpoint;
 pub mod ema;
 pub mod grid;
 pub mod jvp;
+pub mod kernels;
 pub mod method;
 pub mod network;
 pub mod plot;

@@ -51,13 +51,16 @@ pub enum Optimizer {
 
 impl Optimizer {
     /// Zeroes the gradients, back-propagates `loss`, takes one step.
-    pub fn backward_step(&mut self, loss: &Tensor) {
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<(), tch::TchError> {
         match self {
-            Optimizer::Torch(opt) => opt.backward_step(loss),
+            Optimizer::Torch(opt) => {
+                opt.backward_step(loss);
+                Ok(())
+            }
             Optimizer::Saveable { adam, lr } => {
                 adam.zero_grad();
                 loss.backward();
-                adam.step(*lr);
+                adam.step(*lr)
             }
         }
     }
@@ -69,9 +72,12 @@ impl Optimizer {
         }
     }
 
-    fn step(&mut self) {
+    fn step(&mut self) -> Result<(), tch::TchError> {
         match self {
-            Optimizer::Torch(opt) => opt.step(),
+            Optimizer::Torch(opt) => {
+                opt.step();
+                Ok(())
+            }
             Optimizer::Saveable { adam, lr } => adam.step(*lr),
         }
     }
@@ -132,11 +138,30 @@ impl<N> Network<N> {
         })
     }
 
+    /// Applies the Adam updates with `kernel`; only the saveable Adam has other kernels than
+    /// the plain one.
+    pub fn set_adam_kernel(
+        &mut self,
+        kernel: crate::train::kernels::AdamKernel,
+    ) -> Result<(), TrainError> {
+        match self.opt.saveable_mut() {
+            Some(adam) => adam.set_kernel(kernel),
+            None if kernel == crate::train::kernels::AdamKernel::Plain => {}
+            None => {
+                return Err(TrainError::InvalidOption(format!(
+                    "Adam kernel {kernel:?}: this network uses libtorch's own Adam, which has only the plain kernel here"
+                )))
+            }
+        }
+        Ok(())
+    }
+
     /// One update on `loss`: zero the gradients, back-propagate, measure the gradient's global
     /// norm over the trainable variables, rescale it to at most `clip` if given (PyTorch's
     /// `clip_grad_norm_`), take one optimizer step. Returns the norm before clipping (a
-    /// health signal: [`crate::methods::mgm`] logs it every step).
-    pub fn update(&mut self, loss: &Tensor, clip: Option<f64>) -> f64 {
+    /// health signal: [`crate::methods::mgm`] logs it every step). Errors only when a
+    /// multi-tensor Adam kernel is refused by libtorch.
+    pub fn update(&mut self, loss: &Tensor, clip: Option<f64>) -> Result<f64, tch::TchError> {
         self.opt.zero_grad();
         loss.backward();
         let grads: Vec<Tensor> = self
@@ -167,8 +192,8 @@ impl<N> Network<N> {
                 });
             }
         }
-        self.opt.step();
-        norm
+        self.opt.step()?;
+        Ok(norm)
     }
 
     /// Wraps `net` with the hand-written [`crate::train::adam::Adam`] (`β1 = 0`) at learning rate

@@ -132,6 +132,20 @@ pub struct FlowMapImage {
 }
 
 impl FlowMapImage {
+    /// The same run with its Adams (map and teacher) and its EMA applied by `kernels` (same
+    /// updates to float tolerance; [`crate::train::kernels`]).
+    pub fn with_kernels(
+        mut self,
+        kernels: crate::train::kernels::Kernels,
+    ) -> Result<Self, TrainError> {
+        self.maps.student.set_adam_kernel(kernels.adam)?;
+        if let Some(t) = self.maps.teacher.as_mut() {
+            t.set_adam_kernel(kernels.adam)?;
+        }
+        self.ema.kernel = kernels.ema;
+        Ok(self)
+    }
+
     /// Fresh networks (EDM's initialisation, torch seeded from the run seed): the map, its EMA
     /// (a copy) and the teacher where the method has one.
     pub fn new(config: FlowMapImageConfig, device: Device) -> Result<Self, TrainError> {

@@ -365,8 +365,8 @@ impl<N> Maps<N> {
         }
         drop((student, student_eval, teacher));
         let grad_norm = match (teacher_phase, self.teacher.as_mut()) {
-            (true, Some(t)) => t.update(&loss, clip),
-            _ => self.student.update(&loss, clip),
+            (true, Some(t)) => t.update(&loss, clip)?,
+            _ => self.student.update(&loss, clip)?,
         };
         let handed_over = objective.kind == FlowMapKind::Pfmm && k + 1 == objective.teacher_steps;
         if handed_over {

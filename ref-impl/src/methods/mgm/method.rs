@@ -58,6 +58,18 @@ pub struct MgmMethod<G, F, C> {
 }
 
 impl<G: Generator, F: Field, C: Setting> MgmMethod<G, F, C> {
+    /// The same run with its two Adams and its EMA applied by `kernels` (same updates to
+    /// float tolerance; [`crate::train::kernels`]).
+    pub fn with_kernels(
+        mut self,
+        kernels: crate::train::kernels::Kernels,
+    ) -> Result<Self, TrainError> {
+        self.trainer.generator.set_adam_kernel(kernels.adam)?;
+        self.trainer.field.set_adam_kernel(kernels.adam)?;
+        self.ema.kernel = kernels.ema;
+        Ok(self)
+    }
+
     /// The settings.
     pub fn config(&self) -> &C {
         &self.config

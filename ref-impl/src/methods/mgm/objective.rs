@@ -430,7 +430,7 @@ impl Mgm {
                 &(x1.to_kind(Kind::Float) - x0.to_kind(Kind::Float)).square(),
             ))
         })?;
-        let grad_norm = field.update(&loss, self.clip);
+        let grad_norm = field.update(&loss, self.clip)?;
         Ok(FieldUpdate {
             loss: value,
             delta_sq,
@@ -479,7 +479,7 @@ impl Mgm {
             })??;
             let value = finite("generator", &loss, step)?;
             let raw = SampleStats::of(&x0)?;
-            let grad_norm = generator.update(&loss, self.clip);
+            let grad_norm = generator.update(&loss, self.clip)?;
             Ok(GeneratorUpdate {
                 loss: value,
                 grad_norm,
