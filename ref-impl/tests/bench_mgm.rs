@@ -156,3 +156,88 @@ fn bad_bench_options_fail_in_one_line() {
         assert_eq!(e.trim_end().lines().count(), 1, "{args:?}: {e}");
     }
 }
+
+/// `--peer` puts the peer's figure and our ratio in the JSON (ours / theirs, and the kernels
+/// and switches the bench ran with); a peer of another batch is refused before any work, in
+/// one line; `bench optim` times every kernel of Adam and the EMA.
+#[test]
+fn bench_mgm_compares_with_the_peer_and_bench_optim_times_each_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = dir.path().join("peer.json");
+    std::fs::write(
+        &peer,
+        "{\"peer\": \"pytorch-eager EDM SongUNet\", \"mode\": \"mgm\", \"torch\": \"2.11.0\", \"precision\": \"fp32\", \"batch\": 2, \"images_per_s\": 4.0, \"peak_gpu_memory_bytes\": null, \"gpu\": null}\n",
+    )
+    .unwrap();
+    let peer = peer.to_str().unwrap();
+    let base = [
+        "bench",
+        "mgm",
+        "--arch",
+        "tiny",
+        "--steps",
+        "1",
+        "--warmup-steps",
+        "0",
+        "--device",
+        "cpu",
+        "--json",
+        "--peer",
+        peer,
+        "--adam-kernel",
+        "fused",
+        "--ema-kernel",
+        "foreach",
+    ];
+    let v = json(&run(&[&base[..], &["--batch", "2"]].concat()));
+    let ratio = v["peer"]["speed_ratio"].as_f64().unwrap();
+    assert!(
+        close(ratio, v["images_per_s"].as_f64().unwrap() / 4.0),
+        "{v}"
+    );
+    assert_eq!(v["kernels"]["adam"], "fused");
+    assert_eq!(v["kernels"]["ema"], "foreach");
+    assert_eq!(v["tf32_matmul"], false);
+    let o = run(&[&base[..], &["--batch", "3"]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("batch 2") && e.trim_end().lines().count() == 1,
+        "{e}"
+    );
+
+    let v = json(&run(&[
+        "bench",
+        "optim",
+        "--arch",
+        "tiny",
+        "--reps",
+        "2",
+        "--warmup-reps",
+        "0",
+        "--device",
+        "cpu",
+        "--json",
+    ]));
+    let names: Vec<&str> = v["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["update"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "adam plain",
+            "adam foreach",
+            "adam fused",
+            "ema plain",
+            "ema foreach"
+        ]
+    );
+    assert!(v["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["ms"].as_f64().unwrap() > 0.0));
+}

@@ -42,6 +42,7 @@ use crate::error::TrainError;
 use crate::methods::mgm::image::{ImageMgm, ImageMgmConfig};
 use crate::methods::mgm::StepLosses;
 use crate::nets::edm::UNetConfig;
+use crate::train::kernels::Kernels;
 use crate::train::network::param_count;
 use crate::train::precision::{cuda_peak_allocated, cuda_reset_peak, Precision};
 use tch::{Device, Kind, Tensor};
@@ -80,6 +81,8 @@ pub struct MgmBenchConfig {
     pub precision: Precision,
     /// Peak for the bound.
     pub peak: Peak,
+    /// Kernels of the two Adams and the EMA.
+    pub kernels: Kernels,
 }
 
 /// What `bench mgm` measured.
@@ -125,6 +128,8 @@ pub struct MgmBenchResult {
     pub peak_gpu_memory_note: Option<String>,
     /// Losses of the last timed iteration.
     pub last_losses: StepLosses,
+    /// Kernels of the two Adams and the EMA.
+    pub kernels: Kernels,
 }
 
 /// The matmul dtype whose rate bounds an iteration in `precision` on `device`.
@@ -177,7 +182,7 @@ pub fn bench_mgm(config: &MgmBenchConfig, device: Device) -> Result<MgmBenchResu
         precision: config.precision,
         ..ImageMgmConfig::paper(arch.clone())
     };
-    let mut run = ImageMgm::from_random_init(mgm_config, device)?;
+    let mut run = ImageMgm::from_random_init(mgm_config, device)?.with_kernels(config.kernels)?;
     tch::manual_seed(1);
     let set = random_images(arch, config.batch as usize, "synthetic random bytes");
     let mut data = DataImages::new(set, 0, false)?;
@@ -222,5 +227,6 @@ pub fn bench_mgm(config: &MgmBenchConfig, device: Device) -> Result<MgmBenchResu
         peak_gpu_memory_bytes,
         peak_gpu_memory_note: memory_note,
         last_losses: last,
+        kernels: config.kernels,
     })
 }

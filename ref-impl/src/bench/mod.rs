@@ -6,9 +6,13 @@
 //! | [`warmup`] | `bench warmup`: warmup steps on synthetic images |
 //! | [`mgm`] | `bench mgm`: iterations of Algorithm 1 on images |
 //! | [`matmul`] | `bench matmul`: the machine's own dense matmul peak |
+//! | [`optim`] | `bench optim`: Adam and EMA updates alone, each kernel |
+//! | [`peer`] | the PyTorch-eager peer's figure and our ratio to it |
 
 pub mod matmul;
 pub mod mgm;
+pub mod optim;
+pub mod peer;
 pub mod warmup;
 
 use crate::data::ImageSet;

@@ -9,6 +9,7 @@ use super::{random_images, time_steps};
 use crate::error::TrainError;
 use crate::methods::warmup::{Warmup, WarmupOptions};
 use crate::nets::edm::UNetConfig;
+use crate::train::kernels::Kernels;
 use crate::train::network::param_count;
 use tch::Device;
 
@@ -45,6 +46,8 @@ pub struct BenchResult {
     pub flop_bound_images_per_s: Option<f64>,
     /// `images_per_s / flop_bound_images_per_s`.
     pub flop_bound_fraction: Option<f64>,
+    /// Kernels of the Adam and EMA updates.
+    pub kernels: Kernels,
 }
 
 /// Runs `warmup_steps + steps` warmup steps of `arch` at batch `batch` on random images and
@@ -56,6 +59,7 @@ pub fn bench_warmup(
     warmup_steps: u64,
     device: Device,
     peak_tflops: Option<f64>,
+    kernels: Kernels,
 ) -> Result<BenchResult, TrainError> {
     if let Some(p) = peak_tflops.filter(|p| !(p.is_finite() && *p > 0.0)) {
         return Err(TrainError::InvalidOption(format!(
@@ -67,7 +71,7 @@ pub fn bench_warmup(
     options.lr_rampup_kimg = 0.0;
     tch::manual_seed(0);
     let data = random_images(&arch, batch, "synthetic");
-    let mut w = Warmup::new(options, device)?;
+    let mut w = Warmup::new(options, device)?.with_kernels(kernels);
     let mut batches = w.batches(data)?;
     let (seconds, _) = time_steps(&mut w, &mut batches, warmup_steps, steps)?;
     let images_per_s = (steps as usize * batch) as f64 / seconds;
@@ -91,5 +95,6 @@ pub fn bench_warmup(
         peak_tflops: peak,
         flop_bound_images_per_s: bound,
         flop_bound_fraction: bound.map(|b| images_per_s / b),
+        kernels,
     })
 }

@@ -5,10 +5,18 @@
 //! - `bench inception --batch 250 -n 5000 [--json]`: Inception feature throughput;
 //! - `bench mgm --arch ddpmpp --batch 256 --steps N [--precision fp32|bf16]`: iterations of
 //!   Algorithm 1 on images (images/s, FLOP-bound fraction, peak GPU memory), JSON;
-//! - `bench matmul [--dtype fp32|tf32|bf16] [--n 8192]`: the machine's dense matmul TFLOP/s.
+//! - `bench matmul [--dtype fp32|tf32|bf16] [--n 8192]`: the machine's dense matmul TFLOP/s;
+//! - `bench optim --arch ddpmpp`: Adam and EMA updates of one network alone, each kernel.
+//!
+//! `bench mgm` and `bench warmup` take the trainers' speed flags (`--adam-kernel`,
+//! `--ema-kernel`, `--tf32-matmul`, `--cudnn-benchmark`) and `--peer FILE`, the JSON line of
+//! the PyTorch-eager peer measured in the same job: its figure and our ratio are printed
+//! beside ours.
 
 use midpoint_train::bench::matmul::{bench_matmul, MatmulDtype};
 use midpoint_train::bench::mgm::{bench_mgm, MgmBenchConfig, Peak};
+use midpoint_train::bench::optim::bench_optim;
+use midpoint_train::bench::peer::{compare, read_peer, PeerComparison};
 use midpoint_train::bench::warmup::bench_warmup;
 use midpoint_train::fid::bench::{bench_inception, BenchConfig};
 use midpoint_train::fid::Inception;
@@ -34,6 +42,91 @@ enum What {
     Mgm(MgmArgs),
     /// Dense matmul TFLOP/s of this machine (the peak for `bench mgm --peak-tflops`).
     Matmul(MatmulArgs),
+    /// Adam and EMA updates of one network alone, per kernel (ms per update).
+    Optim(OptimArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OptimArgs {
+    /// Network: ddpmpp, ddpmpp-noaug, tiny or digits.
+    #[arg(long, default_value = "ddpmpp")]
+    arch: String,
+    /// Timed updates per kernel.
+    #[arg(long, default_value_t = 50)]
+    reps: u32,
+    /// Untimed updates per kernel first.
+    #[arg(long, default_value_t = 5)]
+    warmup_reps: u32,
+    /// Print JSON (else one line per kernel).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    run_on: super::flags::RunOn,
+}
+
+/// `--peer FILE` of `bench mgm` and `bench warmup`.
+#[derive(Debug, clap::Args)]
+struct PeerArg {
+    /// The PyTorch-eager peer's JSON line (`mgm_torch.py`'s output) measured on the same GPU
+    /// in the same job, at the same mode, precision and batch: printed with our ratio to it.
+    #[arg(long)]
+    peer: Option<PathBuf>,
+}
+
+impl PeerArg {
+    fn compare(
+        &self,
+        mode: &str,
+        precision: &str,
+        batch: i64,
+        images_per_s: f64,
+        peak_memory: Option<u64>,
+    ) -> anyhow::Result<Option<PeerComparison>> {
+        let Some(path) = &self.peer else {
+            return Ok(None);
+        };
+        Ok(Some(compare(
+            read_peer(path)?,
+            mode,
+            precision,
+            batch,
+            images_per_s,
+            peak_memory,
+        )?))
+    }
+
+    /// Checks the file and its workload before the bench runs (a bad file fails at once,
+    /// not after minutes of measuring).
+    fn check(&self, mode: &str, precision: &str, batch: i64) -> anyhow::Result<()> {
+        self.compare(mode, precision, batch, 1.0, None).map(|_| ())
+    }
+}
+
+/// `result` as JSON with the speed switches and the peer comparison added.
+fn with_extras(
+    result: &impl serde::Serialize,
+    speed: &super::flags::SpeedFlags,
+    peer: &Option<PeerComparison>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(result)?;
+    let (tf32, bench) = speed.switches();
+    v["tf32_matmul"] = tf32.into();
+    v["cudnn_benchmark"] = bench.into();
+    v["peer"] = serde_json::to_value(peer)?;
+    Ok(v)
+}
+
+fn peer_line(peer: &Option<PeerComparison>) -> String {
+    match peer {
+        None => String::new(),
+        Some(c) => format!(
+            "; peer {:.1} images/s → ratio {:.3}×{}",
+            c.peer.images_per_s,
+            c.speed_ratio,
+            c.memory_ratio
+                .map_or(String::new(), |m| format!(", memory {m:.3}× the peer's"))
+        ),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +164,10 @@ struct MgmArgs {
     json: bool,
     #[command(flatten)]
     run_on: super::flags::RunOn,
+    #[command(flatten)]
+    speed: super::flags::SpeedFlags,
+    #[command(flatten)]
+    peer: PeerArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +207,10 @@ struct WarmupArgs {
     peak_tflops: Option<f64>,
     #[command(flatten)]
     run_on: super::flags::RunOn,
+    #[command(flatten)]
+    speed: super::flags::SpeedFlags,
+    #[command(flatten)]
+    peer: PeerArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,6 +243,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     match a.what {
         What::Warmup(w) => {
             let device = w.run_on.device()?;
+            let kernels = w.speed.apply(device)?;
+            w.peer.check("warmup", "fp32", w.batch as i64)?;
             let arch = UNetConfig::named(&w.arch)?;
             let r = bench_warmup(
                 arch,
@@ -150,12 +253,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 w.warmup_steps,
                 device,
                 w.peak_tflops,
+                kernels,
             )?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
+            // The warmup runs in fp32 (EDM's training); its peak memory is not recorded.
+            let peer = w
+                .peer
+                .compare("warmup", "fp32", w.batch as i64, r.images_per_s, None)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&with_extras(&r, &w.speed, &peer)?)?
+            );
             Ok(())
         }
         What::Mgm(m) => {
             let device = m.run_on.device()?;
+            let kernels = m.speed.apply(device)?;
+            m.peer.check("mgm", m.precision.name(), m.batch)?;
             let peak = match (m.peak_tflops, m.measure_peak || device.is_cuda()) {
                 (Some(p), _) => Peak::Given(p),
                 (None, true) => Peak::Measure {
@@ -171,10 +284,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 warmup_steps: m.warmup_steps,
                 precision: m.precision,
                 peak,
+                kernels,
             };
             let r = bench_mgm(&config, device)?;
+            let peer = m.peer.compare(
+                "mgm",
+                r.precision.name(),
+                r.batch,
+                r.images_per_s,
+                r.peak_gpu_memory_bytes,
+            )?;
             if m.json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&with_extras(&r, &m.speed, &peer)?)?
+                );
             } else {
                 let pct = |f: Option<f64>| f.map_or("n/a".into(), |f| format!("{:.1}%", 100.0 * f));
                 let gib = |b: Option<u64>| {
@@ -183,9 +307,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     })
                 };
                 println!(
-                    "MGM {} {} batch {} on {}: {:.2} it/s, {:.1} images/s, {:.2} TFLOP/s ({} of the bound), peak GPU memory {}",
+                    "MGM {} {} batch {} on {}: {:.2} it/s, {:.1} images/s, {:.2} TFLOP/s ({} of the bound), peak GPU memory {}{}",
                     r.arch, r.precision.name(), r.batch, r.device, r.iterations_per_s, r.images_per_s,
-                    r.achieved_tflops, pct(r.flop_bound_fraction), gib(r.peak_gpu_memory_bytes)
+                    r.achieved_tflops, pct(r.flop_bound_fraction), gib(r.peak_gpu_memory_bytes),
+                    peer_line(&peer)
                 );
             }
             Ok(())
@@ -205,6 +330,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     r.reps,
                     r.seconds
                 );
+            }
+            Ok(())
+        }
+        What::Optim(o) => {
+            let device = o.run_on.device()?;
+            let r = bench_optim(&UNetConfig::named(&o.arch)?, o.reps, o.warmup_reps, device)?;
+            if o.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for k in &r.kernels {
+                    println!(
+                        "{} ({} params in {} tensors) on {}: {:<12} {:>9.3} ms per update ({:.2}× plain)",
+                        r.arch, r.params, r.tensors, r.device, k.update, k.ms, k.speedup_over_plain
+                    );
+                }
             }
             Ok(())
         }

@@ -55,9 +55,11 @@ impl Quiet {
     }
 }
 
-/// `--adam-kernel` and `--ema-kernel` of the image trainers and their benches.
+/// The speed levers of the image trainers and their benches: `--adam-kernel`,
+/// `--ema-kernel`, `--tf32-matmul`, `--cudnn-benchmark`. Each is off by default, so a run's
+/// numbers change only when asked; each can be measured alone (docs/performance.md).
 #[derive(Debug, clap::Args)]
-pub struct KernelFlags {
+pub struct SpeedFlags {
     /// How Adam applies its update: plain (one tensor at a time, the reference), foreach
     /// (libtorch's multi-tensor kernels) or fused (`_fused_adam_`); the same update to float
     /// tolerance.
@@ -66,15 +68,46 @@ pub struct KernelFlags {
     /// How the EMA is updated: plain (one tensor at a time) or foreach (one `_foreach_lerp_`).
     #[arg(long, value_enum, default_value_t = EmaKernel::Plain)]
     ema_kernel: EmaKernel,
+    /// Allow TF32 tensor cores in fp32 matmuls (attention, linear layers) on CUDA. Off by
+    /// default, as in EDM's training (which turns TF32 off for matmuls and convolutions);
+    /// changes the numbers (10-bit mantissa products).
+    #[arg(long)]
+    tf32_matmul: bool,
+    /// cuDNN benchmark mode: time the convolution algorithms on the first batches and keep the
+    /// fastest (EDM's training sets it); results may differ by rounding from run to run.
+    #[arg(long)]
+    cudnn_benchmark: bool,
 }
 
-impl KernelFlags {
+impl SpeedFlags {
+    /// Sets the global switches (TF32 for matmuls, cuDNN benchmark) and returns the kernels
+    /// asked for. `--tf32-matmul` off CUDA is refused: it would do nothing.
+    pub fn apply(&self, device: tch::Device) -> anyhow::Result<Kernels> {
+        if self.tf32_matmul {
+            if !device.is_cuda() {
+                anyhow::bail!(
+                    "invalid option: --tf32-matmul is a CUDA setting; this run is on the CPU"
+                );
+            }
+            midpoint_train::train::precision::set_allow_tf32_matmul(true)?;
+        }
+        if self.cudnn_benchmark {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        Ok(self.kernels())
+    }
+
     /// The kernels asked for.
-    pub fn get(&self) -> Kernels {
+    pub fn kernels(&self) -> Kernels {
         Kernels {
             adam: self.adam_kernel,
             ema: self.ema_kernel,
         }
+    }
+
+    /// The switches as `(tf32_matmul, cudnn_benchmark)`, for a bench's record.
+    pub fn switches(&self) -> (bool, bool) {
+        (self.tf32_matmul, self.cudnn_benchmark)
     }
 }
 
@@ -101,5 +134,5 @@ pub struct RunDir {
     #[command(flatten)]
     pub quiet: Quiet,
     #[command(flatten)]
-    pub kernels: KernelFlags,
+    pub speed: SpeedFlags,
 }

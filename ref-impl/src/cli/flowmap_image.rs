@@ -52,6 +52,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = a.dir.run_on.device()?;
+    let kernels = a.dir.speed.apply(device)?;
     let folder = RunFolder::claim(&a.dir.out, Claim::of(a.dir.resume, a.dir.overwrite)?)?;
     let ckpt_path = checkpoint_for(&a.dir.out, a.dir.resume)?;
     let arch = UNetConfig::named(&a.arch)?;
@@ -82,7 +83,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         FlowMapImage::new(config, device)?
     }
-    .with_kernels(a.dir.kernels.get())?;
+    .with_kernels(kernels)?;
     let options = a.periodic.options(a.steps, a.dir.max_seconds)?;
     let mut fid = a.periodic.fid(device, a.seed)?;
     let progress = Progress::new(a.steps, a.objective.method.name(), a.dir.quiet.show());

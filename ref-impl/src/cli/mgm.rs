@@ -90,6 +90,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = a.dir.run_on.device()?;
+    let kernels = a.dir.speed.apply(device)?;
     let folder = RunFolder::claim(&a.dir.out, Claim::of(a.dir.resume, a.dir.overwrite)?)?;
     let ckpt_path = checkpoint_for(&a.dir.out, a.dir.resume)?;
     // The warmup is opened first (its architecture is the default); on --resume the weights
@@ -138,7 +139,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             (None, None) => anyhow::bail!("give --warmup CKPT, --init random or --resume"),
         }
     }
-    .with_kernels(a.dir.kernels.get())?;
+    .with_kernels(kernels)?;
     drop(warmup);
     let options = a.periodic.options(a.steps as u64, a.dir.max_seconds)?;
     let mut fid = a.periodic.fid(device, a.seed)?;

@@ -54,6 +54,7 @@ pub struct Args {
 
 pub fn run_cmd(a: Args) -> anyhow::Result<()> {
     let device = a.dir.run_on.device()?;
+    let kernels = a.dir.speed.apply(device)?;
     let mut options = WarmupOptions::edm(UNetConfig::named(&a.arch)?);
     options.batch = a.batch;
     options.lr = a.lr;
@@ -74,7 +75,7 @@ pub fn run_cmd(a: Args) -> anyhow::Result<()> {
         grid_every: a.grid_every.unwrap_or(a.checkpoint_every),
         progress: a.dir.quiet.show(),
         max_seconds: a.dir.max_seconds,
-        kernels: a.dir.kernels.get(),
+        kernels: kernels,
     };
     let summary = run(&data, options, &run_opts, device)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
