@@ -75,7 +75,7 @@ pub fn run_cmd(a: Args) -> anyhow::Result<()> {
         grid_every: a.grid_every.unwrap_or(a.checkpoint_every),
         progress: a.dir.quiet.show(),
         max_seconds: a.dir.max_seconds,
-        kernels: kernels,
+        kernels,
     };
     let summary = run(&data, options, &run_opts, device)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
