@@ -37,7 +37,7 @@ fn loss(vars: &[Tensor], k: i64) -> Tensor {
     for v in vars.iter().filter(|v| v.requires_grad()) {
         let c = Tensor::rand_like(v);
         let d = Tensor::randn_like(v);
-        total = total + (c * v.square() / 2.0 + d * v).sum(v.kind());
+        total += (c * v.square() / 2.0 + d * v).sum(v.kind());
     }
     total
 }
