@@ -10,7 +10,7 @@
 //!
 //! It also compiles `csrc/torch_shim.cpp`, the few libtorch calls tch does not bind (autocast
 //! with a chosen dtype, TF32 for cuBLAS, CUDA allocator peak statistics, forward-mode AD levels) and `csrc/optim_kernels.cpp` (libtorch's multi-tensor and fused Adam, the
-//! foreach EMA), against the same
+//! foreach EMA) and `csrc/dist.cpp` (c10d process groups for data-parallel training), against the same
 //! torch headers (`<torch>/include` beside the lib dir) and C++ ABI as torch-sys.
 
 use std::path::{Path, PathBuf};
@@ -48,6 +48,59 @@ fn compile_shim(lib: &Path) {
         .compile("midpoint_torch_shim");
 }
 
+/// The CUDA, CCCL and NCCL include dirs of a pip torch (`nvidia/cu13/include` with the
+/// `nvidia-cuda-crt` and `nvidia-cuda-cccl` wheels, `nvidia/nccl/include`), when all of
+/// `ProcessGroupNCCL.hpp`'s headers are there and the torch build has CUDA.
+fn nccl_includes(lib: &Path) -> Option<Vec<PathBuf>> {
+    if !lib.join("libtorch_cuda.so").exists() {
+        return None;
+    }
+    let nvidia = lib.parent()?.parent()?.join("nvidia");
+    let cuda = nvidia.join("cu13/include");
+    let cccl = [cuda.join("cccl"), cuda.clone()]
+        .into_iter()
+        .find(|d| d.join("nv/target").exists())?;
+    let nccl = nvidia.join("nccl/include");
+    let found = cuda.join("cuda_runtime.h").exists()
+        && cuda.join("crt/host_config.h").exists()
+        && nccl.join("nccl.h").exists();
+    found.then(|| vec![cuda, cccl, nccl])
+}
+
+/// Compiles `csrc/dist.cpp` (c10d process groups: Gloo always, NCCL when its headers are
+/// found) against the torch headers and the Gloo declarations in `third_party/gloo`.
+fn compile_dist(lib: &Path) {
+    println!("cargo:rerun-if-changed=csrc/dist.cpp");
+    println!("cargo:rerun-if-changed=third_party/gloo");
+    let include = lib.parent().map(|p| p.join("include")).unwrap_or_default();
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file("csrc/dist.cpp")
+        .include("third_party/gloo")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .flag("-DUSE_C10D_GLOO")
+        .warnings(false);
+    match nccl_includes(lib) {
+        Some(dirs) => {
+            for d in dirs {
+                build.include(d);
+            }
+            build.flag("-DUSE_C10D_NCCL").flag("-DMIDPOINT_WITH_NCCL");
+        }
+        None => println!(
+            "cargo:warning=NCCL headers not found beside {} (nvidia-cuda-crt, nvidia-cuda-cccl, nvidia-nccl wheels): this build has the Gloo backend only",
+            lib.display()
+        ),
+    }
+    build.compile("midpoint_dist");
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     // Set by torch-sys (`links = "tch"`, `cargo:libtorch_lib=...`) for its direct dependents.
@@ -61,6 +114,7 @@ fn main() {
         panic!("torch-sys did not report the libtorch lib dir (DEP_TCH_LIBTORCH_LIB); csrc/torch_shim.cpp needs the torch headers beside it");
     };
     compile_shim(&lib);
+    compile_dist(&lib);
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {

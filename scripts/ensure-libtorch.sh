@@ -66,6 +66,17 @@ _midpoint_ensure_libtorch() {
     fi
   fi
 
+  # The CUDA headers ProcessGroupNCCL.hpp needs beyond the torch wheel's (crt/ and CCCL's
+  # nv/target; a few MB, headers only), so that the trainer is built with its NCCL backend
+  # (ref-impl/build.rs); versions of the CUDA 13.0 toolkit the wheel was built with.
+  if ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("nvidia-cuda-crt"); m.version("nvidia-cuda-cccl")' >/dev/null 2>&1; then
+    echo "ensure-libtorch: installing the CUDA headers of the NCCL backend (nvidia-cuda-crt, nvidia-cuda-cccl) into $venv" >&2
+    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "nvidia-cuda-crt==13.0.88" "nvidia-cuda-cccl==13.0.85" >&2; then
+      echo "ensure-libtorch: warning: the CUDA headers could not be installed; the trainer will be built without NCCL (Gloo only)" >&2
+    fi
+  fi
+
   export LIBTORCH_USE_PYTORCH=1
   export VIRTUAL_ENV="$venv"
   case ":$PATH:" in

@@ -39,6 +39,9 @@ pub enum TrainError {
     /// Training images could not be read.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// Data-parallel training: launch, collectives, diverged replicas.
+    #[error(transparent)]
+    Dist(#[from] crate::dist::DistError),
     /// A checkpoint could not be written, read or verified.
     #[error(transparent)]
     Checkpoint(#[from] crate::train::checkpoint::CheckpointError),

@@ -4,7 +4,7 @@
 //! libtorch 2.11.0), cross-checked against the exact numerics of the [`midpoint`] crate.
 //!
 //! The modules follow the roles, and imports run one way: `cli → toy, image, bench (runs) →
-//! methods → nets, train → data, fid, the core crate`.
+//! methods → nets, train → dist, data, fid, the core crate`.
 //!
 //! | module | what | paper |
 //! |---|---|---|
@@ -17,6 +17,7 @@
 //! | [`data`] | CIFAR-10 binary batches and PNG folders as batches in [−1, 1] | §5.1 |
 //! | [`fid`] | FID-50K with the NVlabs protocol: TF-legacy resize, Inception features, float64 statistics, Fréchet distance | §5.1 |
 //! | [`device`] | device parsing, names and the build's torch version | |
+//! | [`dist`] | data-parallel training on c10d (NCCL on GPUs, Gloo on the CPU): launch environment, process group, shards, gradient buckets | |
 //! | [`error`] | [`TrainError`] | |
 //!
 //! The core crate never depends on tch; this crate adds the networks and the optimizer.
@@ -25,6 +26,7 @@
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod fid;
 pub mod image;

@@ -45,6 +45,7 @@ fn run_opts(out: &Path, steps: u64, resume: bool, every: u64) -> RunOptions {
         grid_every: 0,
         progress: false,
         kernels: Default::default(),
+        replica: None,
     }
 }
 

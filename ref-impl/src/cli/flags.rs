@@ -1,5 +1,6 @@
 //! Flags shared by several commands, declared once and flattened into each command's `Args`.
 
+use midpoint_train::dist::{Launch, Replica};
 use midpoint_train::train::kernels::{AdamKernel, EmaKernel, Kernels};
 use std::path::PathBuf;
 
@@ -111,6 +112,53 @@ impl SpeedFlags {
     }
 }
 
+/// Data-parallel settings, used only when the process was started by torchrun or srun
+/// ([`midpoint_train::dist::Launch`]).
+#[derive(Debug, clap::Args)]
+pub struct DistFlags {
+    /// Seconds a rank waits for the others (rendezvous and every collective) before the job
+    /// ends with an error: a dead or hung rank stops the others after this long.
+    #[arg(long, default_value_t = 300.0)]
+    dist_timeout: f64,
+    /// Steps between checks that every rank holds the same weights (0: never).
+    #[arg(long, default_value_t = midpoint_train::dist::replica::DEFAULT_DIGEST_EVERY)]
+    digest_every: u64,
+}
+
+impl DistFlags {
+    /// This process's [`Replica`] when a launcher started it, else `None` (one process); the
+    /// device becomes `cuda:LOCAL_RANK` on a CUDA run (one GPU per process).
+    pub fn join(&self, device: tch::Device) -> anyhow::Result<(Option<Replica>, tch::Device)> {
+        let Some(launch) = Launch::from_env()? else {
+            return Ok((None, device));
+        };
+        if !(self.dist_timeout.is_finite() && self.dist_timeout > 0.0) {
+            anyhow::bail!(
+                "invalid option: --dist-timeout must be finite and > 0, got {}",
+                self.dist_timeout
+            );
+        }
+        let device = match device {
+            tch::Device::Cuda(_) => {
+                let n = tch::Cuda::device_count();
+                if launch.local_rank as i64 >= n {
+                    anyhow::bail!(
+                        "rank {} has LOCAL_RANK {} but this node has {n} GPUs: start at most {n} processes per node",
+                        launch.rank,
+                        launch.local_rank
+                    );
+                }
+                tch::Device::Cuda(launch.local_rank)
+            }
+            d => d,
+        };
+        let timeout = std::time::Duration::from_secs_f64(self.dist_timeout);
+        let mut replica = Replica::join(&launch, device, timeout)?;
+        replica.digest_every = self.digest_every;
+        Ok((Some(replica), device))
+    }
+}
+
 /// `--out`, `--resume`, `--max-seconds`, `--device`, `--threads` and `--quiet` of a training
 /// run.
 #[derive(Debug, clap::Args)]
@@ -135,4 +183,6 @@ pub struct RunDir {
     pub quiet: Quiet,
     #[command(flatten)]
     pub speed: SpeedFlags,
+    #[command(flatten)]
+    pub dist: DistFlags,
 }

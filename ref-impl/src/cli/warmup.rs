@@ -54,6 +54,8 @@ pub struct Args {
 
 pub fn run_cmd(a: Args) -> anyhow::Result<()> {
     let device = a.dir.run_on.device()?;
+    let (replica, device) = a.dir.dist.join(device)?;
+    let writer = replica.as_ref().is_none_or(|r| r.is_writer());
     let kernels = a.dir.speed.apply(device)?;
     let mut options = WarmupOptions::edm(UNetConfig::named(&a.arch)?);
     options.batch = a.batch;
@@ -73,11 +75,14 @@ pub fn run_cmd(a: Args) -> anyhow::Result<()> {
         overwrite: a.dir.overwrite,
         checkpoint_every: a.checkpoint_every,
         grid_every: a.grid_every.unwrap_or(a.checkpoint_every),
-        progress: a.dir.quiet.show(),
+        progress: writer && a.dir.quiet.show(),
         max_seconds: a.dir.max_seconds,
         kernels,
+        replica,
     };
     let summary = run(&data, options, &run_opts, device)?;
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if writer {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     Ok(())
 }

@@ -61,6 +61,32 @@ impl Batches for DataImages {
         Ok(self.set.batch(&idx, &flips, device))
     }
 
+    /// Only the rows asked for are gathered (a data-parallel rank reads its share alone).
+    fn rows(
+        &mut self,
+        index: u64,
+        n: i64,
+        start: i64,
+        len: i64,
+        device: Device,
+    ) -> Result<Tensor, TrainError> {
+        let bad =
+            || TrainError::InvalidOption(format!("rows {start}..{start}+{len} of a batch of {n}"));
+        let (n, start, len) = (
+            usize::try_from(n).map_err(|_| bad())?,
+            usize::try_from(start).map_err(|_| bad())?,
+            usize::try_from(len).map_err(|_| bad())?,
+        );
+        if start + len > n {
+            return Err(bad());
+        }
+        let idx = self.order.indices(index, n);
+        let flips = self.order.flips(index, n, self.xflip);
+        Ok(self
+            .set
+            .batch(&idx[start..start + len], &flips[start..start + len], device))
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} ({} images, xflip {}, seed {})",

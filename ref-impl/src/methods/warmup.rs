@@ -20,6 +20,7 @@
 
 use crate::data::order::derive_seed;
 use crate::data::{DataImages, ImageSet};
+use crate::dist::{Replica, Shard};
 use crate::error::TrainError;
 use crate::nets::edm::{denoising_loss, EdmPrecond, NoiseLaw, UNetConfig};
 use crate::train::adam::{Adam, AdamConfig};
@@ -43,6 +44,8 @@ pub use crate::train::run_loop::{CHECKPOINT, LOSSES};
 const TORCH_STREAM: u64 = 10;
 const INIT_STREAM: u64 = 11;
 const GRID_STREAM: u64 = 12;
+/// A data-parallel rank's own stream, for the randomness inside the network (dropout).
+const RANK_STREAM: u64 = 13;
 
 /// Everything that determines the trajectory of a warmup run (must match on `--resume`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,6 +141,8 @@ pub struct Warmup {
     ema_net: EdmPrecond,
     adam: Adam,
     law: NoiseLaw,
+    /// This process's place in a data-parallel job (`None`: alone).
+    replica: Option<Replica>,
     step: u64,
     /// The training data's fingerprint ([`ImageSet::fingerprint`]), recorded in the
     /// checkpoint so that a resume on other data is refused (`None`: not bound yet, or a
@@ -168,6 +173,7 @@ impl Warmup {
             ema_net,
             adam,
             law,
+            replica: None,
             step: 0,
             data: None,
         })
@@ -179,6 +185,17 @@ impl Warmup {
         self.adam.set_kernel(kernels.adam);
         self.ema.kernel = kernels.ema;
         self
+    }
+
+    /// The same run as one rank of a data-parallel job: each step draws the global batch's
+    /// noise, keeps this rank's rows, and averages the gradients over the ranks. Checks that
+    /// the ranks divide the batch and start from identical weights.
+    pub fn with_replica(mut self, replica: Replica) -> Result<Self, TrainError> {
+        replica.shard().rows(self.options.batch as i64)?;
+        replica.check_same(self.step, "warmup network", &self.vs)?;
+        replica.check_same(self.step, "warmup EMA", &self.ema.vs)?;
+        self.replica = Some(replica);
+        Ok(self)
     }
 
     /// Steps done.
@@ -204,13 +221,29 @@ impl Warmup {
     /// One training step on `data` (batch `k` of step `k`); returns the loss before the
     /// update. A non-finite loss is an error and updates nothing.
     pub fn train_step(&mut self, data: &mut dyn Batches) -> Result<f64, TrainError> {
-        let (k, b) = (self.step, self.options.batch);
+        let (k, b) = (self.step, self.options.batch as i64);
         tch::manual_seed(derive_seed(self.options.seed, TORCH_STREAM, k) as i64);
-        let y = data.batch(k, b as i64, self.device)?;
-        let sigma = self.law.sample(b as i64, self.device);
-        let eps = y.randn_like();
+        // The noise is drawn at the global batch's shape from the stream every rank shares;
+        // a rank keeps its rows (all of them when alone).
+        let shard = self.replica.as_ref().map_or(Shard::ALL, |r| r.shard());
+        let (start, len) = shard.rows(b)?;
+        let y = data.rows(k, b, start, len, self.device)?;
+        let [c, h, w] = [
+            self.options.arch.img_channels,
+            self.options.arch.img_resolution,
+            self.options.arch.img_resolution,
+        ];
+        let sigma = shard.local(&self.law.sample(b, self.device))?;
+        let eps = shard.local(&Tensor::randn([b, c, h, w], (Kind::Float, self.device)))?;
+        if shard.world > 1 {
+            let rank_seed = derive_seed(self.options.seed, RANK_STREAM, k);
+            tch::manual_seed(derive_seed(rank_seed, RANK_STREAM, shard.rank as u64) as i64);
+        }
         let loss = denoising_loss(&self.net, &y, &sigma, &eps, true);
-        let value = f64::try_from(&loss)?;
+        let mut value = f64::try_from(&loss)?;
+        if let Some(r) = &self.replica {
+            value = r.mean(value)?;
+        }
         if !value.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 which: "denoising",
@@ -220,10 +253,16 @@ impl Warmup {
         }
         self.adam.zero_grad();
         loss.backward();
+        if let Some(r) = &self.replica {
+            r.average_gradients(&self.vs)?;
+        }
         self.adam.step(self.options.lr_at(k))?;
         self.ema
             .update_lerp(&self.vs, self.options.ema_beta_at(k))?;
         self.step += 1;
+        if let Some(r) = &self.replica {
+            r.maybe_check(self.step, "warmup network", &self.vs)?;
+        }
         Ok(value)
     }
 
@@ -385,6 +424,8 @@ pub struct RunOptions {
     pub max_seconds: Option<f64>,
     /// Kernels of the Adam and EMA updates.
     pub kernels: crate::train::kernels::Kernels,
+    /// This process's place in a data-parallel job (`None`: alone).
+    pub replica: Option<Replica>,
 }
 
 /// What a finished (or stopped) run reports: the loop's [`Summary`] and the data and network.
@@ -463,6 +504,9 @@ impl Method for Warmup {
     fn save(&self, path: &Path, _data: &str) -> Result<(), TrainError> {
         Warmup::save(self, path)
     }
+    fn replica(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
 }
 
 /// Runs (or resumes) a warmup on `data` with the generic loop ([`run_loop::run`]), writing
@@ -496,14 +540,27 @@ pub fn run(
         final_eval_samples: 0,
         max_seconds: run.max_seconds,
     };
-    let folder = RunFolder::claim(&run.out, Claim::of(run.resume, run.overwrite)?)?;
-    let ckpt = checkpoint_for(&run.out, run.resume)?;
+    let writer = run.replica.as_ref().is_none_or(|r| r.is_writer());
+    let folder = if writer {
+        RunFolder::claim(&run.out, Claim::of(run.resume, run.overwrite)?)?
+    } else {
+        RunFolder::for_reader(&run.out)
+    };
+    // Rank 0 may be clearing an --overwrite folder meanwhile: the others look at nothing.
+    let ckpt = if writer || run.resume {
+        checkpoint_for(&run.out, run.resume)?
+    } else {
+        run.out.join(run_loop::CHECKPOINT)
+    };
     let mut w = if run.resume {
         Warmup::resume(&ckpt, options, device)?
     } else {
         Warmup::new(options, device)?
     }
     .with_kernels(run.kernels);
+    if let Some(r) = &run.replica {
+        w = w.with_replica(r.clone())?;
+    }
     w.bind_data(data.fingerprint())?;
     let mut batches = w.batches(data.clone())?;
     let params = param_count(&w.vs);

@@ -15,6 +15,19 @@ pub trait Batches {
     /// Batch `index` of `n` samples `[n, ...]` (fp32) on `device`.
     fn batch(&mut self, index: u64, n: i64, device: Device) -> Result<Tensor, TrainError>;
 
+    /// Rows `start..start + len` of batch `index` of `n` samples (a data-parallel rank's share,
+    /// [`crate::dist::Shard`]): the same rows as `batch(index, n)` has there.
+    fn rows(
+        &mut self,
+        index: u64,
+        n: i64,
+        start: i64,
+        len: i64,
+        device: Device,
+    ) -> Result<Tensor, TrainError> {
+        Ok(self.batch(index, n, device)?.narrow(0, start, len))
+    }
+
     /// What the data are (stored in checkpoints; a resume on other data is refused).
     fn describe(&self) -> String {
         "unnamed data".into()
@@ -79,6 +92,11 @@ pub trait Method {
     /// Samples of the raw (not averaged) model for latents `z`, when [`Method::sample`] draws
     /// from an average of its weights; the grids then show both.
     fn sample_raw(&self, _z: &Tensor) -> Option<Tensor> {
+        None
+    }
+    /// This process's place in a data-parallel job ([`crate::dist`]), if it is one: the loop
+    /// then writes only on rank 0 and stops all ranks at the same step.
+    fn replica(&self) -> Option<&crate::dist::Replica> {
         None
     }
     /// A warning when the losses so far (`losses[i]` is step `first + i` of this invocation)

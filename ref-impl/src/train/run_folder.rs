@@ -117,7 +117,7 @@ fn io(path: &Path, e: impl std::fmt::Display) -> RunFolderError {
 #[derive(Debug)]
 pub struct RunFolder {
     path: PathBuf,
-    _lock: File,
+    _lock: Option<File>,
 }
 
 impl RunFolder {
@@ -182,8 +182,17 @@ impl RunFolder {
             .map_err(|e| io(&lock_path, e))?;
         Ok(RunFolder {
             path: path.to_path_buf(),
-            _lock: lock,
+            _lock: Some(lock),
         })
+    }
+
+    /// The folder of a data-parallel run as seen by a rank other than 0, which writes
+    /// nothing into it: no lock is taken and nothing is checked or cleared (rank 0 claims it).
+    pub fn for_reader(path: &Path) -> Self {
+        RunFolder {
+            path: path.to_path_buf(),
+            _lock: None,
+        }
     }
 
     /// The folder.

@@ -15,6 +15,11 @@
 //! | `checkpoint.safetensors` | [`Method::save`] |
 //! | `summary.json` | [`Summary`] |
 //!
+//! **Data parallel.** When the method is one rank of a data-parallel job
+//! ([`Method::replica`]), only rank 0 writes (logs, grids, evaluations, checkpoints, summary);
+//! every rank trains, and a time limit stops all ranks after the same step (rank 0's clock
+//! decides through an all-reduce).
+//!
 //! **Resume.** A run killed after its checkpoint at step `k` lost the steps after `k`; resuming
 //! reloads the checkpoint, cuts `losses.jsonl` back to the steps before `k` and the evaluation
 //! logs to those at or before `k`, and continues: the logs then read as those of an
@@ -201,13 +206,14 @@ pub fn run<M: Method>(
     method: &mut M,
     data: &mut dyn Batches,
     options: &LoopOptions,
-    mut eval: Option<&mut dyn Evaluate<M>>,
+    eval: Option<&mut dyn Evaluate<M>>,
     folder: &RunFolder,
     progress: &Progress,
 ) -> Result<Summary<M::Losses>, TrainError> {
     let start = std::time::Instant::now();
     let out = folder.path();
     options.validate()?;
+    let writer = method.replica().is_none_or(|r| r.is_writer());
     if eval.is_none() && (options.eval_every > 0 || options.final_eval_samples > 0) {
         return Err(TrainError::InvalidOption(
             "periodic or final evaluation asked for without an evaluation".into(),
@@ -218,24 +224,30 @@ pub fn run<M: Method>(
         config: &'a C,
         options: &'a LoopOptions,
     }
-    write_json(
-        &out.join("config.json"),
-        &Settings {
-            config: method.config(),
-            options,
-        },
-    )?;
+    if writer {
+        write_json(
+            &out.join("config.json"),
+            &Settings {
+                config: method.config(),
+                options,
+            },
+        )?;
+    }
     let first = method.steps_done();
     let log = out.join(LOSSES);
-    truncate_lines(&log, first)?;
+    // The evaluations run on rank 0 alone (they draw from no stream the steps use).
+    let mut eval = if writer { eval } else { None };
     let eval_log = eval
         .as_ref()
         .map(|e| out.join(format!("{}.jsonl", e.name())));
-    if let Some(path) = &eval_log {
-        truncate_lines(path, first + 1)?;
+    if writer {
+        truncate_lines(&log, first)?;
+        if let Some(path) = &eval_log {
+            truncate_lines(path, first + 1)?;
+        }
     }
     let grids = out.join("grids");
-    let latents = if options.grid_every > 0 {
+    let latents = if options.grid_every > 0 && writer {
         std::fs::create_dir_all(&grids).map_err(|e| TrainError::io(&grids, e))?;
         Some(method.grid_latents(64))
     } else {
@@ -278,6 +290,9 @@ pub fn run<M: Method>(
     let described = data.describe();
     let mut checkpoint = None;
     let mut save = |method: &M| -> Result<(), TrainError> {
+        if !writer {
+            return Ok(());
+        }
         method.save(&ckpt, &described)?;
         checkpoint = Some(ckpt.clone());
         Ok(())
@@ -299,7 +314,9 @@ pub fn run<M: Method>(
             step_seconds: t0.elapsed().as_secs_f64(),
             since_start: start.elapsed().as_secs_f64(),
         };
-        append_line(&log, &method.record(step, &losses, timing))?;
+        if writer {
+            append_line(&log, &method.record(step, &losses, timing))?;
+        }
         recent.push(losses);
         progress.inc();
         progress.message(format!(
@@ -326,11 +343,13 @@ pub fn run<M: Method>(
         if every(options.checkpoint_every) {
             save(method)?;
         }
-        if done < options.steps
-            && options
-                .max_seconds
-                .is_some_and(|s| start.elapsed().as_secs_f64() >= s)
-        {
+        let mut over = options
+            .max_seconds
+            .is_some_and(|s| start.elapsed().as_secs_f64() >= s);
+        if let (Some(r), Some(_)) = (method.replica(), options.max_seconds) {
+            over = r.any(over && r.is_writer())?;
+        }
+        if done < options.steps && over {
             time_limited = true;
             break;
         }
@@ -347,7 +366,7 @@ pub fn run<M: Method>(
         evaluate(method, options.final_eval_samples)?;
     }
     progress.finish();
-    if log.exists() {
+    if writer && log.exists() {
         plot_losses(out, method.loss_fields(), &[])?;
     }
     let tail = &recent[recent.len() - (recent.len() / 20).max(1).min(recent.len())..];
@@ -366,6 +385,8 @@ pub fn run<M: Method>(
         checkpoint,
         grid: last_grid,
     };
-    write_json(&out.join("summary.json"), &summary)?;
+    if writer {
+        write_json(&out.join("summary.json"), &summary)?;
+    }
     Ok(summary)
 }
