@@ -20,6 +20,7 @@
 #endif
 #include <ATen/ATen.h>
 #include <chrono>
+#include <mutex>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -142,6 +143,37 @@ int midpoint_pg_broadcast(midpoint_pg* pg, at::Tensor* t, int root, char* err, i
 int midpoint_pg_barrier(midpoint_pg* pg, char* err, int64_t err_len) {
   try {
     pg->backend->barrier(c10d::BarrierOptions())->wait();
+    return 0;
+  } catch (const std::exception& e) {
+    copy_error(e.what(), err, err_len);
+    return -1;
+  }
+}
+
+// The state of the default generator of the CPU (cuda = 0) or of CUDA device `index`
+// (torch.get_rng_state / torch.cuda.get_rng_state): a new tensor in *out.
+int midpoint_rng_get_state(int cuda, int index, at::Tensor** out, char* err, int64_t err_len) {
+  try {
+    c10::Device device = cuda ? c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index))
+                              : c10::Device(c10::DeviceType::CPU);
+    auto gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    *out = new at::Tensor(gen.get_state());
+    return 0;
+  } catch (const std::exception& e) {
+    copy_error(e.what(), err, err_len);
+    return -1;
+  }
+}
+
+// Restores a state from midpoint_rng_get_state (torch.set_rng_state).
+int midpoint_rng_set_state(int cuda, int index, at::Tensor* state, char* err, int64_t err_len) {
+  try {
+    c10::Device device = cuda ? c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index))
+                              : c10::Device(c10::DeviceType::CPU);
+    auto gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(*state);
     return 0;
   } catch (const std::exception& e) {
     copy_error(e.what(), err, err_len);

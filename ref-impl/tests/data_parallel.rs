@@ -342,19 +342,71 @@ fn torchrun() -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `torchrun --nproc-per-node 2 --no-python midpoint-train warmup ...` (or, where torchrun is
-/// not installed, two processes with the variables it sets): the job trains, rank 0 alone
-/// writes the folder and prints the summary, and the checkpoint of the 2-rank run resumes in
-/// one process (the global batch and the data order do not depend on the ranks).
+/// Runs `midpoint-train ARGS` as 2 ranks: under `torchrun --nproc-per-node 2 --no-python`
+/// where torchrun is installed (the torch venv of scripts/ensure-libtorch.sh has it), else as
+/// two processes with the variables torchrun sets. Returns the ranks' stdout (all of it) and
+/// whether every rank succeeded, with stderr.
+fn two_ranks(args: &[String]) -> (String, String, bool) {
+    let bin = env!("CARGO_BIN_EXE_midpoint-train");
+    let port = free_port().to_string();
+    match torchrun() {
+        Some(tr) => {
+            let o = Command::new(tr)
+                .args(["--nproc-per-node", "2", "--master-addr", "127.0.0.1"])
+                .args(["--master-port", &port, "--no-python", bin])
+                .args(args)
+                .output()
+                .unwrap();
+            (
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+                o.status.success(),
+            )
+        }
+        None => {
+            eprintln!("torchrun not on PATH: starting the two ranks with its variables");
+            let children: Vec<Child> = (0..2)
+                .map(|rank| {
+                    Command::new(bin)
+                        .args(args)
+                        .env("RANK", rank.to_string())
+                        .env("WORLD_SIZE", "2")
+                        .env("LOCAL_RANK", rank.to_string())
+                        .env("MASTER_ADDR", "127.0.0.1")
+                        .env("MASTER_PORT", &port)
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            let (mut out, mut err, mut ok) = (String::new(), String::new(), true);
+            for c in children {
+                let o = c.wait_with_output().unwrap();
+                out += &String::from_utf8_lossy(&o.stdout);
+                err += &String::from_utf8_lossy(&o.stderr);
+                ok &= o.status.success();
+            }
+            (out, err, ok)
+        }
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// `torchrun --nproc-per-node 2 --no-python midpoint-train warmup ...`: the job trains, rank 0
+/// alone writes the folder and prints the summary, and the checkpoint of the 2-rank run
+/// resumes in one process (the global batch and the data order do not depend on the ranks).
 #[test]
 fn the_warmup_command_runs_under_torchrun_and_resumes_alone() {
     let dir = tempfile::tempdir().unwrap();
     let imgs = dir.path().join("imgs");
     write_pngs(&imgs, 6);
     let out = dir.path().join("out");
-    let bin = env!("CARGO_BIN_EXE_midpoint-train");
     let args = |steps: &str| -> Vec<String> {
-        [
+        let mut a = strings(&[
             "warmup",
             "--arch",
             "tiny",
@@ -376,63 +428,16 @@ fn the_warmup_command_runs_under_torchrun_and_resumes_alone() {
             "--steps",
             steps,
             "--data",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
+        ]);
+        a.extend([
             imgs.display().to_string(),
             "--out".into(),
             out.display().to_string(),
-        ])
-        .collect()
+        ]);
+        a
     };
-    let port = free_port().to_string();
-    let output = match torchrun() {
-        Some(tr) => Command::new(tr)
-            .args([
-                "--nproc-per-node",
-                "2",
-                "--master-addr",
-                "127.0.0.1",
-                "--master-port",
-                &port,
-            ])
-            .args(["--no-python", bin])
-            .args(args("2"))
-            .output()
-            .unwrap(),
-        None => {
-            eprintln!("torchrun not on PATH: starting the two ranks with its variables");
-            let children: Vec<Child> = (0..2)
-                .map(|rank| {
-                    Command::new(bin)
-                        .args(args("2"))
-                        .env("RANK", rank.to_string())
-                        .env("WORLD_SIZE", "2")
-                        .env("LOCAL_RANK", rank.to_string())
-                        .env("MASTER_ADDR", "127.0.0.1")
-                        .env("MASTER_PORT", &port)
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::piped())
-                        .spawn()
-                        .unwrap()
-                })
-                .collect();
-            let mut outputs: Vec<_> = children
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect();
-            let mut first = outputs.remove(0);
-            for o in outputs {
-                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-                first.stdout.extend(o.stdout);
-            }
-            first
-        }
-    };
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (stdout, stderr, ok) = two_ranks(&args("2"));
+    assert!(ok, "{stderr}");
     assert_eq!(
         stdout.matches("\"steps_this_run\"").count(),
         1,
@@ -442,6 +447,7 @@ fn the_warmup_command_runs_under_torchrun_and_resumes_alone() {
     assert_eq!(lines.lines().count(), 2, "rank 0 alone logs: {lines}");
     assert!(out.join("checkpoint.safetensors").exists());
 
+    let bin = env!("CARGO_BIN_EXE_midpoint-train");
     let o = Command::new(bin)
         .args(args("3"))
         .arg("--resume")
@@ -453,4 +459,170 @@ fn the_warmup_command_runs_under_torchrun_and_resumes_alone() {
         (v["start_step"].as_u64(), v["steps"].as_u64()),
         (Some(2), Some(3))
     );
+}
+
+/// `mgm` on 2 ranks with the tiny network's dropout (0.13, drawn per rank): the replicas stay
+/// identical (the weight digest is compared after every step), rank 0 alone logs, a time
+/// limit stops both ranks after the same step, and the 2-rank checkpoint resumes in one
+/// process.
+#[test]
+fn the_mgm_command_runs_on_two_ranks_and_resumes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = |steps: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = strings(&[
+            "mgm",
+            "--init",
+            "random",
+            "--synthetic",
+            "--arch",
+            "tiny",
+            "--batch",
+            "4",
+            "--checkpoint-every",
+            "1",
+            "--fid-every",
+            "0",
+            "--final-fid",
+            "0",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--quiet",
+            "--dist-timeout",
+            "60",
+            "--digest-every",
+            "1",
+            "--steps",
+            steps,
+        ]);
+        a.extend(strings(extra));
+        a.extend(["--out".into(), out.display().to_string()]);
+        a
+    };
+    let (_, stderr, ok) = two_ranks(&args("2", &[]));
+    assert!(ok, "{stderr}");
+    let lines = std::fs::read_to_string(out.join("losses.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2, "rank 0 alone logs: {lines}");
+
+    // One step always takes longer than a nanosecond: both ranks stop after step 3.
+    let (_, stderr, ok) = two_ranks(&args("50", &["--resume", "--max-seconds", "1e-9"]));
+    assert!(ok, "{stderr}");
+    let lines = std::fs::read_to_string(out.join("losses.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+
+    let bin = env!("CARGO_BIN_EXE_midpoint-train");
+    let o = Command::new(bin)
+        .args(args("4", &["--resume"]))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = std::fs::read_to_string(out.join("losses.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4, "{lines}");
+}
+
+/// Commands that do not train data-parallel refuse a multi-process launch in one line.
+#[test]
+fn other_commands_refuse_a_multi_process_launch() {
+    let o = Command::new(env!("CARGO_BIN_EXE_midpoint-train"))
+        .args(["info"])
+        .env("RANK", "0")
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("only warmup and mgm") && e.trim_end().lines().count() == 1,
+        "{e}"
+    );
+}
+
+fn mgm_config() -> midpoint_train::methods::mgm::image::ImageMgmConfig {
+    use midpoint_train::methods::mgm::image::ImageMgmConfig;
+    ImageMgmConfig {
+        batch: 4,
+        lr: 1e-3,
+        ema_decay: 0.9,
+        seed: 5,
+        critic_steps: 2,
+        ..ImageMgmConfig::paper(UNetConfig {
+            dropout: 0.0, // dropout is drawn per rank: equal in law, not bit for bit
+            ..UNetConfig::tiny()
+        })
+    }
+}
+
+const MGM_STEPS: usize = 2;
+
+fn train_mgm(run: &mut midpoint_train::methods::mgm::image::ImageMgm) -> Vec<(String, Tensor)> {
+    let mut data = warmup_data();
+    for _ in 0..MGM_STEPS {
+        run.step(&mut data).unwrap();
+    }
+    run.state()
+}
+
+/// 2 iterations of image MGM (2 field updates and 1 generator update each, so 6 Adam steps
+/// and 2 EMA updates) on 2 ranks at global batch 4 end at the weights of one process at batch
+/// 4, with the same tolerance argument as the warmup's: the replicas differ from the single
+/// process only where Adam divides a nearly cancelling gradient (measured: 7 of 533k values
+/// above 1e-5, the largest 1.9e-5), while other draws would move a large fraction of all
+/// weights by O(lr).
+#[test]
+fn two_ranks_train_mgm_as_one_process_does() {
+    let dir = tempfile::tempdir().unwrap();
+    all_pass(
+        spawn(
+            "child_mgm",
+            2,
+            &[("MIDPOINT_DP_OUT", dir.path().display().to_string())],
+        ),
+        Duration::from_secs(300),
+    );
+    tch::set_num_threads(1);
+    let mut alone =
+        midpoint_train::methods::mgm::image::ImageMgm::from_random_init(mgm_config(), Device::Cpu)
+            .unwrap();
+    let want = train_mgm(&mut alone);
+    for rank in 0..2 {
+        let got = Tensor::load_multi(dir.path().join(format!("mgm{rank}.ot"))).unwrap();
+        assert_eq!(got.len(), want.len());
+        let (mut worst, mut above, mut total) = (0.0f64, 0i64, 0i64);
+        for ((n, a), (m, b)) in want.iter().zip(&got) {
+            assert_eq!(n, m);
+            let d = (a - b).abs();
+            worst = worst.max(d.max().double_value(&[]));
+            above += d.gt(1e-5).sum(Kind::Int64).int64_value(&[]);
+            total += a.numel() as i64;
+        }
+        eprintln!("rank {rank}: largest {worst:e}, {above} of {total} above 1e-5");
+        assert!(worst < 1e-4, "rank {rank}: largest difference {worst:e}");
+        assert!(
+            above * 1000 < total,
+            "rank {rank}: {above} of {total} values differ by > 1e-5"
+        );
+    }
+}
+
+#[test]
+#[ignore = "a rank of two_ranks_train_mgm_as_one_process_does"]
+fn child_mgm() {
+    let Some(launch) = child_launch() else { return };
+    let out = std::env::var("MIDPOINT_DP_OUT").unwrap();
+    let replica = Replica::join(&launch, Device::Cpu, TIMEOUT).unwrap();
+    let mut run =
+        midpoint_train::methods::mgm::image::ImageMgm::from_random_init(mgm_config(), Device::Cpu)
+            .unwrap()
+            .with_replica(replica)
+            .unwrap();
+    let vars = train_mgm(&mut run);
+    Tensor::save_multi(
+        &vars,
+        Path::new(&out).join(format!("mgm{}.ot", launch.rank)),
+    )
+    .unwrap();
 }

@@ -90,9 +90,21 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let device = a.dir.run_on.device()?;
+    let (replica, device) = a.dir.dist.join(device)?;
+    let writer = replica.as_ref().is_none_or(|r| r.is_writer());
     let kernels = a.dir.speed.apply(device)?;
-    let folder = RunFolder::claim(&a.dir.out, Claim::of(a.dir.resume, a.dir.overwrite)?)?;
-    let ckpt_path = checkpoint_for(&a.dir.out, a.dir.resume)?;
+    // Rank 0 claims the folder (and may clear it for --overwrite); the other ranks only read
+    // the checkpoint of a --resume.
+    let folder = if writer {
+        RunFolder::claim(&a.dir.out, Claim::of(a.dir.resume, a.dir.overwrite)?)?
+    } else {
+        RunFolder::for_reader(&a.dir.out)
+    };
+    let ckpt_path = if writer || a.dir.resume {
+        checkpoint_for(&a.dir.out, a.dir.resume)?
+    } else {
+        a.dir.out.join(run_loop::CHECKPOINT)
+    };
     // The warmup is opened first (its architecture is the default); on --resume the weights
     // come from the checkpoint and the warmup is not read.
     let warmup = match (&a.warmup, a.dir.resume) {
@@ -140,10 +152,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     .with_kernels(kernels)?;
+    if let Some(r) = replica {
+        mgm = mgm.with_replica(r)?;
+    }
     drop(warmup);
     let options = a.periodic.options(a.steps as u64, a.dir.max_seconds)?;
-    let mut fid = a.periodic.fid(device, a.seed)?;
-    let progress = Progress::new(a.steps as u64, "mgm", a.dir.quiet.show());
+    // FID runs on rank 0 alone (docs/distributed.md).
+    let mut fid = if writer {
+        a.periodic.fid(device, a.seed)?
+    } else {
+        None
+    };
+    let progress = Progress::new(a.steps as u64, "mgm", writer && a.dir.quiet.show());
     let summary = run_loop::run(
         &mut mgm,
         data.as_mut(),
@@ -152,8 +172,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &folder,
         &progress,
     )?;
-    super::image_run::print_end(&summary, &a.dir.out, |l| {
-        format!("L_ψ {:.5}, L_θ {:.5}", l.critic, l.generator)
-    });
+    if writer {
+        super::image_run::print_end(&summary, &a.dir.out, |l| {
+            format!("L_ψ {:.5}, L_θ {:.5}", l.critic, l.generator)
+        });
+    }
     Ok(())
 }

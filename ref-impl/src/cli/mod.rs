@@ -63,6 +63,19 @@ enum Command {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Only the image trainers run data-parallel; another command started by torchrun or srun
+    // with several processes would run N times over the same outputs.
+    if !matches!(cli.command, Command::Warmup(_) | Command::Mgm(_)) {
+        if let Some(l) = midpoint_train::dist::Launch::from_env()? {
+            if l.world > 1 {
+                anyhow::bail!(
+                    "this command runs in one process, but {} started {} (only warmup and mgm train data-parallel)",
+                    l.launcher,
+                    l.world
+                );
+            }
+        }
+    }
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Toy(a) => toy::run(a),

@@ -5,8 +5,8 @@
 //!   `TORCHELASTIC_USE_AGENT_STORE=True` when torchrun's agent already serves the TCPStore at
 //!   that address (then every rank connects as a client, as `torch.distributed` does), and
 //!   `TORCHELASTIC_RESTART_COUNT` (the store's keys are prefixed per restart).
-//! * **Slurm** (`srun --ntasks-per-node N midpoint-train ...`): `SLURM_PROCID`, `SLURM_NTASKS`,
-//!   `SLURM_LOCALID`, with `MASTER_ADDR` (the first node's address; Slurm has no variable for
+//! * **Slurm** (`srun --ntasks-per-node N midpoint-train ...`): `SLURM_PROCID`,
+//!   `SLURM_STEP_NUM_TASKS` (srun's; else `SLURM_NTASKS`), `SLURM_LOCALID`, with `MASTER_ADDR` (the first node's address; Slurm has no variable for
 //!   it, the job script exports it) and `MASTER_PORT` (default 29500).
 //!
 //! Without `RANK`/`WORLD_SIZE` and without `SLURM_PROCID` the process runs alone, exactly as
@@ -71,7 +71,11 @@ impl Launch {
                 (rank, world, local, "torchrun")
             } else if var("SLURM_PROCID").is_some() {
                 let rank: usize = parse("SLURM_PROCID", &need("SLURM_PROCID")?)?;
-                let world: usize = parse("SLURM_NTASKS", &need("SLURM_NTASKS")?)?;
+                // srun sets the step's task count; SLURM_NTASKS (the job's) is the fallback.
+                let world: usize = match var("SLURM_STEP_NUM_TASKS") {
+                    Some(v) => parse("SLURM_STEP_NUM_TASKS", &v)?,
+                    None => parse("SLURM_NTASKS", &need("SLURM_NTASKS")?)?,
+                };
                 let local = match var("SLURM_LOCALID") {
                     Some(v) => parse("SLURM_LOCALID", &v)?,
                     None => rank,

@@ -3,12 +3,75 @@
 
 use super::grads::{average_gradients, BUCKET_BYTES};
 use super::{Backend, DistError, Launch, ProcessGroup, ReduceOp, Shard};
+use std::cell::Cell;
 use std::rc::Rc;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Default timeout of the rendezvous and of every collective: a dead or hung rank ends the
 /// job with an error after this long (NCCL's and Gloo's own defaults are 10 and 30 minutes).
 pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Stream label of the ranks' own streams.
+const OWN_STREAM: u64 = 0x5241_4e4b;
+
+/// torch's default generators' states (`torch.get_rng_state`), through `csrc/dist.cpp`.
+mod rng {
+    use super::DistError;
+    use std::os::raw::c_char;
+    use tch::Tensor;
+    use torch_sys::C_tensor;
+
+    extern "C" {
+        fn midpoint_rng_get_state(
+            cuda: i32,
+            index: i32,
+            out: *mut *mut C_tensor,
+            err: *mut c_char,
+            err_len: i64,
+        ) -> i32;
+        fn midpoint_rng_set_state(
+            cuda: i32,
+            index: i32,
+            state: *mut C_tensor,
+            err: *mut c_char,
+            err_len: i64,
+        ) -> i32;
+    }
+
+    fn fail(err: &[u8]) -> DistError {
+        let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
+        DistError::Launch(format!(
+            "random generator state: {}",
+            String::from_utf8_lossy(&err[..end])
+        ))
+    }
+
+    /// The state of the CPU generator (`None`) or of CUDA device `i`.
+    pub fn get(cuda: Option<usize>) -> Result<Tensor, DistError> {
+        let mut err = vec![0u8; 512];
+        let mut out = std::ptr::null_mut();
+        let (c, i) = (i32::from(cuda.is_some()), cuda.unwrap_or(0) as i32);
+        // SAFETY: on success `out` is a heap at::Tensor that Tensor::from_ptr takes over.
+        if unsafe { midpoint_rng_get_state(c, i, &mut out, err.as_mut_ptr().cast(), 512) } != 0 {
+            return Err(fail(&err));
+        }
+        Ok(unsafe { Tensor::from_ptr(out) })
+    }
+
+    /// Restores a state from [`get`].
+    pub fn set(cuda: Option<usize>, state: &Tensor) -> Result<(), DistError> {
+        let mut err = vec![0u8; 512];
+        let (c, i) = (i32::from(cuda.is_some()), cuda.unwrap_or(0) as i32);
+        // SAFETY: `state` is live for the call; the C++ side copies from it.
+        if unsafe {
+            midpoint_rng_set_state(c, i, state.as_ptr() as *mut _, err.as_mut_ptr().cast(), 512)
+        } != 0
+        {
+            return Err(fail(&err));
+        }
+        Ok(())
+    }
+}
 
 /// Default steps between weight-digest checks.
 pub const DEFAULT_DIGEST_EVERY: u64 = 100;
@@ -19,6 +82,9 @@ pub struct Replica {
     group: Rc<ProcessGroup>,
     shard: Shard,
     device: Device,
+    /// Seed of this rank's own stream for the current step, and the forwards run on it so
+    /// far ([`Replica::on_own_stream`]); shared by the clones held by a method's parts.
+    own_stream: Rc<Cell<(u64, u64)>>,
     /// Steps between weight-digest checks (0: never).
     pub digest_every: u64,
 }
@@ -50,6 +116,7 @@ impl Replica {
             },
             group: Rc::new(group),
             device,
+            own_stream: Rc::new(Cell::new((0, 0))),
             digest_every: DEFAULT_DIGEST_EVERY,
         })
     }
@@ -146,6 +213,42 @@ impl Replica {
             }
         }
         Ok(())
+    }
+
+    /// Starts step `k` of a run of seed `seed`: the forwards of the step run on streams derived
+    /// from `(seed, k, rank, call)` ([`Replica::on_own_stream`]), so a resumed run draws the
+    /// same dropout masks.
+    pub fn begin_step(&self, seed: u64, k: u64) {
+        let s = crate::data::order::derive_seed(seed, OWN_STREAM, k);
+        self.own_stream.set((
+            crate::data::order::derive_seed(s, OWN_STREAM, self.shard.rank as u64),
+            0,
+        ));
+    }
+
+    /// Runs `f` (a network's forward in training mode, whose dropout draws random numbers)
+    /// on this rank's own stream, and puts torch's shared stream (CPU and the device) back as
+    /// it was: the ranks' masks are independent, and the draws every rank makes at the global
+    /// batch's shape stay in step. With one rank `f` just runs (a single process is unchanged).
+    pub fn on_own_stream<T>(&self, f: impl FnOnce() -> T) -> Result<T, DistError> {
+        if self.shard.world == 1 {
+            return Ok(f());
+        }
+        let cuda = match self.device {
+            Device::Cuda(i) => Some(i),
+            _ => None,
+        };
+        let cpu_state = rng::get(None)?;
+        let dev_state = cuda.map(|i| rng::get(Some(i))).transpose()?;
+        let (seed, calls) = self.own_stream.get();
+        self.own_stream.set((seed, calls + 1));
+        tch::manual_seed(crate::data::order::derive_seed(seed, OWN_STREAM, calls) as i64);
+        let out = f();
+        rng::set(None, &cpu_state)?;
+        if let (Some(i), Some(s)) = (cuda, dev_state) {
+            rng::set(Some(i), &s)?;
+        }
+        Ok(out)
     }
 
     /// Runs the digest check of `vs` when `step` is a multiple of `digest_every`.

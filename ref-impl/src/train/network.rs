@@ -161,9 +161,24 @@ impl<N> Network<N> {
     /// `clip_grad_norm_`), take one optimizer step. Returns the norm before clipping (a
     /// health signal: [`crate::methods::mgm`] logs it every step). Errors only when a
     /// multi-tensor Adam kernel is refused by libtorch.
-    pub fn update(&mut self, loss: &Tensor, clip: Option<f64>) -> Result<f64, tch::TchError> {
+    pub fn update(&mut self, loss: &Tensor, clip: Option<f64>) -> Result<f64, TrainError> {
+        self.update_averaged(loss, clip, None)
+    }
+
+    /// [`Network::update`] as one rank of a data-parallel job: the gradients are averaged
+    /// over the ranks right after the backward pass, so the norm, the clipping and the Adam
+    /// step see the global batch's gradient (the same on every rank).
+    pub fn update_averaged(
+        &mut self,
+        loss: &Tensor,
+        clip: Option<f64>,
+        replica: Option<&crate::dist::Replica>,
+    ) -> Result<f64, TrainError> {
         self.opt.zero_grad();
         loss.backward();
+        if let Some(r) = replica {
+            r.average_gradients(&self.vs)?;
+        }
         let grads: Vec<Tensor> = self
             .vs
             .trainable_variables()

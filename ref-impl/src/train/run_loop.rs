@@ -214,7 +214,7 @@ pub fn run<M: Method>(
     let out = folder.path();
     options.validate()?;
     let writer = method.replica().is_none_or(|r| r.is_writer());
-    if eval.is_none() && (options.eval_every > 0 || options.final_eval_samples > 0) {
+    if writer && eval.is_none() && (options.eval_every > 0 || options.final_eval_samples > 0) {
         return Err(TrainError::InvalidOption(
             "periodic or final evaluation asked for without an evaluation".into(),
         ));

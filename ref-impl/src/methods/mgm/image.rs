@@ -228,6 +228,7 @@ impl ImageMgm {
             ema,
             ema_net: OneStepGenerator::new(e),
             config,
+            replica: None,
         })
     }
 

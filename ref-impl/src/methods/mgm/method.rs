@@ -10,6 +10,7 @@
 
 use super::trainer::{LossLine, MgmTrainer, LOSS_TITLES};
 use super::{StepLosses, Variant};
+use crate::dist::Replica;
 use crate::error::TrainError;
 use crate::train::adam::Adam;
 use crate::train::checkpoint::{self, Checkpoint, CheckpointError};
@@ -55,6 +56,8 @@ pub struct MgmMethod<G, F, C> {
     pub(super) trainer: MgmTrainer<G, F>,
     pub(super) ema: Ema,
     pub(super) ema_net: G,
+    /// This process's place in a data-parallel job (`None`: alone).
+    pub(super) replica: Option<Replica>,
 }
 
 impl<G: Generator, F: Field, C: Setting> MgmMethod<G, F, C> {
@@ -67,6 +70,27 @@ impl<G: Generator, F: Field, C: Setting> MgmMethod<G, F, C> {
         self.trainer.generator.set_adam_kernel(kernels.adam)?;
         self.trainer.field.set_adam_kernel(kernels.adam)?;
         self.ema.kernel = kernels.ema;
+        Ok(self)
+    }
+
+    /// The same run as one rank of a data-parallel job ([`crate::dist`]): the objective shards
+    /// its batches and averages its gradients, and the loop writes on rank 0 only. Needs a
+    /// per-step seed (image runs) and a batch the ranks divide; checks that every rank starts
+    /// from the same generator, field and EMA.
+    pub fn with_replica(mut self, replica: Replica) -> Result<Self, TrainError> {
+        if self.config.step_seed(0).is_none() {
+            return Err(TrainError::InvalidOption(
+                "data-parallel MGM needs per-step seeds (image runs); the toy runs in one process"
+                    .into(),
+            ));
+        }
+        replica.shard().rows(self.config.batch())?;
+        let k = self.trainer.steps_done() as u64;
+        replica.check_same(k, "generator", &self.trainer.generator.vs)?;
+        replica.check_same(k, "field", &self.trainer.field.vs)?;
+        replica.check_same(k, "EMA", &self.ema.vs)?;
+        self.trainer.mgm = self.trainer.mgm.clone().with_replica(replica.clone());
+        self.replica = Some(replica);
         Ok(self)
     }
 
@@ -95,16 +119,27 @@ impl<G: Generator, F: Field, C: Setting> MgmMethod<G, F, C> {
     /// so), then the EMA update. Returns the two losses before their updates; a non-finite
     /// loss is an error and updates nothing.
     pub fn step(&mut self, data: &mut dyn Batches) -> Result<StepLosses, TrainError> {
-        if let Some(seed) = self.config.step_seed(self.trainer.steps_done() as u64) {
+        let k = self.trainer.steps_done() as u64;
+        if let Some(seed) = self.config.step_seed(k) {
             tch::manual_seed(seed);
+            if let Some(r) = &self.replica {
+                r.begin_step(seed as u64, k);
+            }
         }
         if let Some((g, f)) = self.config.learning_rates(self.trainer.steps_done() as u64) {
             self.trainer.generator.opt.set_lr(g);
             self.trainer.field.opt.set_lr(f);
         }
         let (sample, latent) = (self.config.sample_shape(), self.config.latent_shape());
-        self.trainer
-            .step_on(data, &mut self.ema, self.config.batch(), &sample, &latent)
+        let losses =
+            self.trainer
+                .step_on(data, &mut self.ema, self.config.batch(), &sample, &latent)?;
+        if let Some(r) = &self.replica {
+            let done = k + 1;
+            r.maybe_check(done, "generator", &self.trainer.generator.vs)?;
+            r.maybe_check(done, "field", &self.trainer.field.vs)?;
+        }
+        Ok(losses)
     }
 
     /// `G_ema(z)` in evaluation mode without a graph, on the networks' device.
@@ -247,6 +282,9 @@ impl<G: Generator, F: Field, C: Setting> Method for MgmMethod<G, F, C> {
                 .net
                 .generate(&z.to_device(device), false)
         }))
+    }
+    fn replica(&self) -> Option<&Replica> {
+        self.replica.as_ref()
     }
     fn health(&self, losses: &[StepLosses]) -> Option<(&'static str, String)> {
         super::health::warning(losses)

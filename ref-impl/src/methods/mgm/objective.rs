@@ -1,6 +1,7 @@
 //! Algorithm 1's observation model (Eq. 6–7), its two losses (Algorithm 1, Eq. 10) and one
 //! critic or generator update ([`Mgm`]); the module docs of [`crate::methods::mgm`] state them.
 
+use crate::dist::{Replica, Shard};
 use crate::error::TrainError;
 use crate::train::network::{Field, Generator, Network};
 use crate::train::precision::Precision;
@@ -212,6 +213,8 @@ pub struct Mgm {
     generator_si: StochasticInterpolant,
     precision: Precision,
     clip: Option<f64>,
+    /// This process's place in a data-parallel job (`None`: alone).
+    replica: Option<Replica>,
 }
 
 /// What one field update measured.
@@ -246,6 +249,19 @@ impl SampleStats {
                 std: f64::try_from(x.std(false))?,
                 outside: f64::try_from(x.abs().gt(1.0).to_kind(Kind::Float).mean(Kind::Float))?,
             })
+        })
+    }
+
+    /// The global batch's statistics from every rank's (equal shares): means averaged, the
+    /// standard deviation from the average of `std² + mean²` (exact for population moments).
+    pub fn global(self, replica: Option<&Replica>) -> Result<Self, TrainError> {
+        let Some(r) = replica else { return Ok(self) };
+        let mean = r.mean(self.mean)?;
+        let second = r.mean(self.std * self.std + self.mean * self.mean)?;
+        Ok(SampleStats {
+            mean,
+            std: (second - mean * mean).max(0.0).sqrt(),
+            outside: r.mean(self.outside)?,
         })
     }
 }
@@ -285,15 +301,6 @@ pub struct StepLosses {
     pub raw_outside: f64,
 }
 
-fn finite(which: &'static str, loss: &Tensor, step: usize) -> Result<f64, TrainError> {
-    let value = f64::try_from(loss)?;
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(TrainError::NonFiniteLoss { which, value, step })
-    }
-}
-
 impl Mgm {
     /// Validates `σ, σ' ≥ 0` (finite) and builds the two stochastic interpolants.
     pub fn new(config: &MgmConfig) -> Result<Self, TrainError> {
@@ -309,6 +316,7 @@ impl Mgm {
             generator_si: si(config.sigma)?,
             precision: Precision::Fp32,
             clip: None,
+            replica: None,
         })
     }
 
@@ -333,6 +341,52 @@ impl Mgm {
         self
     }
 
+    /// The same objective as one rank of a data-parallel job ([`crate::dist`]): its draws are
+    /// made at the global batch's shape and cut to this rank's rows, its training-mode
+    /// forwards draw dropout from the rank's own stream, its losses and statistics are the
+    /// global batch's and its gradients are averaged over the ranks before Adam.
+    pub fn with_replica(mut self, replica: Replica) -> Self {
+        self.replica = Some(replica);
+        self
+    }
+
+    /// This rank's share of the batch (the whole batch when alone).
+    pub fn shard(&self) -> Shard {
+        self.replica.as_ref().map_or(Shard::ALL, |r| r.shard())
+    }
+
+    /// `f` (a training-mode forward) on the rank's own stream when data-parallel.
+    fn forward<T>(&self, f: impl FnOnce() -> T) -> Result<T, TrainError> {
+        match &self.replica {
+            Some(r) => Ok(r.on_own_stream(f)?),
+            None => Ok(f()),
+        }
+    }
+
+    /// The global batch's mean of a per-rank mean.
+    fn global_mean(&self, x: f64) -> Result<f64, TrainError> {
+        match &self.replica {
+            Some(r) => Ok(r.mean(x)?),
+            None => Ok(x),
+        }
+    }
+
+    /// Checks a loss of the global batch (every rank sees the same value, so all stop
+    /// together on a non-finite one).
+    fn finite_global(
+        &self,
+        which: &'static str,
+        loss: &Tensor,
+        step: usize,
+    ) -> Result<f64, TrainError> {
+        let value = self.global_mean(f64::try_from(loss)?)?;
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(TrainError::NonFiniteLoss { which, value, step })
+        }
+    }
+
     /// The precision of the forward passes and losses.
     pub fn precision(&self) -> Precision {
         self.precision
@@ -354,9 +408,25 @@ impl Mgm {
     /// Draws `(t, b, ε)` (in this order: `t`, `b` on torch's CPU generator, `ε` on the batch's
     /// device) and builds `x̃_t` by [`observe`].
     pub fn draw(&self, side: Side, x0: &Tensor, x1: &Tensor) -> Result<Draw, TrainError> {
+        let shard = self.shard();
         let n = x0.size().first().copied().unwrap_or(0);
-        let (t, b) = sample_times(self.variant, n);
-        let eps = x0.randn_like().detach();
+        // At the global batch's shape, then this rank's rows (all of them when alone).
+        let global = n * shard.world as i64;
+        let (start, len) = if shard.world == 1 {
+            (0, n)
+        } else {
+            shard.rows(global)?
+        };
+        let (t, b) = sample_times(self.variant, global);
+        let (t, b) = (
+            t[start as usize..(start + len) as usize].to_vec(),
+            b[start as usize..(start + len) as usize].to_vec(),
+        );
+        let mut shape = x0.size();
+        shape[0] = global;
+        let eps = shard
+            .local(&Tensor::randn(shape.as_slice(), (x0.kind(), x0.device())))?
+            .detach();
         let x_tilde = observe(self.interpolant(side), x0, x1, &t, &b, &eps)?;
         let dev = (Kind::Float, x0.device());
         let t = Tensor::from_slice(&t).to_kind(dev.0).to_device(dev.1);
@@ -375,7 +445,7 @@ impl Mgm {
     ) -> Result<Tensor, TrainError> {
         let x0 = x0.detach();
         let d = self.draw(Side::Field, &x0, x1)?;
-        let pred = field.field(&d.x_tilde, &d.t, true);
+        let pred = self.forward(|| field.field(&d.x_tilde, &d.t, true))?;
         Ok(field_loss(&pred, &x0, x1))
     }
 
@@ -403,7 +473,7 @@ impl Mgm {
         z: &Tensor,
         x1: &Tensor,
     ) -> Result<(Tensor, Tensor), TrainError> {
-        let x0 = generator.generate(z, true);
+        let x0 = self.forward(|| generator.generate(z, true))?;
         let d = self.draw(Side::Generator, &x0, x1)?;
         let pred = field.field(&d.x_tilde, &d.t, false);
         Ok((generator_loss(&pred, &x0, x1), x0))
@@ -424,13 +494,13 @@ impl Mgm {
         let loss = self
             .precision
             .autocast(x1.device(), || self.field_objective(&field.net, x0, x1))??;
-        let value = finite("critic", &loss, step)?;
-        let delta_sq = tch::no_grad(|| {
+        let value = self.finite_global("critic", &loss, step)?;
+        let delta_sq = self.global_mean(tch::no_grad(|| {
             f64::try_from(batch_mean_sq_sum(
                 &(x1.to_kind(Kind::Float) - x0.to_kind(Kind::Float)).square(),
             ))
-        })?;
-        let grad_norm = field.update(&loss, self.clip)?;
+        })?)?;
+        let grad_norm = field.update_averaged(&loss, self.clip, self.replica.as_ref())?;
         Ok(FieldUpdate {
             loss: value,
             delta_sq,
@@ -453,9 +523,9 @@ impl Mgm {
                 self.generator_objective_and_samples(&generator.net, &field.net, z, x1)
             })??;
             Ok(GeneratorUpdate {
-                loss: finite("generator", &loss, step)?,
+                loss: self.finite_global("generator", &loss, step)?,
                 grad_norm: 0.0,
-                raw: SampleStats::of(&x0)?,
+                raw: SampleStats::of(&x0)?.global(self.replica.as_ref())?,
             })
         })
     }
@@ -477,9 +547,9 @@ impl Mgm {
             let (loss, x0) = self.precision.autocast(x1.device(), || {
                 self.generator_objective_and_samples(&generator.net, &field.net, z, x1)
             })??;
-            let value = finite("generator", &loss, step)?;
-            let raw = SampleStats::of(&x0)?;
-            let grad_norm = generator.update(&loss, self.clip)?;
+            let value = self.finite_global("generator", &loss, step)?;
+            let raw = SampleStats::of(&x0)?.global(self.replica.as_ref())?;
+            let grad_norm = generator.update_averaged(&loss, self.clip, self.replica.as_ref())?;
             Ok(GeneratorUpdate {
                 loss: value,
                 grad_norm,

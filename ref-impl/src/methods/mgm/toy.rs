@@ -166,6 +166,7 @@ impl ToyMgm {
             ema,
             ema_net,
             config,
+            replica: None,
         })
     }
 }

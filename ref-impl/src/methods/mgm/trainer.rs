@@ -130,19 +130,31 @@ impl<G: Generator, F: Field> MgmTrainer<G, F> {
         let k = self.steps_done() as u64;
         let per_step = self.critic_steps as u64 + 1;
         let device = self.generator.vs.device();
-        let with_batch = |rest: &[i64]| [&[batch], rest].concat();
+        // A data-parallel rank reads its rows of each global batch and keeps its rows of the
+        // latents, drawn at the global batch's shape from the stream every rank shares.
+        let shard = self.mgm.shard();
+        let (start, rows) = shard.rows(batch)?;
+        let with_batch = |n: i64, rest: &[i64]| [&[n], rest].concat();
         let mut draw = 0u64;
         let mut next = || -> Result<(Tensor, Tensor), TrainError> {
-            let x1 = data.batch(per_step * k + draw, batch, device)?;
+            let index = per_step * k + draw;
+            let x1 = if shard.world == 1 {
+                data.batch(index, batch, device)?
+            } else {
+                data.rows(index, batch, start, rows, device)?
+            };
             draw += 1;
-            if x1.size() != with_batch(sample) {
+            if x1.size() != with_batch(rows, sample) {
                 return Err(TrainError::InvalidOption(format!(
                     "data batch has shape {:?}, expected {:?}",
                     x1.size(),
-                    with_batch(sample)
+                    with_batch(rows, sample)
                 )));
             }
-            let z = Tensor::randn(with_batch(latent), (Kind::Float, device));
+            let z = shard.local(&Tensor::randn(
+                with_batch(batch, latent),
+                (Kind::Float, device),
+            ))?;
             Ok((z, x1))
         };
         let losses = self.step(&mut next)?;
