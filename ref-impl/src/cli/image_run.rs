@@ -138,6 +138,7 @@ impl Periodic {
             reference,
             batch: self.fid_batch,
             seed,
+            replica: None,
         }))
     }
 }

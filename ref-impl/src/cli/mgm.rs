@@ -152,17 +152,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     .with_kernels(kernels)?;
-    if let Some(r) = replica {
-        mgm = mgm.with_replica(r)?;
-    }
     drop(warmup);
     let options = a.periodic.options(a.steps as u64, a.dir.max_seconds)?;
-    // FID runs on rank 0 alone (docs/distributed.md).
-    let mut fid = if writer {
-        a.periodic.fid(device, a.seed)?
-    } else {
-        None
-    };
+    // Every rank computes its share of each FID (docs/distributed.md).
+    let mut fid = a.periodic.fid(device, a.seed)?;
+    if let Some(r) = replica {
+        if let Some(f) = fid.as_mut() {
+            f.replica = Some(r.clone());
+        }
+        mgm = mgm.with_replica(r)?;
+    }
     let progress = Progress::new(a.steps as u64, "mgm", writer && a.dir.quiet.show());
     let summary = run_loop::run(
         &mut mgm,

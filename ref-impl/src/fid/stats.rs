@@ -109,6 +109,21 @@ impl FeatureAccumulator {
         Ok(())
     }
 
+    /// Sums the accumulators of every rank of `group` into each (the features of a data-parallel
+    /// FID, each rank having pushed its share of the images).
+    pub fn all_reduce(&mut self, group: &crate::dist::ProcessGroup) -> Result<(), FidError> {
+        use crate::dist::ReduceOp;
+        let fail = |e: crate::dist::DistError| FidError::Statistics(e.to_string());
+        group.all_reduce(&self.sum, ReduceOp::Sum).map_err(fail)?;
+        group
+            .all_reduce(&self.sum_outer, ReduceOp::Sum)
+            .map_err(fail)?;
+        let count = Tensor::from_slice(&[self.count as f64]).to_device(self.sum.device());
+        group.all_reduce(&count, ReduceOp::Sum).map_err(fail)?;
+        self.count = count.double_value(&[0]).round() as u64;
+        Ok(())
+    }
+
     /// `μ` and `Σ = (Σ f fᵀ − N μμᵀ)/(N − 1)`, symmetrized (the sum of outer products is
     /// symmetric up to the rounding of the matrix product).
     pub fn finish(&self) -> Result<Statistics, FidError> {

@@ -206,7 +206,7 @@ pub fn run<M: Method>(
     method: &mut M,
     data: &mut dyn Batches,
     options: &LoopOptions,
-    eval: Option<&mut dyn Evaluate<M>>,
+    mut eval: Option<&mut dyn Evaluate<M>>,
     folder: &RunFolder,
     progress: &Progress,
 ) -> Result<Summary<M::Losses>, TrainError> {
@@ -214,7 +214,7 @@ pub fn run<M: Method>(
     let out = folder.path();
     options.validate()?;
     let writer = method.replica().is_none_or(|r| r.is_writer());
-    if writer && eval.is_none() && (options.eval_every > 0 || options.final_eval_samples > 0) {
+    if eval.is_none() && (options.eval_every > 0 || options.final_eval_samples > 0) {
         return Err(TrainError::InvalidOption(
             "periodic or final evaluation asked for without an evaluation".into(),
         ));
@@ -235,8 +235,7 @@ pub fn run<M: Method>(
     }
     let first = method.steps_done();
     let log = out.join(LOSSES);
-    // The evaluations run on rank 0 alone (they draw from no stream the steps use).
-    let mut eval = if writer { eval } else { None };
+    // Every rank evaluates (a data-parallel evaluation shares its work); rank 0 records.
     let eval_log = eval
         .as_ref()
         .map(|e| out.join(format!("{}.jsonl", e.name())));
@@ -280,8 +279,10 @@ pub fn run<M: Method>(
                 name: e.name().to_string(),
                 value: e.evaluate(method, n)?,
             };
-            append_line(path, &line)?;
-            plot_evals(out, e.name(), &|n| e.title(n as usize))?;
+            if writer {
+                append_line(path, &line)?;
+                plot_evals(out, e.name(), &|n| e.title(n as usize))?;
+            }
             evals.push(line);
         }
         Ok(())
