@@ -4,6 +4,7 @@
 # network) in the same job, fp32 and bf16, and the warmup step; plus `bench optim` (Adam and
 # EMA alone, per kernel) and the matmul peaks. Results: OUT/speed.jsonl (one JSON object per
 # measurement, `lever` naming it), OUT/speed.md (the table for docs/performance.md), OUT/speed.log.
+# It also runs issue 19's check: `mgm` plain and under `torchrun --nproc-per-node 1` (NCCL).
 #
 #   scripts/gpu-speed.sh bundle            # here: stripped binary + the peer -> gpu-bundle/speed (git-ignored)
 #   scripts/gpu-speed.sh run OUT           # on the device: run(command="bash scripts/gpu-speed.sh run $OUT",
@@ -12,7 +13,8 @@
 #
 # Budget at ddpm++ batch 256 (an MGM iteration ~0.8 s fp32 on an H200): 9 MGM benches of
 # 3 + BENCH_STEPS = 10 iterations (~15 s each with start-up) ≈ 2.5 min; 3 peer runs ≈ 1.5 min;
-# 2 warmup benches + bench optim + matmuls ≈ 1 min: ~5-6 min, each command capped by
+# 2 warmup benches + bench optim + matmuls ≈ 1 min; issue 19's 1-rank NCCL run against the plain
+# one (2 × 20 iterations + start-up) ≈ 1 min: ~6-7 min, each command capped by
 # BENCH_TIMEOUT (90 s) so that one hang cannot eat the call.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +27,7 @@ profile() {
   DEVICE="${DEVICE:-cuda}" ARCH="${ARCH:-ddpmpp}" BATCH="${BATCH:-256}" WBATCH="${WBATCH:-512}"
   BENCH_STEPS="${BENCH_STEPS:-10}" BENCH_WARMUP="${BENCH_WARMUP:-3}" BENCH_TIMEOUT="${BENCH_TIMEOUT:-90}"
   MATMUL_N="${MATMUL_N:-8192}" OPTIM_REPS="${OPTIM_REPS:-50}" PEER_ARGS="${PEER_ARGS:-}"
+  DIST_STEPS="${DIST_STEPS:-20}"
 }
 
 do_bundle() {
@@ -113,6 +116,27 @@ do_run() {
       --peer "$stage/peer-warmup.json" ${entry#*:}
   done
   record "optim" "$B" bench optim --arch "$ARCH" --reps "$OPTIM_REPS" --json "${dev[@]}"
+  # Issue 19: the data-parallel path at one rank (NCCL on CUDA, Gloo on the CPU) against the
+  # plain run, the same `mgm` on synthetic data; iterations/s from each summary.json.
+  local tr="$(dirname "$PYTHON")/torchrun"
+  local run=("$B" mgm --init random --synthetic --arch "$ARCH" --batch "$BATCH" --steps "$DIST_STEPS"
+    --checkpoint-every 0 --fid-every 0 --final-fid 0 --grid-every 0 --quiet "${dev[@]}")
+  log "dist plain"
+  timeout "$BENCH_TIMEOUT" "${run[@]}" --overwrite --out "$stage/dist-plain" >>"$OUT/speed.log" 2>&1 || true
+  log "dist one rank: $tr"
+  timeout "$BENCH_TIMEOUT" "$tr" --nproc-per-node 1 --master-addr 127.0.0.1 --master-port 29555 \
+    --no-python "${run[@]}" --overwrite --out "$stage/dist-one" >>"$OUT/speed.log" 2>&1 || true
+  local label
+  for d in plain one; do
+    if [ "$d" = plain ]; then label="dist: one process, no launcher"; else label="dist: torchrun, 1 rank"; fi
+    "$PYTHON" - "$stage/dist-$d/summary.json" "$label" "$BATCH" >>"$OUT/speed.jsonl" <<'PY' || echo "{\"lever\": \"$label\", \"failed\": \"no summary (see speed.log)\"}" >>"$OUT/speed.jsonl"
+import json, sys
+s = json.load(open(sys.argv[1]))
+steps, secs = s["steps_this_run"], s["seconds"]
+print(json.dumps({"lever": sys.argv[2], "images_per_s": steps * int(sys.argv[3]) / secs,
+                  "seconds": secs, "steps": steps}))
+PY
+  done
   rm -f "$OUT/tmp.json"
   "$PYTHON" - "$OUT/speed.jsonl" >"$OUT/speed.md" <<'PY'
 import json, sys
@@ -143,7 +167,7 @@ case "${1:-}" in
   --cpu-smoke)
     OUT="${2:?usage: $0 --cpu-smoke DIR}"
     do_bundle
-    DEVICE=cpu ARCH=tiny BATCH=2 WBATCH=2 BENCH_STEPS=1 BENCH_WARMUP=0 MATMUL_N=64 OPTIM_REPS=2 \
+    DEVICE=cpu ARCH=tiny BATCH=2 WBATCH=2 BENCH_STEPS=1 BENCH_WARMUP=0 MATMUL_N=64 OPTIM_REPS=2 DIST_STEPS=2 \
       PEER_ARGS="--channels 16" do_run ;;
   *) die "usage: $0 bundle | run OUT | --cpu-smoke DIR" ;;
 esac
