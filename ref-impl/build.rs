@@ -10,7 +10,7 @@
 //!
 //! It also compiles `csrc/torch_shim.cpp`, the few libtorch calls tch does not bind (autocast
 //! with a chosen dtype, TF32 for cuBLAS, CUDA allocator peak statistics, forward-mode AD levels) and `csrc/optim_kernels.cpp` (libtorch's multi-tensor and fused Adam, the
-//! foreach EMA) and `csrc/dist.cpp` (c10d process groups for data-parallel training), against the same
+//! foreach EMA), `csrc/profiler.cpp` (the Kineto profiler) and `csrc/dist.cpp` (c10d process groups for data-parallel training), against the same
 //! torch headers (`<torch>/include` beside the lib dir) and C++ ABI as torch-sys.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ fn torch_version(lib: &Path) -> Option<String> {
 fn compile_shim(lib: &Path) {
     println!("cargo:rerun-if-changed=csrc/torch_shim.cpp");
     println!("cargo:rerun-if-changed=csrc/optim_kernels.cpp");
+    println!("cargo:rerun-if-changed=csrc/profiler.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = lib.parent().map(|p| p.join("include")).unwrap_or_default();
     // torch-sys' default; pip wheels of torch 2.11 use the C++11 ABI as well.
@@ -39,6 +40,7 @@ fn compile_shim(lib: &Path) {
         .cpp(true)
         .file("csrc/torch_shim.cpp")
         .file("csrc/optim_kernels.cpp")
+        .file("csrc/profiler.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")

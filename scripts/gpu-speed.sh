@@ -115,6 +115,14 @@ do_run() {
     record "warmup fp32 ${entry%%:*}" "$B" bench warmup --batch "$WBATCH" "${common[@]}" \
       --peer "$stage/peer-warmup.json" ${entry#*:}
   done
+  # Where the fp32 iteration's time goes (Kineto: GPU kernels by name), after its timing.
+  record "profile mgm fp32" "${mgm[@]}" --precision fp32 --profile "$stage/profile" --profile-iterations 2
+  cp "$stage/profile/ops.tsv" "$OUT/profile-mgm-fp32.tsv" 2>/dev/null || true
+  if [ -f "$stage/profile/trace.json" ]; then
+    gzip -c "$stage/profile/trace.json" >"$stage/trace.json.gz"
+    # The device tool returns files up to 16 MiB.
+    [ "$(stat -c %s "$stage/trace.json.gz")" -lt 15000000 ] && cp "$stage/trace.json.gz" "$OUT/profile-mgm-fp32.trace.json.gz"
+  fi
   record "optim" "$B" bench optim --arch "$ARCH" --reps "$OPTIM_REPS" --json "${dev[@]}"
   # Issue 19: the data-parallel path at one rank (NCCL on CUDA, Gloo on the CPU) against the
   # plain run, the same `mgm` on synthetic data; iterations/s from each summary.json.
@@ -149,6 +157,11 @@ for r in rows:
         print(f"| {r['lever']} | failed: {r['failed']} | | | | |"); continue
     if r["lever"].startswith("matmul"):
         print(f"| {r['lever']} | {r['tflops']:.1f} TFLOP/s | | | | |"); continue
+    if r["lever"].startswith("profile"):
+        top = (r.get("profile") or {}).get("top", [])[:12]
+        for k in top:
+            print(f"| profile: [{k['device']}] {k['name'][:60]} | {k['ms_per_iteration']:.2f} ms/it | {100*k['share']:.1f}% | | | |")
+        continue
     if r["lever"] == "optim":
         for k in r["kernels"]:
             print(f"| {k['update']} ({r['tensors']} tensors) | {k['ms']:.3f} ms/update | {k['speedup_over_plain']:.2f}× plain | | | |")

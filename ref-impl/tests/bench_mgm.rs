@@ -241,3 +241,44 @@ fn bench_mgm_compares_with_the_peer_and_bench_optim_times_each_kernel() {
         .iter()
         .all(|k| k["ms"].as_f64().unwrap() > 0.0));
 }
+
+/// `bench mgm --profile DIR` writes the Kineto profiler's Chrome trace and the per-operator
+/// table of the iterations after the timed ones, and reports the largest entries (on the
+/// CPU: operators, led by the convolutions' backward and forward).
+#[test]
+fn bench_mgm_profiles_where_the_time_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let prof = dir.path().join("prof");
+    let v = json(&run(&[
+        "bench",
+        "mgm",
+        "--arch",
+        "tiny",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--warmup-steps",
+        "0",
+        "--device",
+        "cpu",
+        "--json",
+        "--profile",
+        prof.to_str().unwrap(),
+        "--profile-iterations",
+        "1",
+    ]));
+    let trace: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(prof.join("trace.json")).unwrap()).unwrap();
+    assert!(trace["traceEvents"]
+        .as_array()
+        .is_some_and(|e| !e.is_empty()));
+    let table = std::fs::read_to_string(prof.join("ops.tsv")).unwrap();
+    assert!(table.starts_with("device\tname\tcalls\ttotal_us\n"));
+    assert!(table.contains("aten::convolution"), "{table}");
+    let top = v["profile"]["top"].as_array().unwrap();
+    assert!(!top.is_empty() && top.len() <= 20);
+    assert!(top
+        .iter()
+        .any(|op| op["name"].as_str().unwrap().contains("onvolution")));
+}

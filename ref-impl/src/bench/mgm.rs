@@ -83,6 +83,9 @@ pub struct MgmBenchConfig {
     pub peak: Peak,
     /// Kernels of the two Adams and the EMA.
     pub kernels: Kernels,
+    /// Profile this many more iterations after the timed ones into this folder
+    /// ([`super::profile`]).
+    pub profile: Option<(std::path::PathBuf, u64)>,
 }
 
 /// What `bench mgm` measured.
@@ -130,6 +133,8 @@ pub struct MgmBenchResult {
     pub last_losses: StepLosses,
     /// Kernels of the two Adams and the EMA.
     pub kernels: Kernels,
+    /// Where the profiled iterations' time went (`--profile`).
+    pub profile: Option<super::profile::ProfileReport>,
 }
 
 /// The matmul dtype whose rate bounds an iteration in `precision` on `device`.
@@ -187,6 +192,17 @@ pub fn bench_mgm(config: &MgmBenchConfig, device: Device) -> Result<MgmBenchResu
     let set = random_images(arch, config.batch as usize, "synthetic random bytes");
     let mut data = DataImages::new(set, 0, false)?;
     let (seconds, last) = time_steps(&mut run, &mut data, config.warmup_steps, config.steps)?;
+    // After the timing: the profiler's own cost must not enter the figure.
+    let profile = match &config.profile {
+        Some((dir, n)) => Some(super::profile::profile(
+            dir,
+            device.is_cuda(),
+            *n,
+            || run.step(&mut data).map(|_| ()),
+            || super::sync(device),
+        )?),
+        None => None,
+    };
     let peak_gpu_memory_bytes = match cuda_index {
         Some(i) if memory_note.is_none() => match cuda_peak_allocated(i) {
             Ok(b) => Some(b),
@@ -228,5 +244,6 @@ pub fn bench_mgm(config: &MgmBenchConfig, device: Device) -> Result<MgmBenchResu
         peak_gpu_memory_note: memory_note,
         last_losses: last,
         kernels: config.kernels,
+        profile,
     })
 }

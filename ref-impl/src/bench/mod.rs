@@ -8,11 +8,13 @@
 //! | [`matmul`] | `bench matmul`: the machine's own dense matmul peak |
 //! | [`optim`] | `bench optim`: Adam and EMA updates alone, each kernel |
 //! | [`peer`] | the PyTorch-eager peer's figure and our ratio to it |
+//! | [`profile`] | where an iteration's time goes: the Kineto profiler's trace and per-operator table |
 
 pub mod matmul;
 pub mod mgm;
 pub mod optim;
 pub mod peer;
+pub mod profile;
 pub mod warmup;
 
 use crate::data::ImageSet;

@@ -168,6 +168,14 @@ struct MgmArgs {
     speed: super::flags::SpeedFlags,
     #[command(flatten)]
     peer: PeerArg,
+    /// After the timed iterations, profile more of them with libtorch's Kineto profiler into
+    /// this folder: trace.json (Chrome trace) and ops.tsv (time per operator and kernel); the
+    /// largest entries are printed.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Iterations profiled by --profile.
+    #[arg(long, default_value_t = 3)]
+    profile_iterations: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -285,6 +293,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 precision: m.precision,
                 peak,
                 kernels,
+                profile: m.profile.clone().map(|d| (d, m.profile_iterations)),
             };
             let r = bench_mgm(&config, device)?;
             let peer = m.peer.compare(
@@ -312,6 +321,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     r.achieved_tflops, pct(r.flop_bound_fraction), gib(r.peak_gpu_memory_bytes),
                     peer_line(&peer)
                 );
+                if let Some(p) = &r.profile {
+                    println!(
+                        "where the time goes ({} profiled iterations; {}):",
+                        p.iterations,
+                        p.table.display()
+                    );
+                    for op in &p.top {
+                        println!(
+                            "  {:>9.3} ms/it {:>5.1}%  {:>6} calls  [{}] {}",
+                            op.ms_per_iteration,
+                            100.0 * op.share,
+                            op.calls,
+                            op.device,
+                            op.name
+                        );
+                    }
+                }
             }
             Ok(())
         }
