@@ -32,6 +32,7 @@ fn compile_shim(lib: &Path) {
     println!("cargo:rerun-if-changed=csrc/torch_shim.cpp");
     println!("cargo:rerun-if-changed=csrc/optim_kernels.cpp");
     println!("cargo:rerun-if-changed=csrc/profiler.cpp");
+    println!("cargo:rerun-if-changed=csrc/shim_error.h");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = lib.parent().map(|p| p.join("include")).unwrap_or_default();
     // torch-sys' default; pip wheels of torch 2.11 use the C++11 ABI as well.

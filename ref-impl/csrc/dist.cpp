@@ -19,6 +19,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #include <ATen/ATen.h>
+#include "shim_error.h"
 #include <chrono>
 #include <mutex>
 #include <cstring>
@@ -32,14 +33,7 @@ struct midpoint_pg {
 };
 
 namespace {
-void copy_error(const char* what, char* err, int64_t err_len) {
-  if (err == nullptr || err_len <= 0) return;
-  std::string first(what);
-  auto nl = first.find('\n');
-  if (nl != std::string::npos) first.resize(nl);
-  std::strncpy(err, first.c_str(), static_cast<size_t>(err_len) - 1);
-  err[err_len - 1] = '\0';
-}
+using midpoint_shim::copy_error;
 
 c10d::ReduceOp reduce_op(int op) {
   switch (op) {

@@ -8,11 +8,11 @@
 //   `p_ema.lerp_(p, w)` loop does one tensor at a time).
 //
 // Tensors come as arrays of `at::Tensor*` (tch's `C_tensor`); every call runs without
-// autograd recording, as torch.optim's step does. Each function returns 0, or -1 with
-// libtorch's message copied into `err` (NUL-terminated, at most `err_len` bytes): no
-// exception crosses the C boundary.
+// autograd recording, as torch.optim's step does. Each function returns 0, or -1 with the
+// first line of libtorch's message in `err` (shim_error.h): no exception crosses the C boundary.
 
 #include <ATen/ATen.h>
+#include "shim_error.h"
 #include <c10/core/GradMode.h>
 #include <cmath>
 #include <cstdint>
@@ -28,11 +28,7 @@ std::vector<at::Tensor> list(at::Tensor* const* ts, int64_t n) {
   return out;
 }
 
-void copy_error(const char* what, char* err, int64_t err_len) {
-  if (err == nullptr || err_len <= 0) return;
-  std::strncpy(err, what, static_cast<size_t>(err_len) - 1);
-  err[err_len - 1] = '\0';
-}
+using midpoint_shim::copy_error;
 }  // namespace
 
 extern "C" {

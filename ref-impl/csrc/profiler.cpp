@@ -6,6 +6,7 @@
 // Both functions return 0, or -1 with the exception's first line in `err`.
 
 #include <torch/csrc/autograd/profiler_kineto.h>
+#include "shim_error.h"
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -15,14 +16,7 @@
 #include <utility>
 
 namespace {
-void copy_error(const char* what, char* err, int64_t err_len) {
-  if (err == nullptr || err_len <= 0) return;
-  std::string first(what);
-  auto nl = first.find('\n');
-  if (nl != std::string::npos) first.resize(nl);
-  std::strncpy(err, first.c_str(), static_cast<size_t>(err_len) - 1);
-  err[err_len - 1] = '\0';
-}
+using midpoint_shim::copy_error;
 
 std::set<torch::profiler::impl::ActivityType> activities(int cuda) {
   std::set<torch::profiler::impl::ActivityType> a{torch::profiler::impl::ActivityType::CPU};

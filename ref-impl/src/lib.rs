@@ -32,6 +32,7 @@ pub mod fid;
 pub mod image;
 pub mod methods;
 pub mod nets;
+mod shim;
 pub mod toy;
 pub mod train;
 

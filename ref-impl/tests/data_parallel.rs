@@ -222,6 +222,30 @@ fn child_dead_or_hung() {
     std::mem::forget(pg); // the peer is gone: do not wait for a clean shutdown
 }
 
+/// Both ranks' saved variables (`DIR/PREFIX{rank}.ot`) against one process's `want`: fewer
+/// than 1 in 1,000 values differ by more than 1e-5 and none by more than 1e-4 (the argument
+/// is at `two_ranks_train_the_warmup_as_one_process_does`).
+fn matches_alone(want: &[(String, Tensor)], dir: &Path, prefix: &str) {
+    for rank in 0..2 {
+        let got = Tensor::load_multi(dir.join(format!("{prefix}{rank}.ot"))).unwrap();
+        assert_eq!(got.len(), want.len());
+        let (mut worst, mut above, mut total) = (0.0f64, 0i64, 0i64);
+        for ((n, a), (m, b)) in want.iter().zip(&got) {
+            assert_eq!(n, m);
+            let d = (a - b).abs();
+            worst = worst.max(d.max().double_value(&[]));
+            above += d.gt(1e-5).sum(Kind::Int64).int64_value(&[]);
+            total += a.numel() as i64;
+        }
+        eprintln!("rank {rank}: largest {worst:e}, {above} of {total} above 1e-5");
+        assert!(worst < 1e-4, "rank {rank}: largest difference {worst:e}");
+        assert!(
+            above * 1000 < total,
+            "rank {rank}: {above} of {total} values differ by > 1e-5"
+        );
+    }
+}
+
 fn warmup_options() -> WarmupOptions {
     let mut o = WarmupOptions::edm(UNetConfig {
         dropout: 0.0, // dropout is drawn per rank: equal in law, not bit for bit
@@ -284,23 +308,7 @@ fn two_ranks_train_the_warmup_as_one_process_does() {
     tch::set_num_threads(1);
     let mut alone = Warmup::new(warmup_options(), Device::Cpu).unwrap();
     let want = train_warmup(&mut alone);
-    for rank in 0..2 {
-        let got = Tensor::load_multi(dir.path().join(format!("rank{rank}.ot"))).unwrap();
-        assert_eq!(got.len(), want.len());
-        let (mut worst, mut above, mut total) = (0.0f64, 0i64, 0i64);
-        for ((n, a), (m, b)) in want.iter().zip(&got) {
-            assert_eq!(n, m);
-            let d = (a - b).abs();
-            worst = worst.max(d.max().double_value(&[]));
-            above += d.gt(1e-5).sum(Kind::Int64).int64_value(&[]);
-            total += a.numel() as i64;
-        }
-        assert!(worst < 1e-4, "rank {rank}: largest difference {worst:e}");
-        assert!(
-            above * 1000 < total,
-            "rank {rank}: {above} of {total} values differ by > 1e-5"
-        );
-    }
+    matches_alone(&want, dir.path(), "rank");
 }
 
 #[test]
@@ -588,24 +596,7 @@ fn two_ranks_train_mgm_as_one_process_does() {
         midpoint_train::methods::mgm::image::ImageMgm::from_random_init(mgm_config(), Device::Cpu)
             .unwrap();
     let want = train_mgm(&mut alone);
-    for rank in 0..2 {
-        let got = Tensor::load_multi(dir.path().join(format!("mgm{rank}.ot"))).unwrap();
-        assert_eq!(got.len(), want.len());
-        let (mut worst, mut above, mut total) = (0.0f64, 0i64, 0i64);
-        for ((n, a), (m, b)) in want.iter().zip(&got) {
-            assert_eq!(n, m);
-            let d = (a - b).abs();
-            worst = worst.max(d.max().double_value(&[]));
-            above += d.gt(1e-5).sum(Kind::Int64).int64_value(&[]);
-            total += a.numel() as i64;
-        }
-        eprintln!("rank {rank}: largest {worst:e}, {above} of {total} above 1e-5");
-        assert!(worst < 1e-4, "rank {rank}: largest difference {worst:e}");
-        assert!(
-            above * 1000 < total,
-            "rank {rank}: {above} of {total} values differ by > 1e-5"
-        );
-    }
+    matches_alone(&want, dir.path(), "mgm");
 }
 
 #[test]

@@ -23,15 +23,7 @@ extern "C" {
 }
 
 fn call(f: impl FnOnce(*mut c_char, i64) -> i32) -> Result<(), TrainError> {
-    let mut err = vec![0u8; 1024];
-    if f(err.as_mut_ptr().cast(), err.len() as i64) == 0 {
-        return Ok(());
-    }
-    let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
-    Err(TrainError::InvalidOption(format!(
-        "profiler: {}",
-        String::from_utf8_lossy(&err[..end])
-    )))
+    crate::shim::call(f).map_err(|m| TrainError::InvalidOption(format!("profiler: {m}")))
 }
 
 /// One operator's (or kernel's) time over the profiled iterations.

@@ -106,15 +106,10 @@ fn call(
     rank: usize,
     f: impl FnOnce(*mut c_char, i64) -> i32,
 ) -> Result<(), DistError> {
-    let mut err = vec![0u8; 2048];
-    if f(err.as_mut_ptr().cast(), err.len() as i64) == 0 {
-        return Ok(());
-    }
-    let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
-    Err(DistError::Collective {
+    crate::shim::call(f).map_err(|message| DistError::Collective {
         what,
         rank,
-        message: String::from_utf8_lossy(&err[..end]).into_owned(),
+        message,
     })
 }
 

@@ -38,38 +38,28 @@ mod rng {
         ) -> i32;
     }
 
-    fn fail(err: &[u8]) -> DistError {
-        let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
-        DistError::Launch(format!(
-            "random generator state: {}",
-            String::from_utf8_lossy(&err[..end])
-        ))
+    fn fail(message: String) -> DistError {
+        DistError::Launch(format!("random generator state: {message}"))
     }
 
     /// The state of the CPU generator (`None`) or of CUDA device `i`.
     pub fn get(cuda: Option<usize>) -> Result<Tensor, DistError> {
-        let mut err = vec![0u8; 512];
         let mut out = std::ptr::null_mut();
         let (c, i) = (i32::from(cuda.is_some()), cuda.unwrap_or(0) as i32);
         // SAFETY: on success `out` is a heap at::Tensor that Tensor::from_ptr takes over.
-        if unsafe { midpoint_rng_get_state(c, i, &mut out, err.as_mut_ptr().cast(), 512) } != 0 {
-            return Err(fail(&err));
-        }
+        crate::shim::call(|err, len| unsafe { midpoint_rng_get_state(c, i, &mut out, err, len) })
+            .map_err(fail)?;
         Ok(unsafe { Tensor::from_ptr(out) })
     }
 
     /// Restores a state from [`get`].
     pub fn set(cuda: Option<usize>, state: &Tensor) -> Result<(), DistError> {
-        let mut err = vec![0u8; 512];
         let (c, i) = (i32::from(cuda.is_some()), cuda.unwrap_or(0) as i32);
         // SAFETY: `state` is live for the call; the C++ side copies from it.
-        if unsafe {
-            midpoint_rng_set_state(c, i, state.as_ptr() as *mut _, err.as_mut_ptr().cast(), 512)
-        } != 0
-        {
-            return Err(fail(&err));
-        }
-        Ok(())
+        crate::shim::call(|err, len| unsafe {
+            midpoint_rng_set_state(c, i, state.as_ptr() as *mut _, err, len)
+        })
+        .map_err(fail)
     }
 }
 

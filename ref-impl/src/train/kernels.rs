@@ -124,16 +124,7 @@ fn ptrs(ts: &[Tensor]) -> Vec<*mut torch_sys::C_tensor> {
 }
 
 fn call(f: impl FnOnce(*mut std::os::raw::c_char, i64) -> i32) -> Result<(), tch::TchError> {
-    let mut err = vec![0u8; 1024];
-    if f(err.as_mut_ptr().cast(), err.len() as i64) == 0 {
-        return Ok(());
-    }
-    let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
-    let first = String::from_utf8_lossy(&err[..end]);
-    // libtorch's messages carry a C++ backtrace after the first line.
-    Err(tch::TchError::Torch(
-        first.lines().next().unwrap_or("unknown error").to_string(),
-    ))
+    crate::shim::call(f).map_err(tch::TchError::Torch)
 }
 
 /// One Adam update of `t` at step `step` (1-based, after this update) with the
