@@ -81,6 +81,14 @@ fn child_launch() -> Option<Launch> {
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// torch's random stream is global to this test process: the tests that train or sample in
+/// it (the single-process references) take turns, or their draws interleave.
+static TORCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn torch_turn() -> std::sync::MutexGuard<'static, ()> {
+    TORCH.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn collectives_buckets_and_the_digest_check_on_two_ranks() {
     all_pass(spawn("child_collectives", 2, &[]), Duration::from_secs(120));
@@ -296,6 +304,7 @@ fn train_warmup(w: &mut Warmup) -> Vec<(String, Tensor)> {
 /// test asks for fewer than 1 in 1,000 values above 1e-5 and none above 1e-4 (10% of a move).
 #[test]
 fn two_ranks_train_the_warmup_as_one_process_does() {
+    let _turn = torch_turn();
     let dir = tempfile::tempdir().unwrap();
     all_pass(
         spawn(
@@ -582,6 +591,7 @@ fn train_mgm(run: &mut midpoint_train::methods::mgm::image::ImageMgm) -> Vec<(St
 /// weights by O(lr).
 #[test]
 fn two_ranks_train_mgm_as_one_process_does() {
+    let _turn = torch_turn();
     let dir = tempfile::tempdir().unwrap();
     all_pass(
         spawn(
@@ -649,6 +659,7 @@ fn fid_of_untrained_mgm(replica: Option<Replica>) -> f64 {
 /// the ranks (the sums' order differs: 1e-9 relative allows for it).
 #[test]
 fn a_data_parallel_fid_equals_one_process_fid() {
+    let _turn = torch_turn();
     let dir = tempfile::tempdir().unwrap();
     all_pass(
         spawn(
