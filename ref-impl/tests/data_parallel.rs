@@ -81,6 +81,15 @@ fn child_launch() -> Option<Launch> {
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Runs the 2 ranks of `child`, which write their results into the returned folder
+/// (`MIDPOINT_DP_OUT`); every rank must pass within 5 minutes.
+fn ranks_writing_to_a_folder(child: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("MIDPOINT_DP_OUT", dir.path().display().to_string())];
+    all_pass(spawn(child, 2, &env), Duration::from_secs(300));
+    dir
+}
+
 /// torch's random stream is global to this test process: the tests that train or sample in
 /// it (the single-process references) take turns, or their draws interleave.
 static TORCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -305,15 +314,7 @@ fn train_warmup(w: &mut Warmup) -> Vec<(String, Tensor)> {
 #[test]
 fn two_ranks_train_the_warmup_as_one_process_does() {
     let _turn = torch_turn();
-    let dir = tempfile::tempdir().unwrap();
-    all_pass(
-        spawn(
-            "child_warmup",
-            2,
-            &[("MIDPOINT_DP_OUT", dir.path().display().to_string())],
-        ),
-        Duration::from_secs(300),
-    );
+    let dir = ranks_writing_to_a_folder("child_warmup");
     tch::set_num_threads(1);
     let mut alone = Warmup::new(warmup_options(), Device::Cpu).unwrap();
     let want = train_warmup(&mut alone);
@@ -592,15 +593,7 @@ fn train_mgm(run: &mut midpoint_train::methods::mgm::image::ImageMgm) -> Vec<(St
 #[test]
 fn two_ranks_train_mgm_as_one_process_does() {
     let _turn = torch_turn();
-    let dir = tempfile::tempdir().unwrap();
-    all_pass(
-        spawn(
-            "child_mgm",
-            2,
-            &[("MIDPOINT_DP_OUT", dir.path().display().to_string())],
-        ),
-        Duration::from_secs(300),
-    );
+    let dir = ranks_writing_to_a_folder("child_mgm");
     tch::set_num_threads(1);
     let mut alone =
         midpoint_train::methods::mgm::image::ImageMgm::from_random_init(mgm_config(), Device::Cpu)
@@ -660,15 +653,7 @@ fn fid_of_untrained_mgm(replica: Option<Replica>) -> f64 {
 #[test]
 fn a_data_parallel_fid_equals_one_process_fid() {
     let _turn = torch_turn();
-    let dir = tempfile::tempdir().unwrap();
-    all_pass(
-        spawn(
-            "child_fid",
-            2,
-            &[("MIDPOINT_DP_OUT", dir.path().display().to_string())],
-        ),
-        Duration::from_secs(300),
-    );
+    let dir = ranks_writing_to_a_folder("child_fid");
     tch::set_num_threads(1);
     let alone = fid_of_untrained_mgm(None);
     for rank in 0..2 {
