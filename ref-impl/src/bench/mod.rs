@@ -4,12 +4,14 @@
 //! | module | what |
 //! |---|---|
 //! | [`warmup`] | `bench warmup`: warmup steps on synthetic images |
+//! | [`fid`] | `bench fid`: FID-N of a one-step generator end to end, each phase timed |
 //! | [`mgm`] | `bench mgm`: iterations of Algorithm 1 on images |
 //! | [`matmul`] | `bench matmul`: the machine's own dense matmul peak |
 //! | [`optim`] | `bench optim`: Adam and EMA updates alone, each kernel |
 //! | [`peer`] | the PyTorch-eager peer's figure and our ratio to it |
 //! | [`profile`] | where an iteration's time goes: the Kineto profiler's trace and per-operator table |
 
+pub mod fid;
 pub mod matmul;
 pub mod mgm;
 pub mod optim;
@@ -23,12 +25,7 @@ use crate::nets::edm::UNetConfig;
 use crate::train::method::{Batches, Method};
 use tch::{Device, Kind, Tensor};
 
-/// Waits for the device's queued work (a no-op on the CPU).
-pub(crate) fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
-}
+pub(crate) use crate::device::synchronize as sync;
 
 /// `max(2·batch, 64)` random byte images of `arch`'s shape from torch's generator (seeded by
 /// the caller), as a training set.

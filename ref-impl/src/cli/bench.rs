@@ -6,13 +6,15 @@
 //! - `bench mgm --arch ddpmpp --batch 256 --steps N [--precision fp32|bf16]`: iterations of
 //!   Algorithm 1 on images (images/s, FLOP-bound fraction, peak GPU memory), JSON;
 //! - `bench matmul [--dtype fp32|tf32|bf16] [--n 8192]`: the machine's dense matmul TFLOP/s;
-//! - `bench optim --arch ddpmpp`: Adam and EMA updates of one network alone, each kernel.
+//! - `bench optim --arch ddpmpp`: Adam and EMA updates of one network alone, each kernel;
+//! - `bench fid --arch ddpmpp -n 50000 [--ref STATS]`: FID-50K end to end, each phase timed.
 //!
 //! `bench mgm` and `bench warmup` take the trainers' speed flags (`--adam-kernel`,
 //! `--ema-kernel`, `--tf32-matmul`, `--cudnn-benchmark`) and `--peer FILE`, the JSON line of
 //! the PyTorch-eager peer measured in the same job: its figure and our ratio are printed
 //! beside ours.
 
+use midpoint_train::bench::fid::{bench_fid, FidBenchConfig};
 use midpoint_train::bench::matmul::{bench_matmul, MatmulDtype};
 use midpoint_train::bench::mgm::{bench_mgm, MgmBenchConfig, Peak};
 use midpoint_train::bench::optim::bench_optim;
@@ -44,6 +46,9 @@ enum What {
     Matmul(MatmulArgs),
     /// Adam and EMA updates of one network alone, per kernel (ms per update).
     Optim(OptimArgs),
+    /// FID-N of a fresh one-step generator end to end (generation, features, statistics,
+    /// distance), each phase timed.
+    Fid(FidArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -247,8 +252,78 @@ struct InceptionArgs {
     quiet: super::flags::Quiet,
 }
 
+/// `bench fid`.
+#[derive(Debug, clap::Args)]
+struct FidArgs {
+    /// The generator's network: ddpmpp, ddpmpp-noaug, tiny or digits.
+    #[arg(long, default_value = "ddpmpp")]
+    arch: String,
+    /// Samples (50,000: FID-50K).
+    #[arg(short = 'n', long, default_value_t = 50_000)]
+    num: usize,
+    /// Samples per batch, for generation and Inception alike.
+    #[arg(long, default_value_t = 250)]
+    batch: usize,
+    /// Seed of the initialisation and the latents.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Reference statistics (`fid-ref`'s file); without it the distance is taken to the
+    /// samples' own statistics, for its cost only.
+    #[arg(long = "ref")]
+    reference: Option<PathBuf>,
+    #[command(flatten)]
+    run_on: super::flags::RunOn,
+    /// Inception weights (default: $MIDPOINT_INCEPTION or the cache path).
+    #[arg(long)]
+    inception: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    quiet: super::flags::Quiet,
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     match a.what {
+        What::Fid(f) => {
+            // The reference first: a malformed file fails before minutes of sampling.
+            let reference = match &f.reference {
+                Some(p) => Some(midpoint_train::fid::stats_file::load(p)?),
+                None => None,
+            };
+            let device = f.run_on.device()?;
+            let inception = match &f.inception {
+                Some(p) => Inception::load(p, device)?,
+                None => Inception::load_default(device)?,
+            };
+            let cfg = FidBenchConfig {
+                arch: UNetConfig::named(&f.arch)?,
+                images: f.num,
+                batch: f.batch,
+                seed: f.seed,
+            };
+            let progress = Progress::new(
+                f.num.div_ceil(f.batch.max(1)) as u64,
+                "generate+features",
+                f.quiet.show(),
+            );
+            let named = f
+                .reference
+                .as_ref()
+                .zip(reference.as_ref())
+                .map(|(p, r)| (r, p.display().to_string()));
+            let r = bench_fid(&inception, &cfg, named, &progress)?;
+            if f.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "FID-{} of {} on {}: {:.1} s end to end ({:.1} images/s): generation {:.1} s, features {:.1} s, statistics {:.2} s, distance {:.2} s",
+                    r.images, r.arch, r.device, r.total_seconds, r.images_per_s, r.generate_seconds,
+                    r.feature_seconds, r.statistics_seconds, r.distance_seconds
+                );
+            }
+            Ok(())
+        }
         What::Warmup(w) => {
             let device = w.run_on.device()?;
             let kernels = w.speed.apply(device)?;

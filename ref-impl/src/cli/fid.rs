@@ -3,12 +3,13 @@
 
 use midpoint_train::data::ImageSet;
 use midpoint_train::fid::png_folder::PngFolder;
-use midpoint_train::fid::{frechet_distance, stats_file, ImageBatch, Inception, Statistics};
-use midpoint_train::methods::warmup::Warmup;
+use midpoint_train::fid::{
+    frechet_distance, stats_file, ImageBatch, Inception, Statistics, StreamTiming,
+};
+use midpoint_train::image::checkpoint_generator::{generated_statistics, CheckpointGenerator};
 use midpoint_train::train::progress::Progress;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Kind, Tensor};
 
 /// Options shared by both commands.
 #[derive(Debug, clap::Args)]
@@ -41,6 +42,15 @@ impl Common {
     /// Statistics of a folder: CIFAR-10's 50,000 training images when it holds the binary
     /// batches (`data_batch_1.bin`, directly or in `cifar-10-batches-bin/`), else its PNG files.
     fn folder_stats(&self, inception: &Inception, dir: &Path) -> anyhow::Result<Statistics> {
+        Ok(self.folder_stats_timed(inception, dir)?.0)
+    }
+
+    /// [`Common::folder_stats`] with the time of each phase.
+    fn folder_stats_timed(
+        &self,
+        inception: &Inception,
+        dir: &Path,
+    ) -> anyhow::Result<(Statistics, StreamTiming)> {
         let is_cifar = [dir.to_path_buf(), dir.join("cifar-10-batches-bin")]
             .iter()
             .any(|d| d.join("data_batch_1.bin").exists());
@@ -57,7 +67,9 @@ impl Common {
                     (b.min(n - i)) as i64,
                 )))
             });
-            return midpoint_train::fid::statistics_from_batches(inception, batches, &progress);
+            return midpoint_train::fid::statistics_from_batches_timed(
+                inception, batches, &progress,
+            );
         }
         let folder = PngFolder::open(dir)?;
         let progress = Progress::new(
@@ -66,43 +78,11 @@ impl Common {
             self.quiet.show(),
         );
         progress.message(format!("{} images in {}", folder.len(), dir.display()));
-        Ok(midpoint_train::fid::statistics_from_batches(
+        Ok(midpoint_train::fid::statistics_from_batches_timed(
             inception,
             folder.batches(self.batch),
             &progress,
         )?)
-    }
-}
-
-impl Common {
-    /// Statistics of `n` one-step samples `G(z) = D_ema(2.5·z; 2.5)` of the warmup checkpoint
-    /// `ckpt` (§5.1: FID-50K of the EMA generator), latents from `seed`, generated batch by
-    /// batch on the Inception device and quantized to bytes like saved images.
-    fn generator_stats(
-        &self,
-        inception: &Inception,
-        ckpt: &Path,
-        n: usize,
-        seed: u64,
-    ) -> anyhow::Result<Statistics> {
-        let gen = Warmup::open(ckpt, inception.device())?;
-        let arch = gen.options().arch.clone();
-        let b = self.batch;
-        let progress = Progress::new(n.div_ceil(b) as u64, "generate+features", self.quiet.show());
-        progress.message(format!("{n} samples of {}", ckpt.display()));
-        tch::manual_seed(seed as i64);
-        let batches = (0..n).step_by(b).map(|i| {
-            let m = b.min(n - i) as i64;
-            let shape = [
-                m,
-                arch.img_channels,
-                arch.img_resolution,
-                arch.img_resolution,
-            ];
-            let z = Tensor::randn(shape, (Kind::Float, inception.device()));
-            Ok::<_, anyhow::Error>(ImageBatch::Signed(gen.samples(&z)))
-        });
-        midpoint_train::fid::statistics_from_batches(inception, batches, &progress)
     }
 }
 
@@ -140,7 +120,8 @@ struct Generated {
     /// Folder of generated PNG images.
     #[arg(long)]
     images: Option<PathBuf>,
-    /// Generate the samples from this checkpoint instead of reading --images.
+    /// Generate the samples from this checkpoint instead of reading --images: a warmup's
+    /// one-step generator, an MGM run's EMA generator or a flow-map run's EMA map.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
 }
@@ -156,6 +137,10 @@ pub struct FidArgs {
     /// Seed of the generator's latents with --checkpoint.
     #[arg(long, default_value_t = 0, requires = "checkpoint")]
     seed: u64,
+    /// Sampling steps of a flow-map checkpoint (default: the run's own); a one-step generator
+    /// accepts only 1.
+    #[arg(long, requires = "checkpoint")]
+    steps: Option<usize>,
     /// Reference: a statistics file written by `fid-ref`, or a folder of PNG images.
     #[arg(long = "ref")]
     reference: PathBuf,
@@ -176,8 +161,29 @@ struct FidReport {
     images: u64,
     reference_images: u64,
     reference: String,
+    /// What the samples are (with --checkpoint), e.g. `MGM (mgm) step 4000: EMA generator`.
+    generator: Option<String>,
     device: String,
+    /// Wall clock of the whole command.
     seconds: f64,
+    timing: FidTiming,
+}
+
+/// Where the time of `fid` went (seconds; the device synchronised between phases).
+#[derive(Debug, serde::Serialize)]
+struct FidTiming {
+    /// Loading the Inception weights (and the generator's checkpoint).
+    load_seconds: f64,
+    /// Generating the samples, or reading the PNG files.
+    generated_source_seconds: f64,
+    /// Their features (resize, Inception, float64 sums).
+    generated_feature_seconds: f64,
+    /// Their `μ` and `Σ`.
+    generated_statistics_seconds: f64,
+    /// The reference: reading its file, or its images' whole pipeline.
+    reference_seconds: f64,
+    /// The Fréchet distance (the 2048² matrix square root, on the CPU).
+    distance_seconds: f64,
 }
 
 pub fn run_fid(a: FidArgs) -> anyhow::Result<()> {
@@ -196,27 +202,61 @@ pub fn run_fid(a: FidArgs) -> anyhow::Result<()> {
             a.reference.display()
         );
     };
+    let reference_read = start.elapsed().as_secs_f64();
+    let load = Instant::now();
     let inception = a.common.inception()?;
-    let generated = match (&a.generated.checkpoint, &a.generated.images) {
-        (Some(ckpt), _) => a.common.generator_stats(&inception, ckpt, a.num, a.seed)?,
-        (None, Some(images)) => a.common.folder_stats(&inception, images)?,
+    let generator = match &a.generated.checkpoint {
+        Some(ckpt) => Some(CheckpointGenerator::open(
+            ckpt,
+            inception.device(),
+            a.steps,
+        )?),
+        None => None,
+    };
+    let load_seconds = load.elapsed().as_secs_f64();
+    let (generated, stream) = match (&generator, &a.generated.images) {
+        (Some(g), _) => {
+            let progress = Progress::new(
+                a.num.div_ceil(a.common.batch) as u64,
+                "generate+features",
+                a.common.quiet.show(),
+            );
+            progress.message(format!("{} samples: {}", a.num, g.describe()));
+            generated_statistics(g, &inception, a.num, a.common.batch, a.seed, &progress)?
+        }
+        (None, Some(images)) => a.common.folder_stats_timed(&inception, images)?,
         (None, None) => anyhow::bail!("one of --images or --checkpoint is required"),
     };
     if let Some(p) = &a.save_stats {
         stats_file::save(&generated, p)?;
     }
-    let reference = match reference {
-        Some(r) => r,
-        None => a.common.folder_stats(&inception, &a.reference)?,
+    let (reference, reference_seconds) = match reference {
+        Some(r) => (r, reference_read),
+        None => {
+            let t = Instant::now();
+            let r = a.common.folder_stats(&inception, &a.reference)?;
+            (r, t.elapsed().as_secs_f64())
+        }
     };
+    let t = Instant::now();
     let fid = frechet_distance(&generated, &reference)?;
+    let distance_seconds = t.elapsed().as_secs_f64();
     let report = FidReport {
         fid,
         images: generated.count,
         reference_images: reference.count,
         reference: a.reference.display().to_string(),
+        generator: generator.map(|g| g.describe().to_string()),
         device: midpoint_train::device::device_name(inception.device()),
         seconds: start.elapsed().as_secs_f64(),
+        timing: FidTiming {
+            load_seconds,
+            generated_source_seconds: stream.source_seconds,
+            generated_feature_seconds: stream.feature_seconds,
+            generated_statistics_seconds: stream.statistics_seconds,
+            reference_seconds,
+            distance_seconds,
+        },
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

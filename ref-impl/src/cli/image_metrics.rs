@@ -3,11 +3,9 @@
 //! against held-out ones (`image::sample_metrics`).
 
 use midpoint_train::data::ImageSet;
+use midpoint_train::image::checkpoint_generator::CheckpointGenerator;
 use midpoint_train::image::feature_net::FeatureNet;
 use midpoint_train::image::sample_metrics::{measure, ImageMetrics};
-use midpoint_train::methods::mgm::image::{ImageMgm, FORMAT as MGM_FORMAT};
-use midpoint_train::methods::warmup::{Warmup, FORMAT as WARMUP_FORMAT};
-use midpoint_train::train::checkpoint;
 use midpoint_train::train::grid::write_grid;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -16,8 +14,8 @@ use tch::{Device, Kind, Tensor};
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 struct Generated {
-    /// A warmup checkpoint (its one-step EMA generator D(2.5·z; 2.5), the MGM init) or an MGM
-    /// checkpoint (its EMA generator).
+    /// A warmup checkpoint (its one-step EMA generator D(2.5·z; 2.5), the MGM init), an MGM
+    /// checkpoint (its EMA generator) or an image flow-map checkpoint (its EMA map).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// A folder of PNG images.
@@ -44,6 +42,10 @@ pub struct Args {
     /// Seed of the latents and of the estimator.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Sampling steps of a flow-map checkpoint (default: the run's own); a one-step generator
+    /// accepts only 1.
+    #[arg(long, requires = "checkpoint")]
+    steps: Option<usize>,
     /// Also write the report here (JSON).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -54,34 +56,24 @@ pub struct Args {
     run_on: super::flags::RunOn,
 }
 
-/// `n` samples of the generator of a warmup or MGM checkpoint, on the CPU, in batches of 256.
-fn generate(path: &Path, n: usize, seed: u64, device: Device) -> anyhow::Result<Tensor> {
-    let format = checkpoint::load(path)?.meta(path, "format")?.to_string();
-    type Sampler = Box<dyn Fn(&Tensor) -> Tensor>;
-    let (sample, arch): (Sampler, _) = match format.as_str() {
-        WARMUP_FORMAT => {
-            let w = Warmup::open(path, device)?;
-            let arch = w.options().arch.clone();
-            (Box::new(move |z| w.samples(z)), arch)
-        }
-        MGM_FORMAT => {
-            let m = ImageMgm::open(path, device)?;
-            let arch = m.config().arch.clone();
-            (Box::new(move |z| m.samples(z)), arch)
-        }
-        other => anyhow::bail!(
-            "{}: a {other:?} checkpoint; expected a warmup or image-MGM checkpoint",
-            path.display()
-        ),
-    };
-    let (c, r) = (arch.img_channels, arch.img_resolution);
+/// `n` samples of the generator of a checkpoint ([`CheckpointGenerator`]), on the CPU,
+/// latents drawn on the CPU in batches of 256.
+fn generate(
+    path: &Path,
+    n: usize,
+    seed: u64,
+    steps: Option<usize>,
+    device: Device,
+) -> anyhow::Result<Tensor> {
+    let g = CheckpointGenerator::open(path, device, steps)?;
+    let [c, h, w] = g.image_shape();
     tch::manual_seed(seed as i64);
     let parts: Vec<Tensor> = (0..n)
         .step_by(256)
         .map(|i| {
             let m = 256.min(n - i) as i64;
-            let z = Tensor::randn([m, c, r, r], (Kind::Float, Device::Cpu));
-            sample(&z).to_device(Device::Cpu)
+            let z = Tensor::randn([m, c, h, w], (Kind::Float, Device::Cpu));
+            g.sample(&z).to_device(Device::Cpu)
         })
         .collect();
     Ok(Tensor::cat(&parts, 0))
@@ -100,7 +92,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let heldout = ImageSet::open(&a.heldout)?;
     let net = FeatureNet::load(&a.features, device)?;
     let generated = match (&a.generated.checkpoint, &a.generated.images) {
-        (Some(ckpt), _) => generate(ckpt, a.n.unwrap_or(train.len()), a.seed, device)?,
+        (Some(ckpt), _) => generate(ckpt, a.n.unwrap_or(train.len()), a.seed, a.steps, device)?,
         (None, Some(dir)) => ImageSet::open(dir)?.all(),
         (None, None) => unreachable!("clap requires one of --checkpoint and --images"),
     };

@@ -8,7 +8,7 @@ use super::stats::FeatureAccumulator;
 use super::{FidError, FEATURE_DIM};
 use crate::device::device_name;
 use crate::train::progress::Progress;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// What to time.
 #[derive(Debug, Clone)]
@@ -44,11 +44,7 @@ pub struct BenchReport {
     pub torch_version: String,
 }
 
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
-}
+use crate::device::synchronize as sync;
 
 /// Times `cfg.images` synthetic images through [`Inception::features`] and
 /// [`FeatureAccumulator::push`]; `progress` advances per batch.

@@ -26,7 +26,10 @@ pub mod weights;
 pub use distance::frechet_distance;
 pub use inception::Inception;
 pub use preprocess::ImageBatch;
-pub use stats::{statistics_from_batches, FeatureAccumulator, Statistics};
+pub use stats::{
+    statistics_from_batches, statistics_from_batches_timed, FeatureAccumulator, Statistics,
+    StreamTiming,
+};
 
 use std::path::PathBuf;
 

@@ -226,6 +226,16 @@ impl FlowMapImage {
         Ok(read_config(&checkpoint::load(path)?, path)?)
     }
 
+    /// Opens the checkpoint at `path` with the config it was written with (for sampling and
+    /// evaluation), verified as in [`FlowMapImage::resume`].
+    pub fn open(path: &Path, device: Device) -> Result<Self, TrainError> {
+        let ckpt = checkpoint::load(path)?;
+        let config = read_config(&ckpt, path)?;
+        let mut run = FlowMapImage::new(config, device)?;
+        run.restore(&ckpt, path)?;
+        Ok(run)
+    }
+
     /// Resumes from the checkpoint at `path`, written with the same `config` on the same data.
     pub fn resume(
         path: &Path,
