@@ -75,7 +75,7 @@ cp mgm/summary.json snapshots/mgm-summary-step3.json
 step mgm-resume-6 "$BIN" mgm --resume "${MGM[@]}" \
   --steps 6 --grid-every 1 --fid-every 0 --final-fid 0 --out mgm
 step fid-ref "$BIN" fid-ref --data imgs -o fid/ref-stats.safetensors --batch 8 "${CPU[@]}"
-# `fid --checkpoint` reads warmup checkpoints only (an mgm checkpoint is refused, see notes).
+# `fid --checkpoint` of the warmup only: binaries before 16774db refuse an mgm checkpoint (notes).
 step fid-warmup "$BIN" fid --checkpoint warmup/checkpoint.safetensors -n 8 --seed 0 \
   --ref fid/ref-stats.safetensors --batch 8 --json "${CPU[@]}"
 cp logs/fid-warmup.stdout fid/fid-warmup-checkpoint.stdout.json
@@ -100,8 +100,11 @@ Not hashed (and why):
   *.safetensors as written: their raw bytes differ from run to run of the same binary (the
     order of the `__metadata__` keys in the JSON header follows a Rust HashMap); hashed in a
     canonical form instead: header re-serialised with sorted keys, data section unchanged.
-  fid --checkpoint of an mgm checkpoint: not run; the command only reads warmup checkpoints
-    (format midpoint-warmup-v1); the mgm generator's FID is in mgm-fid/fid.jsonl instead.
+  fid --checkpoint of an mgm checkpoint: not run, so that binaries from before 16774db (which
+    read warmup checkpoints only) can still be compared; the mgm generator's FID is in
+    mgm-fid/fid.jsonl instead. Since 16774db `fid --json` also has `generator` and `timing`
+    (its phases, all wall clock and so dropped): against an older binary the two fid/*.json
+    hashes differ by those keys alone.
 EOF
 python3 "$HERE/canon.py" hash "$OUT"
 echo "total $SECONDS s" >> timings.txt

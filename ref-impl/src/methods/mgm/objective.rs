@@ -205,6 +205,21 @@ pub fn generator_loss(pred: &Tensor, x0: &Tensor, x1: &Tensor) -> Tensor {
         .mean(None::<Kind>)
 }
 
+/// The values of `N` scalar tensors (any float kind, one device) in one device-to-host copy:
+/// on a GPU each read is a synchronisation that drains the queue of launched kernels, so the
+/// numbers a step logs are read together. Each value is converted to f64 exactly as a read of
+/// its own would be (float32 and bf16 are subsets of f64).
+fn read_back<const N: usize>(xs: &[Tensor; N]) -> Result<[f64; N], TrainError> {
+    let parts: Vec<Tensor> = xs
+        .iter()
+        .map(|x| x.detach().reshape([1]).to_kind(Kind::Double))
+        .collect();
+    let v = Vec::<f64>::try_from(Tensor::cat(&parts, 0).to_device(Device::Cpu))?;
+    let mut out = [0.0; N];
+    out.copy_from_slice(&v);
+    Ok(out)
+}
+
 /// Algorithm 1's observation model with its two noise levels.
 #[derive(Debug, Clone)]
 pub struct Mgm {
@@ -240,15 +255,23 @@ pub struct SampleStats {
 }
 
 impl SampleStats {
-    /// The statistics of `x` (any shape; computed in float32 without a graph).
+    /// The statistics of `x` (any shape; computed in float32 without a graph), read back to
+    /// the host in one copy.
     pub fn of(x: &Tensor) -> Result<Self, TrainError> {
+        let [mean, std, outside] = read_back(&Self::tensors(x))?;
+        Ok(SampleStats { mean, std, outside })
+    }
+
+    /// Mean, standard deviation and fraction outside `[−1, 1]` of `x` as 0-d float32 tensors
+    /// on its device, not yet read back.
+    fn tensors(x: &Tensor) -> [Tensor; 3] {
         tch::no_grad(|| {
             let x = x.detach().to_kind(Kind::Float);
-            Ok(SampleStats {
-                mean: f64::try_from(x.mean(Kind::Float))?,
-                std: f64::try_from(x.std(false))?,
-                outside: f64::try_from(x.abs().gt(1.0).to_kind(Kind::Float).mean(Kind::Float))?,
-            })
+            [
+                x.mean(Kind::Float),
+                x.std(false),
+                x.abs().gt(1.0).to_kind(Kind::Float).mean(Kind::Float),
+            ]
         })
     }
 
@@ -371,20 +394,35 @@ impl Mgm {
         }
     }
 
-    /// Checks a loss of the global batch (every rank sees the same value, so all stop
-    /// together on a non-finite one).
+    /// Checks a loss (this rank's value, read back) of the global batch (every rank sees the
+    /// same value, so all stop together on a non-finite one).
     fn finite_global(
         &self,
         which: &'static str,
-        loss: &Tensor,
+        loss: f64,
         step: usize,
     ) -> Result<f64, TrainError> {
-        let value = self.global_mean(f64::try_from(loss)?)?;
+        let value = self.global_mean(loss)?;
         if value.is_finite() {
             Ok(value)
         } else {
             Err(TrainError::NonFiniteLoss { which, value, step })
         }
+    }
+
+    /// The generator's loss (checked finite) and its samples' statistics, of the global batch,
+    /// read back together.
+    fn loss_and_stats(
+        &self,
+        loss: &Tensor,
+        x0: &Tensor,
+        step: usize,
+    ) -> Result<(f64, SampleStats), TrainError> {
+        let [s_mean, s_std, s_out] = SampleStats::tensors(x0);
+        let [value, mean, std, outside] = read_back(&[loss.shallow_clone(), s_mean, s_std, s_out])?;
+        let value = self.finite_global("generator", value, step)?;
+        let raw = SampleStats { mean, std, outside }.global(self.replica.as_ref())?;
+        Ok((value, raw))
     }
 
     /// The precision of the forward passes and losses.
@@ -428,10 +466,16 @@ impl Mgm {
             .local(&Tensor::randn(shape.as_slice(), (x0.kind(), x0.device())))?
             .detach();
         let x_tilde = observe(self.interpolant(side), x0, x1, &t, &b, &eps)?;
-        let dev = (Kind::Float, x0.device());
-        let t = Tensor::from_slice(&t).to_kind(dev.0).to_device(dev.1);
-        let b: Vec<f32> = b.iter().map(|&b| f32::from(u8::from(b))).collect();
-        let b = Tensor::from_slice(&b).to_device(dev.1);
+        // `t` and `b` travel to the device in one copy (each host-to-device copy from pageable
+        // memory synchronises); `as f32` rounds to nearest as `to_kind(Float)` does.
+        let n = t.len() as i64;
+        let tb: Vec<f32> = t
+            .iter()
+            .map(|&t| t as f32)
+            .chain(b.iter().map(|&b| f32::from(u8::from(b))))
+            .collect();
+        let tb = Tensor::from_slice(&tb).view([2, n]).to_device(x0.device());
+        let (t, b) = (tb.get(0), tb.get(1));
         Ok(Draw { t, b, eps, x_tilde })
     }
 
@@ -494,12 +538,12 @@ impl Mgm {
         let loss = self
             .precision
             .autocast(x1.device(), || self.field_objective(&field.net, x0, x1))??;
-        let value = self.finite_global("critic", &loss, step)?;
-        let delta_sq = self.global_mean(tch::no_grad(|| {
-            f64::try_from(batch_mean_sq_sum(
-                &(x1.to_kind(Kind::Float) - x0.to_kind(Kind::Float)).square(),
-            ))
-        })?)?;
+        let delta_sq = tch::no_grad(|| {
+            batch_mean_sq_sum(&(x1.to_kind(Kind::Float) - x0.to_kind(Kind::Float)).square())
+        });
+        let [value, delta_sq] = read_back(&[loss.shallow_clone(), delta_sq])?;
+        let value = self.finite_global("critic", value, step)?;
+        let delta_sq = self.global_mean(delta_sq)?;
         let grad_norm = field.update_averaged(&loss, self.clip, self.replica.as_ref())?;
         Ok(FieldUpdate {
             loss: value,
@@ -522,10 +566,11 @@ impl Mgm {
             let (loss, x0) = self.precision.autocast(x1.device(), || {
                 self.generator_objective_and_samples(&generator.net, &field.net, z, x1)
             })??;
+            let (value, raw) = self.loss_and_stats(&loss, &x0, step)?;
             Ok(GeneratorUpdate {
-                loss: self.finite_global("generator", &loss, step)?,
+                loss: value,
                 grad_norm: 0.0,
-                raw: SampleStats::of(&x0)?.global(self.replica.as_ref())?,
+                raw,
             })
         })
     }
@@ -547,8 +592,7 @@ impl Mgm {
             let (loss, x0) = self.precision.autocast(x1.device(), || {
                 self.generator_objective_and_samples(&generator.net, &field.net, z, x1)
             })??;
-            let value = self.finite_global("generator", &loss, step)?;
-            let raw = SampleStats::of(&x0)?.global(self.replica.as_ref())?;
+            let (value, raw) = self.loss_and_stats(&loss, &x0, step)?;
             let grad_norm = generator.update_averaged(&loss, self.clip, self.replica.as_ref())?;
             Ok(GeneratorUpdate {
                 loss: value,
