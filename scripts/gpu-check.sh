@@ -450,6 +450,22 @@ do_smoke() {
   ls -l "$dir/out-bench" "$dir/out-run"
 }
 
+# smoke_call DIR PHASE: bundle here, stage part a as call 1 would, then PHASE (a call-2 phase)
+# with the tiny settings on the CPU; its files land in DIR/out.
+smoke_call() {
+  [ -n "$1" ] || die "usage: $0 --cpu-smoke-<phase> DIR"
+  torch_env
+  local dir="$1"; mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
+  BUNDLE="$dir/bundle" STAGE="$dir/stage"; rm -rf "$STAGE"
+  do_bundle --no-build
+  smoke_profile
+  if [ -z "${PHOTOS:-}" ] && [ -z "$(photo_dir)" ]; then PHOTOS="$ROOT/docs/two-sample"; fi
+  mkdir -p "$dir/out"; OUT="$dir/out"
+  stage_part a
+  "$2"
+  ls -l "$dir/out"
+}
+
 mode="${1:-}"
 case "$mode" in
   bundle) do_bundle "${2:-}" ;;
@@ -484,27 +500,8 @@ case "$mode" in
     gpu_profile; torch_env
     do_fid50k ;;
   --cpu-smoke-fid50k)
-    [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke-fid50k DIR"
-    torch_env
-    dir="$2"; mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
-    BUNDLE="$dir/bundle" STAGE="$dir/stage"; rm -rf "$STAGE"
-    do_bundle --no-build
-    smoke_profile
-    mkdir -p "$dir/out"; OUT="$dir/out"
-    stage_part a
-    do_fid50k
-    ls -l "$dir/out" ;;
+    smoke_call "${2:-}" do_fid50k ;;
   --cpu-smoke-flowmaps)
-    [ -n "${2:-}" ] || die "usage: $0 --cpu-smoke-flowmaps DIR"
-    torch_env
-    dir="$2"; mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
-    BUNDLE="$dir/bundle" STAGE="$dir/stage"; rm -rf "$STAGE"
-    do_bundle --no-build
-    smoke_profile
-    if [ -z "${PHOTOS:-}" ] && [ -z "$(photo_dir)" ]; then PHOTOS="$ROOT/docs/two-sample"; fi
-    mkdir -p "$dir/out"; OUT="$dir/out"
-    stage_part a
-    do_flowmaps
-    ls -l "$dir/out" ;;
+    smoke_call "${2:-}" do_flowmaps ;;
   *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

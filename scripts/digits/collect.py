@@ -44,6 +44,21 @@ def main():
     for g, ms in groups.items():
         print(f"| {g} | {len(ms)} | {fmt([m['frechet'] for m in ms], 2)} | {fmt([m['tmid']['estimate'] for m in ms], 3)} "
               f"| {sum(m['tmid']['p_value'] < 0.05 for m in ms)}/{len(ms)} | {fmt([m['nearest_generated']['median'] for m in ms], 3)} |")
+    # Flow maps (kind `flowmap` of runs.sh): the same measures at each number of sampling steps.
+    by_k = {}
+    for n in names:
+        for f in sorted(os.listdir(os.path.join(out, n))):
+            k = re.fullmatch(r"metrics-k(\d+)\.json", f)
+            if k:
+                with open(os.path.join(out, n, f)) as fh:
+                    by_k.setdefault((re.sub(r"-s\d+$", "", n), int(k.group(1))), []).append(json.load(fh))
+    if by_k:
+        print()
+        print("| group | sampling steps | seeds | Fréchet | core D_t-mid | p < 0.05 | NN d1 median |")
+        print("|---|---|---|---|---|---|---|")
+        for (g, k), ms in sorted(by_k.items()):
+            print(f"| {g} | {k} | {len(ms)} | {fmt([m['frechet'] for m in ms], 2)} | {fmt([m['tmid']['estimate'] for m in ms], 3)} "
+                  f"| {sum(m['tmid']['p_value'] < 0.05 for m in ms)}/{len(ms)} | {fmt([m['nearest_generated']['median'] for m in ms], 3)} |")
 
 
 if __name__ == "__main__":

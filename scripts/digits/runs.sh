@@ -3,6 +3,9 @@
 # already done. Each line of JOBS is one of
 #   warmup NAME ARGS...          midpoint-train warmup on the digits (into OUT/NAME)
 #   mgm NAME WARMUP ARGS...      midpoint-train mgm from OUT/WARMUP's checkpoint (into OUT/NAME)
+#   flowmap NAME ARGS...         midpoint-train flowmap-image on the digits (into OUT/NAME), also
+#                                measured at every K of FLOWMAP_STEPS (default 1 2 4 8) sampling
+#                                steps (OUT/NAME/metrics-kK.json)
 # and every finished run is measured by `image-metrics` against the held-out digits
 # (OUT/NAME/metrics.json, OUT/NAME/samples.png; a warmup's measures its one-step generator,
 # the MGM init). Run the warmup lines before the mgm lines that need them (separate files).
@@ -35,15 +38,27 @@ grep -v '^\s*\(#\|$\)' "$jobs" | xargs -P "$par" -L 1 bash -c '
          cmd=("$bin" mgm --warmup "$out/$init/checkpoint.safetensors" --data "$out/data/train"
               --batch 128 --fid-every 0 --final-fid 0 --grid-every 100 --checkpoint-every 100
               --quiet --out "$out/$name" "$@") ;;
+    flowmap) cmd=("$bin" flowmap-image --data "$out/data/train" --arch digits --batch 128
+                  --fid-every 0 --final-fid 0 --grid-every 500 --checkpoint-every 500
+                  --quiet --out "$out/$name" "$@") ;;
     *) echo "$name: unknown kind $kind" >&2; exit 1 ;;
   esac
+  measure() {
+    "$bin" image-metrics --checkpoint "$out/$name/checkpoint.safetensors" \
+      --train "$out/data/train" --heldout "$out/data/held-out" \
+      --features "$out/features.safetensors" --seed 0 "$@" >>"$out/$name.log" 2>&1
+  }
   if "${cmd[@]}" >"$out/$name.log" 2>&1 &&
-     "$bin" image-metrics --checkpoint "$out/$name/checkpoint.safetensors" \
-       --train "$out/data/train" --heldout "$out/data/held-out" \
-       --features "$out/features.safetensors" --seed 0 \
-       --out "$out/$name/metrics.json" --grid "$out/$name/samples.png" >>"$out/$name.log" 2>&1; then
+     awk -v a="$start" -v b="$(date +%s.%N)" "BEGIN { printf \"%.1f\\n\", b - a }" >"$out/$name.train-time" &&
+     measure --out "$out/$name/metrics.json" --grid "$out/$name/samples.png"; then
+    if [ "$kind" = flowmap ]; then
+      for k in ${FLOWMAP_STEPS:-1 2 4 8}; do
+        measure --steps "$k" --out "$out/$name/metrics-k$k.json" --grid "$out/$name/samples-k$k.png" ||
+          echo "$name: measuring at $k steps FAILED: $(tail -n 1 "$out/$name.log")" >&2
+      done
+    fi
     awk -v a="$start" -v b="$(date +%s.%N)" "BEGIN { printf \"%.1f\\n\", b - a }" >"$out/$name.time"
-    echo "$name: done in $(cat "$out/$name.time") s"
+    echo "$name: done in $(cat "$out/$name.time") s (training $(cat "$out/$name.train-time") s)"
   else
     echo "$name: FAILED: $(tail -n 1 "$out/$name.log")" >&2
   fi' 

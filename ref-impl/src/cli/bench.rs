@@ -241,6 +241,13 @@ struct InceptionArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[command(flatten)]
+    with: WithInception,
+}
+
+/// The device, weights and output of the benches that run Inception.
+#[derive(Debug, clap::Args)]
+struct WithInception {
+    #[command(flatten)]
     run_on: super::flags::RunOn,
     /// Inception weights (default: $MIDPOINT_INCEPTION or the cache path).
     #[arg(long)]
@@ -250,6 +257,16 @@ struct InceptionArgs {
     json: bool,
     #[command(flatten)]
     quiet: super::flags::Quiet,
+}
+
+impl WithInception {
+    fn load(&self) -> anyhow::Result<Inception> {
+        let device = self.run_on.device()?;
+        Ok(match &self.inception {
+            Some(p) => Inception::load(p, device)?,
+            None => Inception::load_default(device)?,
+        })
+    }
 }
 
 /// `bench fid`.
@@ -272,15 +289,7 @@ struct FidArgs {
     #[arg(long = "ref")]
     reference: Option<PathBuf>,
     #[command(flatten)]
-    run_on: super::flags::RunOn,
-    /// Inception weights (default: $MIDPOINT_INCEPTION or the cache path).
-    #[arg(long)]
-    inception: Option<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    quiet: super::flags::Quiet,
+    with: WithInception,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -291,11 +300,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 Some(p) => Some(midpoint_train::fid::stats_file::load(p)?),
                 None => None,
             };
-            let device = f.run_on.device()?;
-            let inception = match &f.inception {
-                Some(p) => Inception::load(p, device)?,
-                None => Inception::load_default(device)?,
-            };
+            let inception = f.with.load()?;
             let cfg = FidBenchConfig {
                 arch: UNetConfig::named(&f.arch)?,
                 images: f.num,
@@ -305,7 +310,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let progress = Progress::new(
                 f.num.div_ceil(f.batch.max(1)) as u64,
                 "generate+features",
-                f.quiet.show(),
+                f.with.quiet.show(),
             );
             let named = f
                 .reference
@@ -313,7 +318,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .zip(reference.as_ref())
                 .map(|(p, r)| (r, p.display().to_string()));
             let r = bench_fid(&inception, &cfg, named, &progress)?;
-            if f.json {
+            if f.with.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!(
@@ -450,11 +455,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Ok(())
         }
         What::Inception(a) => {
-            let device = a.run_on.device()?;
-            let inception = match &a.inception {
-                Some(p) => Inception::load(p, device)?,
-                None => Inception::load_default(device)?,
-            };
+            let inception = a.with.load()?;
             let cfg = BenchConfig {
                 batch: a.batch,
                 images: a.num,
@@ -464,10 +465,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let progress = Progress::new(
                 a.num.div_ceil(a.batch.max(1)) as u64,
                 "inception",
-                a.quiet.show(),
+                a.with.quiet.show(),
             );
             let r = bench_inception(&inception, &cfg, &progress)?;
-            if a.json {
+            if a.with.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!(
